@@ -1,0 +1,92 @@
+"""The ``FenceDevice`` kind: how to power off a lost node (stonith device, ``<fencedevice>``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, StringConstraints
+
+from controller.api.fields import AbsPath, Host, Name, Port
+from controller.api.meta import ApiModel, Object, Status, Timestamp
+from controller.api.units import Duration
+
+FenceAgentName = Annotated[str, StringConstraints(pattern=r"^fence_[a-z0-9_]+$")]
+
+
+class FenceDeviceSpec(ApiModel):
+    agent: Literal["ipmi", "redfish", "fence-agent", "exec", "watchdog"] = Field(
+        description=(
+            "How to fence: ipmi (IPMI over LAN), redfish (BMC REST API), fence-agent "
+            "(a ClusterLabs fence_* script), exec (your own command), watchdog (self-fencing)."
+        )
+    )
+    targets: list[Name] = Field(
+        min_length=1, description="Nodes this device can fence (pcmk_host_list)."
+    )
+    address: Host | None = Field(
+        default=None, description="BMC or device address (required for ipmi and redfish)."
+    )
+    port: Port | None = Field(
+        default=None, description="BMC port when not the protocol's default (623, 443)."
+    )
+    username: str | None = Field(
+        default=None, description="Login; may instead come from credentialsFile."
+    )
+    credentials_file: AbsPath | None = Field(
+        default=None,
+        description=(
+            "File holding the password (or `username=...` and `password=...` lines), "
+            "readable by root only; secrets never go into the store."
+        ),
+    )
+    fence_agent: FenceAgentName | None = Field(
+        default=None, description="The fence_* agent to run when agent is fence-agent."
+    )
+    command: list[str] | None = Field(
+        default=None,
+        description="argv for agent exec; run with the target node name in VIGIL_FENCE_TARGET.",
+    )
+    device: AbsPath | None = Field(
+        default=None, description="Watchdog device when agent is watchdog (default /dev/watchdog)."
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra key=value options handed to the agent (e.g. lanplus: '1', cipher: '3').",
+    )
+    host_map: dict[Name, str] = Field(
+        default_factory=dict,
+        description="Node name -> the device's name for it (plug, port or system id).",
+    )
+    level: int = Field(
+        default=1, ge=1, le=9, description="Fencing topology level: lower levels are tried first."
+    )
+    delay: Duration = Field(
+        default=timedelta(0), description="Wait before fencing, to settle fence races."
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=60), description="How long one fencing action may take."
+    )
+    verify_tls: bool = Field(default=True, description="Check the BMC's TLS certificate (redfish).")
+
+
+class FenceDeviceStatus(Status):
+    last_check_time: Timestamp | None = Field(
+        default=None, description="When the device last answered a status request."
+    )
+    last_fence_time: Timestamp | None = Field(
+        default=None, description="When the device last fenced a node."
+    )
+
+
+class FenceDevice(Object):
+    KIND: ClassVar[str] = "FenceDevice"
+    PLURAL: ClassVar[str] = "fencedevices"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("fd",)
+    ALIASES: ClassVar[tuple[str, ...]] = ("fence", "fences", "stonith")
+
+    kind: Literal["FenceDevice"] = Field(description="FenceDevice: a way to power off nodes.")
+    spec: FenceDeviceSpec = Field(description="The device and the nodes it fences.")
+    status: FenceDeviceStatus = Field(
+        default_factory=FenceDeviceStatus, description="Observed state, written by Vigil."
+    )

@@ -1,0 +1,345 @@
+"""The ``ResourceGroup`` kind: ordered resources that run together on one node (haresources)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+
+from controller.api.fields import CIDR, AbsPath, Host, InterfaceName, Name, Port
+from controller.api.meta import ApiModel, Object, Status, Timestamp, one_of
+from controller.api.units import Duration
+
+VOLUME_DEVICE_PREFIX = "volume:"
+SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL")
+
+
+def _exactly_one(model: ApiModel, names: tuple[str, ...], what: str) -> None:
+    given = [name for name in names if getattr(model, name) is not None]
+    if len(given) != 1:
+        found = f"; found {', '.join(given)}" if given else ""
+        raise ValueError(f"{what} needs exactly one of {', '.join(names)}{found}")
+
+
+def _check_device(value: str) -> str:
+    if value.startswith(VOLUME_DEVICE_PREFIX):
+        name = value[len(VOLUME_DEVICE_PREFIX) :]
+        if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
+            raise ValueError(f"invalid volume reference {value!r}: expected volume:<name>")
+        return value
+    if not value.startswith("/"):
+        raise ValueError(
+            f"invalid device {value!r}: expected an absolute path (/dev/sdb1) "
+            "or volume:<ReplicatedVolume name>"
+        )
+    return value
+
+
+Device = Annotated[str, AfterValidator(_check_device)]
+
+
+class NodeScore(ApiModel):
+    name: Name = Field(description="A node the group may run on.")
+    score: int = Field(
+        default=0,
+        ge=-1_000_000,
+        le=1_000_000,
+        description="Preference for the node: the highest eligible score wins (rsc_location).",
+    )
+
+
+class MoveTo(ApiModel):
+    node: Name = Field(description="Node the operator moved the group to (`ha move`).")
+    until: Timestamp | None = Field(
+        default=None, description="When the move expires and normal placement resumes."
+    )
+
+
+class Placement(ApiModel):
+    nodes: list[NodeScore] = Field(
+        default_factory=list, description="Preferred nodes and their scores (failover domain)."
+    )
+    restricted: bool = Field(
+        default=False,
+        description="Run only on the listed nodes; otherwise any node, unlisted ones scoring 0.",
+    )
+    stickiness: int = Field(
+        default=100,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Bonus for the node the group runs on: a group moves only to a node scoring more "
+            "than this above it. 0 fails back to the best node (Heartbeat auto_failback on)."
+        ),
+    )
+    move_to: MoveTo | None = Field(
+        default=None, description="An operator's move, set by `ha move`; expires by itself."
+    )
+
+
+class Timeouts(ApiModel):
+    start: Duration = Field(default=timedelta(seconds=20), description="Limit for a start.")
+    stop: Duration = Field(default=timedelta(seconds=20), description="Limit for a stop.")
+    monitor: Duration = Field(
+        default=timedelta(seconds=20), description="Limit for a status check."
+    )
+
+
+class TcpProbe(ApiModel):
+    port: Port = Field(description="TCP port that must accept a connection.")
+    host: Host = Field(default="127.0.0.1", description="Host to connect to.")
+
+
+class HttpProbe(ApiModel):
+    port: Port = Field(description="HTTP port.")
+    path: str = Field(default="/", description="Path to GET.")
+    host: Host = Field(default="127.0.0.1", description="Host to connect to.")
+    expect_status: list[int] = Field(
+        default_factory=list,
+        description="Statuses that count as healthy; by default any 2xx or 3xx.",
+    )
+
+
+class ExecProbe(ApiModel):
+    command: list[str] = Field(min_length=1, description="argv; exit status 0 means healthy.")
+
+
+class Probe(ApiModel):
+    model_config = one_of("tcp", "http", "exec")
+
+    tcp: TcpProbe | None = Field(default=None, description="Healthy when a TCP connect succeeds.")
+    http: HttpProbe | None = Field(default=None, description="Healthy when a GET answers.")
+    exec: ExecProbe | None = Field(default=None, description="Healthy when the command exits 0.")
+    period: Duration = Field(default=timedelta(seconds=5), description="Interval between checks.")
+    timeout: Duration = Field(default=timedelta(seconds=1), description="Limit for one check.")
+    failure_threshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failures that make the resource failed."
+    )
+    initial_delay: Duration = Field(
+        default=timedelta(0), description="Grace after a start before the first check."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Probe:
+        _exactly_one(self, ("tcp", "http", "exec"), "a probe")
+        return self
+
+
+class VolumeResource(ApiModel):
+    name: Name = Field(description="ReplicatedVolume to promote to Primary on the group's node.")
+
+
+class FilesystemResource(ApiModel):
+    device: Device = Field(
+        description="Block device to mount: a path, or volume:<name> for a ReplicatedVolume."
+    )
+    mount_point: AbsPath = Field(description="Directory to mount on.")
+    fs_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.]+$")] = Field(
+        default="ext4", description="Filesystem type, as mount -t."
+    )
+    options: list[str] = Field(default_factory=list, description="Mount options, as mount -o.")
+
+
+class ArpSettings(ApiModel):
+    count: int = Field(default=5, ge=0, le=100, description="Gratuitous ARPs sent on takeover.")
+    interval: Duration = Field(
+        default=timedelta(milliseconds=200), description="Gap between those ARPs."
+    )
+    refresh: Duration = Field(
+        default=timedelta(seconds=10),
+        description="Re-announce the address this often while it is up; 0s turns it off.",
+    )
+
+
+class IpResource(ApiModel):
+    address: CIDR = Field(description="Floating address with prefix, e.g. 192.168.1.10/24.")
+    interface: InterfaceName | None = Field(
+        default=None,
+        description="Interface to add it to; by default the one already in that subnet.",
+    )
+    arp: ArpSettings = Field(
+        default_factory=ArpSettings,
+        description="Gratuitous ARP / unsolicited neighbour advertisements.",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _host_address(cls, value: str) -> str:
+        iface = ipaddress.ip_interface(value)
+        net = iface.network
+        if (
+            iface.version == 4
+            and net.prefixlen < 31
+            and iface.ip
+            in (
+                net.network_address,
+                net.broadcast_address,
+            )
+        ):
+            raise ValueError(
+                f"{value} is the network's own or broadcast address: pick a host address "
+                f"inside {net}"
+            )
+        return value
+
+
+class OcfService(ApiModel):
+    agent: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")] = Field(
+        description="provider:type of the OCF agent, e.g. heartbeat:IPaddr2."
+    )
+    params: dict[str, str] = Field(
+        default_factory=dict, description="Parameters, passed as OCF_RESKEY_<name>."
+    )
+
+
+class ExecService(ApiModel):
+    command: list[str] = Field(min_length=1, description="argv of the process Vigil supervises.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    working_dir: AbsPath | None = Field(default=None, description="Working directory.")
+    stop_signal: Literal[SIGNALS] = Field(  # type: ignore[valid-type]
+        default="SIGTERM", description="Signal that asks the process to stop."
+    )
+    stop_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        description="Grace after stopSignal before SIGKILL.",
+    )
+
+
+class ServiceResource(ApiModel):
+    model_config = one_of("systemd", "lsb", "ocf", "exec")
+
+    systemd: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9@:._\\-]+$")] | None = Field(
+        default=None, description="A systemd unit, e.g. postgresql.service."
+    )
+    lsb: str | None = Field(
+        default=None, description="An init script: a name in /etc/init.d or an absolute path."
+    )
+    ocf: OcfService | None = Field(default=None, description="An OCF resource agent.")
+    exec: ExecService | None = Field(default=None, description="A command Vigil runs itself.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ServiceResource:
+        _exactly_one(self, ("systemd", "lsb", "ocf", "exec"), "a service")
+        return self
+
+
+class Resource(ApiModel):
+    model_config = one_of("volume", "filesystem", "ip", "service")
+
+    name: Name | None = Field(
+        default=None, description="Name within the group; derived from the resource if unset."
+    )
+    volume: VolumeResource | None = Field(default=None, description="Promote a volume.")
+    filesystem: FilesystemResource | None = Field(default=None, description="Mount a filesystem.")
+    ip: IpResource | None = Field(default=None, description="Bring up a floating IP.")
+    service: ServiceResource | None = Field(default=None, description="Run a service.")
+    probe: Probe | None = Field(default=None, description="Health check of the resource.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Action time limits.")
+
+    KINDS: ClassVar[tuple[str, ...]] = ("volume", "filesystem", "ip", "service")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Resource:
+        _exactly_one(self, self.KINDS, "a resource")
+        return self
+
+    @property
+    def type(self) -> str:
+        return next(kind for kind in self.KINDS if getattr(self, kind) is not None)
+
+    def resolved_name(self) -> str:
+        """The given name, or one derived from what the resource is."""
+        if self.name:
+            return self.name
+        if self.volume:
+            return f"volume-{self.volume.name}"
+        if self.filesystem:
+            slug = re.sub(r"[^a-z0-9]+", "-", self.filesystem.mount_point.lower()).strip("-")
+            return f"fs-{slug or 'root'}"
+        if self.ip:
+            address = self.ip.address.split("/")[0]
+            return "ip-" + re.sub(r"[^a-z0-9]+", "-", address.lower()).strip("-")
+        assert self.service is not None
+        service = self.service
+        if service.systemd:
+            base = service.systemd.removesuffix(".service")
+        elif service.lsb:
+            base = service.lsb.rsplit("/", 1)[-1]
+        elif service.ocf:
+            base = service.ocf.agent.split(":", 1)[1]
+        else:
+            assert service.exec is not None
+            base = service.exec.command[0].rsplit("/", 1)[-1]
+        slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
+        return f"service-{slug or 'exec'}"[:63].rstrip("-")
+
+
+class ResourceGroupSpec(ApiModel):
+    enabled: bool = Field(
+        default=True, description="false stops the group everywhere and keeps it stopped."
+    )
+    placement: Placement = Field(
+        default_factory=Placement, description="Where the group may and should run."
+    )
+    migration_threshold: int = Field(
+        default=3,
+        ge=1,
+        le=1_000_000,
+        description="Failures on a node after which the group leaves that node.",
+    )
+    failure_timeout: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Failures older than this are forgotten (0s: never forget).",
+    )
+    depends_on: list[Name] = Field(
+        default_factory=list, description="Groups that must run before this one starts."
+    )
+    colocate: list[Name] = Field(
+        default_factory=list, description="Groups this one must run on the same node as."
+    )
+    anti_colocate: list[Name] = Field(
+        default_factory=list,
+        description="Groups this one must not share a node with while enough nodes exist.",
+    )
+    resources: list[Resource] = Field(
+        min_length=1, description="Started in order, stopped in reverse order."
+    )
+
+
+class ResourceStatus(ApiModel):
+    name: str = Field(description="Resource name within the group.")
+    state: Literal["Running", "Stopped", "Failed", "Unknown"] = Field(
+        default="Unknown", description="What the node agent last observed."
+    )
+    message: str = Field(default="", description="Details of the last observation or action.")
+
+
+class ResourceGroupStatus(Status):
+    node: str | None = Field(default=None, description="Node the group runs on now.")
+    phase: Literal["Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "Blocked"] = (
+        Field(default="Pending", description="Where the group is in its life cycle.")
+    )
+    resources: list[ResourceStatus] = Field(
+        default_factory=list, description="Per-resource observations."
+    )
+    fail_counts: dict[str, int] = Field(
+        default_factory=dict, description="Failures per node since the last cleanup or expiry."
+    )
+
+
+class ResourceGroup(Object):
+    KIND: ClassVar[str] = "ResourceGroup"
+    PLURAL: ClassVar[str] = "resourcegroups"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("rg",)
+    ALIASES: ClassVar[tuple[str, ...]] = ("group", "groups")
+
+    kind: Literal["ResourceGroup"] = Field(
+        description="ResourceGroup: resources that run together, in order, on one node."
+    )
+    spec: ResourceGroupSpec = Field(description="The group's resources and placement.")
+    status: ResourceGroupStatus = Field(
+        default_factory=ResourceGroupStatus, description="Observed state, written by Vigil."
+    )

@@ -1,0 +1,195 @@
+"""``ha get``, ``ha describe`` and ``ha events``: reading the cluster's objects."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from controller.api.meta import Object, format_timestamp
+from controller.api.registry import KINDS, resolve_kind
+from controller.cli.config import ClientConfig
+from controller.cli.output import NONE, age, render, table, to_yaml, use_colour
+from controller.cli.selectors import parse_selector
+from controller.errors import InputError, NotFoundError
+from controller.objectstore import Event, ObjectStore, StoredObject
+from controller.store import keys
+from controller.store.base import Store
+
+
+def _kinds(text: str) -> list[str]:
+    if text.lower() == "all":
+        return [m.KIND for m in KINDS]
+    return [resolve_kind(part).KIND for part in text.split(",") if part]
+
+
+def _select(items: Sequence[StoredObject], args: argparse.Namespace) -> list[Object]:
+    objects = [s.obj for s in items]
+    if args.names:
+        wanted = set(args.names)
+        missing = sorted(wanted - {o.name for o in objects})
+        if missing:
+            raise NotFoundError(f"{args.kind} not found: {', '.join(missing)}")
+        objects = [o for o in objects if o.name in wanted]
+    if args.selector:
+        match = parse_selector(args.selector)
+        objects = [o for o in objects if match(o.metadata.labels)]
+    return objects
+
+
+async def run_get(args: argparse.Namespace, config: ClientConfig) -> int:
+    kinds = _kinds(args.kind)
+    if args.names and len(kinds) != 1:
+        raise InputError("names can only be given with a single kind: ha get rg pg")
+    async with config.open_store() as store:
+        objects_store = ObjectStore(store)
+        items, revision = await objects_store.list_objects(kinds)
+        objects = _select(items, args)
+        if objects or args.output not in ("table", "wide"):
+            single = len(args.names) == 1
+            render(objects, args.output, sys.stdout, single=single)
+        elif not args.watch:
+            sys.stderr.write(
+                f"No {' or '.join(kinds)} objects found in cluster {config.cluster}.\n"
+            )
+        sys.stdout.flush()
+        if args.watch:
+            await _watch(store, objects_store, kinds, args, revision)
+    return 0
+
+
+async def _watch(
+    store: Store,
+    objects_store: ObjectStore,
+    kinds: list[str],
+    args: argparse.Namespace,
+    revision: int,
+) -> None:
+    """Print each object again when its spec or status changes, from the listed revision on."""
+    match = parse_selector(args.selector) if args.selector else None
+    async for event in store.watch("", revision + 1):
+        for section in (keys.SPECS, keys.STATUS):
+            if event.key.startswith(section):
+                kind, _, name = event.key[len(section) :].partition("/")
+                break
+        else:
+            continue
+        if kind not in kinds or (args.names and name not in args.names):
+            continue
+        if event.type == "DELETE" and event.key.startswith(keys.SPECS):
+            print(f"{kind.lower()}/{name} deleted", flush=True)
+            continue
+        stored = await objects_store.get(kind, name)
+        if stored is None or (match and not match(stored.obj.metadata.labels)):
+            continue
+        if args.output in ("table", "wide"):
+            from controller.cli.output import object_rows
+
+            header, rows = object_rows([stored.obj], args.output == "wide")
+            # Rows only: the header was printed with the first listing.
+            sys.stdout.write(table(rows, header).split("\n", 1)[1])
+        elif args.output == "json":
+            sys.stdout.write(json.dumps(stored.obj.to_dict()) + "\n")
+        else:
+            render([stored.obj], args.output, sys.stdout, single=True)
+            if args.output == "yaml":
+                sys.stdout.write("---\n")
+        sys.stdout.flush()
+
+
+def _events_table(events: Sequence[Event], with_object: bool) -> str:
+    header = ["AGE", "TYPE", "REASON", *(["OBJECT"] if with_object else []), "MESSAGE"]
+    rows = [
+        [
+            age(e.time),
+            e.type,
+            e.reason,
+            *([f"{e.kind.lower()}/{e.name}"] if with_object else []),
+            e.message,
+        ]
+        for e in events
+    ]
+    return table(rows, header, use_colour(sys.stdout))
+
+
+def _describe_one(stored: StoredObject, events: Sequence[Event]) -> str:
+    obj = stored.obj
+    meta = obj.metadata
+    labels = ",".join(f"{k}={v}" for k, v in meta.labels.items()) or NONE
+    annotations = ",".join(f"{k}={v}" for k, v in meta.annotations.items()) or NONE
+    created = meta.creation_timestamp
+    lines = [
+        f"Name:              {obj.name}",
+        f"Kind:              {obj.KIND}",
+        f"Labels:            {labels}",
+        f"Annotations:       {annotations}",
+        f"UID:               {meta.uid or NONE}",
+        f"Generation:        {meta.generation}",
+        f"Resource Version:  {meta.resource_version}",
+        f"Created:           {format_timestamp(created) if created else NONE} ({age(created)} ago)",
+        "Spec:",
+    ]
+    data = obj.to_dict()
+    lines += ["  " + line for line in to_yaml(data["spec"]).splitlines()]
+    status = dict(data.get("status", {}))
+    conditions = status.pop("conditions", [])
+    lines.append("Status:")
+    lines += ["  " + line for line in to_yaml(status).splitlines()] if status else ["  <none>"]
+    lines.append("Conditions:")
+    if conditions:
+        rows = [
+            [c["type"], c["status"], c.get("reason", ""), c.get("message", "")] for c in conditions
+        ]
+        lines += [
+            "  " + line
+            for line in table(rows, ["TYPE", "STATUS", "REASON", "MESSAGE"]).splitlines()
+        ]
+    else:
+        lines.append("  <none>")
+    lines.append("Events:")
+    if events:
+        lines += ["  " + line for line in _events_table(events[-20:], False).splitlines()]
+    else:
+        lines.append("  <none>")
+    return "\n".join(lines) + "\n"
+
+
+async def run_describe(args: argparse.Namespace, config: ClientConfig) -> int:
+    model = resolve_kind(args.kind)
+    async with config.open_store() as store:
+        objects_store = ObjectStore(store)
+        if args.names:
+            found = []
+            for name in args.names:
+                stored = await objects_store.get(model.KIND, name)
+                if stored is None:
+                    raise NotFoundError(
+                        f"{model.KIND} {name!r} not found in cluster {config.cluster}; "
+                        f"list them with `ha get {model.KIND.lower()}`"
+                    )
+                found.append(stored)
+        else:
+            found, _ = await objects_store.list_objects([model.KIND])
+        if args.selector:
+            match = parse_selector(args.selector)
+            found = [s for s in found if match(s.obj.metadata.labels)]
+        for i, stored in enumerate(found):
+            events = await objects_store.events(model.KIND, stored.obj.name)
+            sys.stdout.write(("\n" if i else "") + _describe_one(stored, events))
+    return 0
+
+
+async def run_events(args: argparse.Namespace, config: ClientConfig) -> int:
+    kind = resolve_kind(args.kind).KIND if args.kind else None
+    if args.name and not kind:
+        raise InputError("give the kind with the name: ha events rg pg")
+    async with config.open_store() as store:
+        events = await ObjectStore(store).events(kind, args.name)
+    if args.output == "json":
+        sys.stdout.write(json.dumps([e.to_dict() for e in events], indent=2) + "\n")
+    elif events:
+        sys.stdout.write(_events_table(events, True))
+    else:
+        sys.stderr.write("No events in the last hour.\n")
+    return 0

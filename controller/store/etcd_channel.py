@@ -1,0 +1,293 @@
+"""gRPC channel to one of several etcd endpoints, and grpc-error translation.
+
+Vigil builds the channel itself (aetcd's Client only makes insecure channels) and uses
+aetcd's generated etcd v3 stubs on it. The channel is opened lazily; on failure the next
+endpoint is tried. Every grpc error is turned into a StoreError here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aetcd import rpc
+
+from controller.store.errors import (
+    CompactedError,
+    LeaseNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+    TxnTooLargeError,
+)
+
+grpc: Any = importlib.import_module("grpc")  # grpcio ships no type information
+
+_MAX_MESSAGE = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    target: str
+    secure: bool
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    ca_cert: str | None = None
+    cert_key: str | None = None
+    cert_cert: str | None = None
+
+    def credentials(self) -> Any:
+        def read(path: str | None, what: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return Path(path).read_bytes()
+            except OSError as e:
+                raise StoreError(f"cannot read etcd TLS {what} {path!r}: {e.strerror}") from e
+
+        if (self.cert_key is None) != (self.cert_cert is None):
+            raise StoreError("etcd TLS client auth needs both cert_key and cert_cert (or neither)")
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca_cert, "CA certificate"),
+            private_key=read(self.cert_key, "client key"),
+            certificate_chain=read(self.cert_cert, "client certificate"),
+        )
+
+
+def parse_endpoint(raw: str, tls: bool) -> Endpoint:
+    text = raw.strip()
+    secure = tls
+    if text.startswith("https://"):
+        secure, text = True, text[len("https://") :]
+    elif text.startswith("http://"):
+        text = text[len("http://") :]
+    elif "://" in text:
+        raise ValueError(f"etcd endpoint {raw!r}: only http:// and https:// are supported")
+    text = text.rstrip("/")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"etcd endpoint {raw!r} must look like http://HOST:PORT (e.g. http://127.0.0.1:2379)"
+        )
+    scheme = "https" if secure else "http"
+    return Endpoint(f"{scheme}://{text}", text, secure)
+
+
+def prefix_range_end(prefix: bytes) -> bytes:
+    """etcd range end covering every key that starts with prefix."""
+    b = bytearray(prefix)
+    for i in range(len(b) - 1, -1, -1):
+        if b[i] < 0xFF:
+            b[i] += 1
+            return bytes(b[: i + 1])
+    return b"\0"
+
+
+def not_sent(e: Exception) -> bool:
+    """True when grpc failed before the request left, so even a write is safe to retry."""
+    if not isinstance(e, rpc.AioRpcError) or e.code() != rpc.StatusCode.UNAVAILABLE:
+        return False
+    d = (e.details() or "").lower()
+    return "failed to connect" in d or "connection refused" in d
+
+
+class EtcdConnection:
+    def __init__(self, endpoints: list[str], timeout: float, tls: TLSFiles | None) -> None:
+        if not endpoints:
+            raise ValueError("no etcd endpoints given: pass --endpoints or set VIGIL_ENDPOINTS")
+        want_tls = tls is not None and tls.ca_cert is not None
+        self.endpoints = [parse_endpoint(e, want_tls) for e in endpoints]
+        self.urls = [e.url for e in self.endpoints]
+        self.timeout = timeout
+        self.tls = tls or TLSFiles()
+        self.channel: Any = None
+        self.kv: Any = None
+        self.watch: Any = None
+        self.lease: Any = None
+        self._index = 0
+        self._lock = asyncio.Lock()
+        self._closing: dict[asyncio.Task[None], Any] = {}
+
+    def _options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ("grpc.max_send_message_length", _MAX_MESSAGE),
+            # Reconnect quickly after an etcd restart instead of grpc's 1 s..120 s backoff.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+            # etcd's server enforces >= 5 s between pings; find dead peers on watch streams.
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", max(int(self.timeout * 1000), 1000)),
+        ]
+
+    def _open(self, ep: Endpoint) -> Any:
+        if ep.secure:
+            return rpc.secure_channel(ep.target, self.tls.credentials(), options=self._options())
+        return rpc.insecure_channel(ep.target, options=self._options())
+
+    def usable(self) -> bool:
+        if self.channel is None:
+            return False
+        state = self.channel.get_state(try_to_connect=False)
+        return bool(
+            state
+            not in (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
+        )
+
+    async def ensure(self, deadline: float) -> Any:
+        """Return a channel that is connected or connecting, trying each endpoint once."""
+        if self.usable():
+            return self.channel
+        async with self._lock:
+            if self.usable():
+                return self.channel
+            self._drop()
+            failures: list[str] = []
+            n = len(self.endpoints)
+            for i in range(n):
+                ep = self.endpoints[(self._index + i) % n]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    failures.append(f"{ep.url}: not tried (out of time)")
+                    continue
+                channel = self._open(ep)
+                budget = max(left / (n - i), min(0.5, left))
+                reason = await self._wait_ready(channel, time.monotonic() + budget)
+                if reason is None:
+                    self._index = (self._index + i) % n
+                    self._use(channel)
+                    return channel
+                failures.append(f"{ep.url}: {reason}")
+                await channel.close()
+            if n == 1:
+                failures = [f.split(": ", 1)[1] for f in failures]
+            raise StoreUnavailableError(self.urls, "; ".join(failures))
+
+    async def _wait_ready(self, channel: Any, deadline: float) -> str | None:
+        ready = grpc.ChannelConnectivity.READY
+        state = channel.get_state(try_to_connect=True)
+        while state != ready:
+            if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                return await self._why_failed(channel)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return f"no connection within {self.timeout:g}s"
+            try:
+                await asyncio.wait_for(channel.wait_for_state_change(state), left)
+            except TimeoutError:
+                return f"no connection within {self.timeout:g}s"
+            state = channel.get_state(try_to_connect=True)
+        return None
+
+    async def _why_failed(self, channel: Any) -> str:
+        # grpc only says TRANSIENT_FAILURE; a fail-fast call carries the real reason.
+        try:
+            await rpc.KVStub(channel).Range(rpc.RangeRequest(key=b"\0"), timeout=0.5)
+        except rpc.AioRpcError as e:
+            return describe_unavailable(e.details() or str(e.code()))
+        return "connection failed"
+
+    def _use(self, channel: Any) -> None:
+        self.channel = channel
+        self.kv = rpc.KVStub(channel)
+        self.watch = rpc.WatchStub(channel)
+        self.lease = rpc.LeaseStub(channel)
+
+    def _drop(self) -> None:
+        old, self.channel = self.channel, None
+        if old is not None:
+            # Let calls still running on it finish instead of cancelling them.
+            task = asyncio.create_task(old.close(grace=self.timeout))
+            self._closing[task] = old
+            task.add_done_callback(lambda t: self._closing.pop(t, None))
+
+    def reset(self, channel: Any) -> None:
+        """Abandon channel (if still current) so the next call reconnects, next endpoint first."""
+        if channel is not None and channel is self.channel:
+            self._index = (self._index + 1) % len(self.endpoints)
+            self._drop()
+
+    async def close(self) -> None:
+        old, self.channel = self.channel, None
+        if old is not None:
+            await old.close()
+        for task, channel in list(self._closing.items()):
+            task.cancel()
+            await channel.close()
+
+
+def describe_unavailable(details: str) -> str:
+    d = details.lower()
+    if "connection refused" in d:
+        return "connection refused"
+    if "no leader" in d:
+        return "etcd has no leader (quorum lost?)"
+    if "request timed out" in d:
+        return "etcd request timed out (quorum lost, or disk too slow)"
+    if any(w in d for w in ("ssl", "handshake", "certificate", "tsi_", "unwrap failed")):
+        return (
+            f"TLS handshake failed ({details}); check the CA certificate and the client "
+            "certificate and key"
+        )
+    if "socket closed" in d and "failed to connect" in d:
+        return (
+            f"{details} (if etcd serves TLS, use an https:// endpoint with the CA and a "
+            "client certificate)"
+        )
+    return details
+
+
+def translate(
+    e: Exception,
+    conn: EtcdConnection,
+    *,
+    write: bool = False,
+    lease_id: int | None = None,
+    unsure: bool = False,
+) -> StoreError:
+    """Map a grpc failure of one request to the StoreError a caller can act on."""
+    if isinstance(e, StoreError):
+        return e
+    if isinstance(e, TimeoutError):
+        return StoreUnavailableError(
+            conn.urls, f"no answer within {conn.timeout:g}s (etcd without quorum, or overloaded)"
+        )
+    if not isinstance(e, rpc.AioRpcError):
+        return StoreError(f"etcd request failed: {e!r}")
+    code, details = e.code(), e.details() or ""
+    c = rpc.StatusCode
+    low = details.lower()
+    maybe = " (the write may have been applied: re-read before retrying)" if unsure else ""
+    if code == c.UNAVAILABLE:
+        return StoreUnavailableError(conn.urls, describe_unavailable(details) + maybe)
+    if code == c.DEADLINE_EXCEEDED:
+        return StoreUnavailableError(
+            conn.urls,
+            f"no answer within {conn.timeout:g}s (etcd without quorum, or overloaded){maybe}",
+        )
+    if code == c.CANCELLED:
+        return StoreUnavailableError(conn.urls, f"request cancelled: {details}{maybe}")
+    if code == c.INVALID_ARGUMENT and (
+        "too many operations" in low or "request is too large" in low
+    ):
+        return TxnTooLargeError(details)
+    if code == c.RESOURCE_EXHAUSTED and "larger than max" in low:
+        if write:
+            return TxnTooLargeError(details)
+        return StoreError(f"etcd's answer exceeds the client's message limit: {details}")
+    if code == c.NOT_FOUND and "lease not found" in low:
+        return LeaseNotFoundError(lease_id or 0)
+    if code == c.OUT_OF_RANGE and "compacted" in low:
+        return CompactedError(0)
+    if code in (c.UNAUTHENTICATED, c.PERMISSION_DENIED):
+        return StoreError(
+            f"etcd refused access: {details}; check the TLS CA / client certificate and key"
+        )
+    return StoreError(f"etcd error {code.name}: {details}")

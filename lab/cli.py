@@ -1,0 +1,162 @@
+"""`ha lab ...` subcommands: up, down, kill, reboot, partition, heal, status.
+
+The `ha` entry point calls `register(subparsers)`; each subcommand stores its
+handler in `func` (called with the parsed namespace, returns an exit code).
+`python -m lab.cli ...` runs the same commands standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+
+from lab.core import Lab
+from lab.errors import LabError
+from lab.state import DEFAULT_DISK_ROOT, list_labs
+
+DEFAULT_LAB = "demo"
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _up(args: argparse.Namespace) -> int:
+    payload = [shlex.split(p) for p in args.payload]
+    lab = Lab(args.name, args.nodes, payload, disk_root=args.disk_root)
+    lab.up()
+    _print_status(lab, as_json=False)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    # Not Lab.attach: down must also work when the state file is missing or broken.
+    try:
+        lab = Lab.attach(args.name)
+    except LabError:
+        lab = Lab(args.name, 1)
+    lab.down(keep_disks=args.keep_disks)
+    print(f"lab {args.name} is down" + (" (disks kept)" if args.keep_disks else ""))
+    return 0
+
+
+def _kill(args: argparse.Namespace) -> int:
+    Lab.attach(args.name).kill(args.node)
+    print(f"{args.node}: killed (PID 1 SIGKILLed, link down)")
+    return 0
+
+
+def _reboot(args: argparse.Namespace) -> int:
+    lab = Lab.attach(args.name)
+    lab.reboot(args.node)
+    print(f"{args.node}: up again, pid {lab.node_pid(args.node)}")
+    return 0
+
+
+def _partition(args: argparse.Namespace) -> int:
+    lab = Lab.attach(args.name)
+    lab.partition(" ".join(args.groups))
+    print("cut: " + ", ".join(f"{a}-{b}" for a, b in lab.cuts))
+    return 0
+
+
+def _heal(args: argparse.Namespace) -> int:
+    Lab.attach(args.name).heal()
+    print("all partitions healed")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    if args.all:
+        for name in list_labs():
+            print(name)
+        return 0
+    _print_status(Lab.attach(args.name), as_json=args.json)
+    return 0
+
+
+def _print_status(lab: Lab, *, as_json: bool) -> None:
+    rows = lab.status()
+    if as_json:
+        doc = {
+            "lab": lab.name,
+            "client": {"netns": lab.client_ns, "ip": lab.client_ip},
+            "nodes": [asdict(r) for r in rows],
+            "cuts": lab.cuts,
+        }
+        print(json.dumps(doc, indent=2))
+        return
+    print(f"lab {lab.name}: subnet {lab.layout.subnet}, client {lab.client_ip} ({lab.client_ns})")
+    print(f"{'NODE':<9}{'STATE':<6}{'PID':>8}  {'IP':<16}{'MAC':<19}{'LINK':<5}NETNS")
+    for r in rows:
+        print(
+            f"{r.name:<9}{'up' if r.up else 'down':<6}{r.pid or '-':>8}  {r.ip:<16}{r.mac:<19}"
+            f"{'up' if r.link_up else 'down':<5}{r.netns}"
+        )
+    if lab.cuts:
+        print("partitioned pairs: " + ", ".join(f"{a}/{b}" for a, b in lab.cuts))
+
+
+def _add(sub: argparse._SubParsersAction, name: str, handler: Handler, help_: str,  # type: ignore[type-arg]
+         ) -> argparse.ArgumentParser:  # fmt: skip
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument(
+        "--name", default=DEFAULT_LAB, help=f"lab name, [a-z0-9]{{1,20}} (default {DEFAULT_LAB})"
+    )
+    p.set_defaults(func=_guarded(handler))
+    return p
+
+
+def _guarded(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except LabError as exc:
+            print(f"ha lab: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `lab` command group to the `ha` CLI."""
+    lab_p = subparsers.add_parser(
+        "lab", help="build and break a local multi-node lab cluster (namespaces)",
+        description="A real cluster on one machine: namespaces per node, a bridge, a client.",
+    )  # fmt: skip
+    sub = lab_p.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
+
+    p = _add(sub, "up", _up, "create a lab and boot its nodes")
+    p.add_argument("--nodes", type=int, default=3, help="number of nodes n1..nN (default 3)")
+    p.add_argument(
+        "--payload", action="append", default=[], metavar="CMD",
+        help="command each node runs (repeatable); placeholders {node} {ip} {disk} {lab}",
+    )  # fmt: skip
+    p.add_argument("--disk-root", default=str(DEFAULT_DISK_ROOT), help="where node disks live")
+
+    p = _add(sub, "down", _down, "kill everything, delete namespaces and state")
+    p.add_argument("--keep-disks", action="store_true", help="keep the nodes' disk directories")
+
+    p = _add(sub, "kill", _kill, "power loss: SIGKILL the node's PID 1 and take its link down")
+    p.add_argument("node")
+    p = _add(sub, "reboot", _reboot, "boot the node again (fresh namespaces, same disk)")
+    p.add_argument("node")
+    p = _add(sub, "partition", _partition, "cut traffic between groups, e.g. `n1 / n2,n3`")
+    p.add_argument("groups", nargs="+", help="node groups separated by '/'")
+    _add(sub, "heal", _heal, "remove every partition")
+    p = _add(sub, "status", _status, "nodes, PIDs, up/down, addresses")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="list the labs that exist")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ha")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""`service: {lsb: apache2}`: an /etc/init.d script driven with start / stop / status.
+
+Exit codes follow the LSB Core spec ("Init Script Actions"): `status` answers 0
+running, 1 dead with a pid file, 2 dead with a lock file, 3 not running, 4 unknown;
+the other actions answer 0 on success (also when already in the goal state) and
+1-7 with the meanings in LSB_ACTION_ERRORS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nodeagent.actuators.base import (
+    Actuator,
+    ActuatorContext,
+    ConfigError,
+    Observation,
+    register,
+)
+from nodeagent.actuators.commands import CommandResult, run_command
+from nodeagent.actuators.parsing import require_str
+
+INIT_DIR = Path("/etc/init.d")
+
+LSB_ACTION_ERRORS: Mapping[int, tuple[str, str]] = {
+    1: ("generic or unspecified error", "read the script output and its log"),
+    2: ("invalid or excess argument(s)", "the script does not accept this action"),
+    3: ("unimplemented feature", "the script does not implement this action"),
+    4: ("user had insufficient privilege", "run the node agent as root"),
+    5: ("program is not installed", "install the package that provides the program"),
+    6: ("program is not configured", "fix the service's configuration files"),
+    7: ("program is not running", "start it first or check its log"),
+}
+
+
+def lsb_status_observation(returncode: int, output: str) -> Observation:
+    """Map an LSB `status` exit code to an observation."""
+    said = f": {output}" if output else ""
+    if returncode == 0:
+        return Observation.running(f"status exit 0 (running){said}")
+    if returncode == 3:
+        return Observation.stopped(f"status exit 3 (not running){said}")
+    if returncode == 1:
+        return Observation.failed(f"status exit 1 (dead but pid file exists){said}")
+    if returncode == 2:
+        return Observation.failed(f"status exit 2 (dead but lock file exists){said}")
+    if returncode == 4:
+        return Observation.unknown(f"status exit 4 (status unknown){said}")
+    return Observation.unknown(f"status exit {returncode} (not an LSB status code){said}")
+
+
+def lsb_script_path(value: object, field: str = "service.lsb") -> Path:
+    name = require_str(value, field)
+    path = Path(name)
+    if path.is_absolute():
+        return path
+    if "/" in name:
+        raise ConfigError(
+            f"{field}: {name!r} is a relative path; give a script name in /etc/init.d "
+            "(e.g. 'apache2') or an absolute path"
+        )
+    return INIT_DIR / name
+
+
+@dataclass(frozen=True)
+class LsbConfig:
+    script: Path
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> LsbConfig:
+        return cls(script=lsb_script_path(spec.get("lsb")))
+
+
+class LsbActuator(Actuator):
+    def __init__(self, config: LsbConfig, ctx: ActuatorContext) -> None:
+        super().__init__(ctx)
+        self.config = config
+
+    @property
+    def where(self) -> str:
+        return f"init script {self.config.script}"
+
+    async def _run(self, action: str) -> CommandResult:
+        if not os.access(self.config.script, os.X_OK):
+            raise self.error(
+                f"{action}: script missing or not executable",
+                "install the package that provides it, or chmod +x the script",
+            )
+        # LSB scripts must run with a minimal, predictable environment.
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+        return await run_command([str(self.config.script), action], env=env, netns=self.ctx.netns)
+
+    async def _observe(self) -> Observation:
+        result = await self._run("status")
+        return lsb_status_observation(result.returncode, result.tail(200))
+
+    async def _action(self, action: str) -> None:
+        result = await self._run(action)
+        if result.returncode != 0:
+            meaning, fix = LSB_ACTION_ERRORS.get(
+                result.returncode, ("non-LSB exit code", "read the script output")
+            )
+            raise self.error(
+                f"{action} exited {result.returncode} ({meaning}): {result.tail()}", fix
+            )
+
+    async def _start(self) -> None:
+        await self._action("start")
+
+    async def _stop(self) -> None:
+        await self._action("stop")
+
+
+@register("service.lsb")
+def make_lsb(spec: Mapping[str, Any], ctx: ActuatorContext) -> Actuator:
+    return LsbActuator(LsbConfig.from_spec(spec), ctx)
