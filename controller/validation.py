@@ -288,6 +288,15 @@ def _check_group(
     for other in sorted(clash):
         out.add(group, ("spec", "antiColocate"), f"{other!r} is in both colocate and antiColocate")
 
+    for i, resource in enumerate(spec.resources):
+        probe = resource.probe
+        if probe is not None and probe.timeout > probe.period:
+            out.add(
+                group,
+                ("spec", "resources", i, "probe", "timeout"),
+                f"probe timeout {_ms(probe.timeout)} is longer than its period "
+                f"{_ms(probe.period)}: shorten the timeout or lengthen the period",
+            )
     names: dict[str, int] = {}
     promoted: set[str] = set()
     for i, resource in enumerate(spec.resources):

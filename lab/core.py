@@ -74,6 +74,7 @@ class Lab:
         disk_root: str | Path = state.DEFAULT_DISK_ROOT,
         python: str = sys.executable,
         keep_disks: bool = False,
+        restart_delay: float | None = None,
     ) -> None:
         names = default_node_names(nodes) if isinstance(nodes, int) else list(nodes)
         self.layout: Layout = make_layout(name, names)
@@ -85,6 +86,7 @@ class Lab:
             payload=_payload_list(payload),
             disk_root=str(disk_root),
             python=python,
+            restart_delay=restart_delay,
         )
         for n in names:  # fail now, not at boot, on a bad placeholder
             render_argv(
@@ -324,7 +326,7 @@ class Lab:
         ]
         booted: Booted = boot(
             self._state.python, ep.netns, ep.name, str(disk), commands,
-            state.log_path(self.name, ep.name),
+            state.log_path(self.name, ep.name), self._state.restart_delay,
         )  # fmt: skip
         self._wrappers[ep.name] = booted.wrapper
         rt = self._state.runtime.setdefault(ep.name, state.NodeRuntime())

@@ -60,14 +60,17 @@ def start_payloads(commands: list[list[str]]) -> list[subprocess.Popen[bytes]]:
     return procs
 
 
-def reap_all() -> None:
+def reap_all() -> list[int]:
+    """Reap every exited child; return their PIDs."""
+    reaped: list[int] = []
     while True:
         try:
             pid, _status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return reaped
         if pid == 0:
-            return
+            return reaped
+        reaped.append(pid)
 
 
 def stop_everything() -> None:
@@ -85,19 +88,47 @@ def stop_everything() -> None:
     # Whatever is left dies with us: PID 1 exiting kills the whole namespace.
 
 
-def serve(ready_fd: int | None) -> int:
+def serve(
+    ready_fd: int | None,
+    payloads: dict[int, list[str]] | None = None,
+    restart_delay: float | None = None,
+) -> int:
+    """Reap, restart payloads that exit (as systemd's Restart=always) when restart_delay is
+    set, and stop everything on SIGTERM/SIGINT."""
     # Blocked only after the payloads started: children inherit the signal mask.
     # A child that died in between stays a zombie until the reap just below.
     watched = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
-    reap_all()
+    payloads = dict(payloads or {})
+    due: list[tuple[float, list[str]]] = []
+
+    def collect() -> None:
+        for pid in reap_all():
+            argv = payloads.pop(pid, None)
+            if argv is not None and restart_delay is not None:
+                due.append((time.monotonic() + restart_delay, argv))
+
+    collect()
     if ready_fd is not None:
         os.write(ready_fd, b"ready\n")
         os.close(ready_fd)
     while True:
-        info = signal.sigwaitinfo(watched)
+        now = time.monotonic()
+        for item in [d for d in due if d[0] <= now]:
+            due.remove(item)
+            with contextlib.suppress(OSError):
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, watched)
+                try:
+                    proc = subprocess.Popen(item[1], cwd="/", stdin=subprocess.DEVNULL)
+                finally:
+                    signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+                payloads[proc.pid] = item[1]
+        wait = min((d[0] for d in due), default=now + 3600) - time.monotonic()
+        info = signal.sigtimedwait(watched, max(wait, 0.0))
+        if info is None:
+            continue
         if info.si_signo == signal.SIGCHLD:
-            reap_all()
+            collect()
         else:
             stop_everything()
             return 0
@@ -109,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--disk", required=True, help="host directory bind-mounted on /var/lib/vigil")
     p.add_argument("--commands", default="[]", help="JSON list of argv lists to start")
     p.add_argument("--ready-fd", type=int, default=None)
+    p.add_argument("--restart-delay", type=float, default=None,
+                   help="restart payloads that exit after this many seconds (default: never)")
     args = p.parse_args(argv)
     ready_fd: int | None = args.ready_fd
     try:
@@ -122,14 +155,15 @@ def main(argv: list[str] | None = None) -> int:
                 "lab init must be PID 1 of a new PID namespace (unshare --pid --fork)"
             )
         setup_node(args.hostname, args.disk)
-        start_payloads(commands)
+        procs = start_payloads(commands)
     except (OSError, ValueError, RuntimeError) as exc:
         if ready_fd is not None:
             os.write(ready_fd, f"error: {exc}\n".encode())
             os.close(ready_fd)
         print(f"lab init: {exc}", file=sys.stderr)
         return 1
-    return serve(ready_fd)
+    payloads = {proc.pid: argv for proc, argv in zip(procs, commands, strict=True)}
+    return serve(ready_fd, payloads, args.restart_delay)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def children_of(pid: int) -> list[int]:
 
 
 def boot_argv(python: str, netns: str, hostname: str, disk: str, commands: list[list[str]],
-              ready_fd: int) -> list[str]:  # fmt: skip
+              ready_fd: int, restart_delay: float | None = None) -> list[str]:  # fmt: skip
+    restart = ["--restart-delay", str(restart_delay)] if restart_delay is not None else []
     return [
         "ip", "netns", "exec", netns,
         "unshare", "--pid", "--fork", "--mount", "--uts", "--mount-proc",
@@ -60,6 +61,7 @@ def boot_argv(python: str, netns: str, hostname: str, disk: str, commands: list[
         python, str(INIT_SCRIPT),
         "--hostname", hostname, "--disk", disk,
         "--commands", json.dumps(commands), "--ready-fd", str(ready_fd),
+        *restart,
     ]  # fmt: skip
 
 
@@ -88,13 +90,13 @@ def _tail(path: Path, lines: int = 10) -> str:
 
 
 def boot(python: str, netns: str, hostname: str, disk: str, commands: list[list[str]],
-         log: Path) -> Booted:  # fmt: skip
+         log: Path, restart_delay: float | None = None) -> Booted:  # fmt: skip
     """Start a node's init in fresh pid/mnt/uts namespaces inside `netns`; wait until ready."""
     r, w = os.pipe()
     try:
         with log.open("ab") as logf:
             wrapper = subprocess.Popen(
-                boot_argv(python, netns, hostname, disk, commands, w),
+                boot_argv(python, netns, hostname, disk, commands, w, restart_delay),
                 pass_fds=(w,),
                 stdin=subprocess.DEVNULL,
                 stdout=logf,

@@ -39,6 +39,7 @@ class LabState:
     python: str
     runtime: dict[str, NodeRuntime] = field(default_factory=dict)
     cuts: list[list[str]] = field(default_factory=list)  # sorted node-name pairs
+    restart_delay: float | None = None  # init restarts payloads that exit, as systemd would
     version: int = STATE_VERSION
 
     def to_json(self) -> str:

@@ -24,13 +24,14 @@ def running_lab(
     *,
     prefix: str = "t",
     disk_root: str | Path | None = None,
+    restart_delay: float | None = None,
 ) -> Iterator[Lab]:
     """Yield an up lab; it is torn down (disks included) however the body ends.
 
     In a pytest fixture: `with running_lab(3, payload, disk_root=tmp_path) as lab: yield lab`.
     """
     root = DEFAULT_DISK_ROOT if disk_root is None else disk_root
-    lab = Lab(unique_lab_name(prefix), nodes, payload, disk_root=root)
+    lab = Lab(unique_lab_name(prefix), nodes, payload, disk_root=root, restart_delay=restart_delay)
     lab.up()  # cleans up after itself if it fails; must not tear down a same-named lab
     try:
         yield lab

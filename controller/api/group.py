@@ -97,10 +97,9 @@ class HttpProbe(ApiModel):
     port: Port = Field(description="HTTP port.")
     path: str = Field(default="/", description="Path to GET.")
     host: Host = Field(default="127.0.0.1", description="Host to connect to.")
-    expect_status: list[int] = Field(
-        default_factory=list,
-        description="Statuses that count as healthy; by default any 2xx or 3xx.",
-    )
+    expect_status: Annotated[
+        str, StringConstraints(pattern=r"^[1-5][0-9]{2}(-[1-5][0-9]{2})?$")
+    ] = Field(default="200-399", description="Status or range of statuses that count as healthy.")
 
 
 class ExecProbe(ApiModel):
@@ -327,6 +326,13 @@ class ResourceGroupStatus(Status):
     )
     fail_counts: dict[str, int] = Field(
         default_factory=dict, description="Failures per node since the last cleanup or expiry."
+    )
+    placement_epoch: int | None = Field(
+        default=None, description="Epoch of the placement this status answers to."
+    )
+    reporter: str | None = Field(default=None, description="Node that wrote this status.")
+    last_action: str | None = Field(
+        default=None, description="The last start, stop or failure, as a sentence."
     )
 
 

@@ -30,7 +30,7 @@ from controller.store.base import Delete, Op, Put, Store
 from controller.store.errors import ConflictError
 from controller.validation import ObjectKey
 
-GUARD_KEY = "specs-guard"
+GUARD_KEY = keys.SPECS_GUARD
 _Planner = Callable[[dict[ObjectKey, StoredObject]], Plan]
 MAX_ATTEMPTS = 8
 

@@ -210,6 +210,11 @@ class Store(abc.ABC):
     async def grant_lease(self, ttl_seconds: int) -> Lease: ...
 
     @abc.abstractmethod
+    async def revoke_lease(self, lease_id: int) -> None:
+        """Revoke a lease by id, deleting its keys; for a holder known to be gone (a lost
+        node's leadership). Revoking a gone lease is not an error."""
+
+    @abc.abstractmethod
     async def close(self) -> None: ...
 
     async def __aenter__(self) -> Self:

@@ -297,6 +297,9 @@ class EtcdStore(Store):
             raise LeaseNotFoundError(lease_id)
         return int(resp.TTL)
 
+    async def revoke_lease(self, lease_id: int) -> None:
+        await self._revoke_lease(lease_id)
+
     async def _revoke_lease(self, lease_id: int) -> None:
         self.stats.lease_ops += 1
         req = rpc.LeaseRevokeRequest(ID=lease_id)

@@ -13,6 +13,8 @@ NODES = "nodes/"
 PLACEMENT = "placement/"
 EVENTS = "events/"
 FENCING = "fencing/"
+FAILURES = "failures/"
+SPECS_GUARD = "specs-guard"
 
 
 def _check_name(what: str, name: str) -> str:
@@ -56,6 +58,14 @@ def placement_key(group: str) -> str:
 
 def fencing_key(node: str) -> str:
     return f"{FENCING}{_check_name('node name', node)}"
+
+
+def failure_prefix(group: str) -> str:
+    return f"{FAILURES}{_check_name('group name', group)}/"
+
+
+def failure_key(group: str, node: str) -> str:
+    return f"{failure_prefix(group)}{_check_name('node name', node)}"
 
 
 def event_prefix(kind: str, name: str) -> str:

@@ -219,6 +219,11 @@ class MemoryStore(Store):
     def _next_lease_deadline(self) -> float | None:
         return min((st.deadline for st in self._leases.values()), default=None)
 
+    async def revoke_lease(self, lease_id: int) -> None:
+        self._enter()
+        self.stats.lease_ops += 1
+        self._revoke_lease(lease_id)
+
     async def grant_lease(self, ttl_seconds: int) -> Lease:
         self._enter()
         if ttl_seconds <= 0:

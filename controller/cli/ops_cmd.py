@@ -1,0 +1,208 @@
+"""Operator commands: ``ha status``, ``ha move``, ``ha standby``/``unstandby``, ``ha cleanup``.
+
+Each change is a spec change through the same all-or-nothing apply path as ``ha apply``
+(validation, compare-and-swap, events): nothing is remembered outside the specs, so a
+move never leaves an orphaned constraint behind (its expiry is in the spec itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+
+from controller.aio import wait_any
+from controller.api.cluster import Cluster
+from controller.api.group import MoveTo, ResourceGroup, ResourceGroupStatus
+from controller.api.meta import ObjectMeta
+from controller.api.node import Node, NodeSpec, NodeStatus
+from controller.api.units import parse_duration
+from controller.apply.plan import Applied
+from controller.apply.run import apply_objects
+from controller.cli.config import ClientConfig
+from controller.cli.output import use_colour
+from controller.errors import InputError, NotFoundError
+from controller.informer import Informer
+from controller.placement import FailureRecord, PlacementRecord
+from controller.status_view import StatusSnapshot, render, to_json
+from controller.store import keys
+from controller.store.base import Delete, Store
+
+
+def _snapshot(informer: Informer, cluster_name: str) -> StatusSnapshot:
+    clusters = [c for c in informer.objects("Cluster").values() if isinstance(c, Cluster)]
+    leader = informer.get(keys.LEADER)
+    return StatusSnapshot(
+        cluster_name=cluster_name,
+        cluster=clusters[0] if clusters else None,
+        leader=str(leader.value.get("node")) if leader else None,
+        agents={kv.key[len(keys.NODES) :]: kv.value for kv in informer.under(keys.NODES)},
+        nodes={n: o for n, o in informer.objects("Node").items() if isinstance(o, Node)},
+        node_status=informer.statuses("Node", NodeStatus),
+        groups={
+            n: o
+            for n, o in informer.objects("ResourceGroup").items()
+            if isinstance(o, ResourceGroup)
+        },
+        group_status=informer.statuses("ResourceGroup", ResourceGroupStatus),
+        placements={
+            r.group: r
+            for r in (PlacementRecord.from_dict(kv.value) for kv in informer.under(keys.PLACEMENT))
+        },
+        failures=[FailureRecord.from_dict(kv.value) for kv in informer.under(keys.FAILURES)],
+    )
+
+
+def _print_status(snap: StatusSnapshot, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(to_json(snap), indent=2) + "\n")
+    else:
+        sys.stdout.write(render(snap, use_colour(sys.stdout)))
+    sys.stdout.flush()
+
+
+async def run_status(args: argparse.Namespace, config: ClientConfig) -> int:
+    async with config.open_store() as store:
+        informer = Informer(store)
+        items, revision = await store.list("")
+        informer.load(items, revision)
+        _print_status(_snapshot(informer, config.cluster), args.output == "json")
+        if not args.watch:
+            return 0
+        changed = informer.subscribe()
+        task = asyncio.create_task(informer.run())
+        try:
+            while True:
+                await wait_any([changed], 2.0)
+                if args.output != "json":
+                    sys.stdout.write("\n")
+                _print_status(_snapshot(informer, config.cluster), args.output == "json")
+        finally:
+            task.cancel()
+
+
+async def _group(store: Store, name: str) -> ResourceGroup:
+    from controller.objectstore import ObjectStore
+
+    stored = await ObjectStore(store).get("ResourceGroup", name)
+    if stored is None or not isinstance(stored.obj, ResourceGroup):
+        raise NotFoundError(f"ResourceGroup {name!r} not found; list them with `ha get rg`")
+    return stored.obj
+
+
+def _until(args: argparse.Namespace) -> datetime | None:
+    if args.for_ is None:
+        return None
+    try:
+        return datetime.now(UTC) + parse_duration(args.for_)
+    except ValueError as exc:
+        raise InputError(f"--for: {exc}") from None
+
+
+async def run_move(args: argparse.Namespace, config: ClientConfig) -> int:
+    async with config.open_store() as store:
+        group = await _group(store, args.group)
+        placement = group.spec.placement
+        if args.clear:
+            if args.node:
+                raise InputError("give a NODE or --clear, not both")
+            move = None
+        else:
+            if not args.node:
+                raise InputError("where to? ha move GROUP NODE [--for 1h], or --clear")
+            move = MoveTo(node=args.node, until=_until(args))
+        new_placement = placement.model_copy(update={"move_to": move})
+        spec = group.spec.model_copy(update={"placement": new_placement})
+        updated = group.model_copy(update={"spec": spec})
+        await apply_objects(store, [Applied(updated)], cluster=config.cluster, actor="ha move")
+    if move is None:
+        print(f"resourcegroup/{args.group}: move cleared")
+    else:
+        until = f" until {move.until.isoformat()}" if move.until else ""
+        print(f"resourcegroup/{args.group} moving to {args.node}{until}")
+    return 0
+
+
+async def run_standby(args: argparse.Namespace, config: ClientConfig) -> int:
+    from controller.objectstore import ObjectStore
+
+    async with config.open_store() as store:
+        stored = await ObjectStore(store).get("Node", args.node)
+        if stored is not None and isinstance(stored.obj, Node):
+            node = stored.obj.model_copy(
+                update={"spec": stored.obj.spec.model_copy(update={"standby": args.standby})}
+            )
+        else:
+            node = Node(
+                api_version="ha.vigil.dev/v1alpha1",
+                kind="Node",
+                metadata=ObjectMeta(name=args.node),
+                spec=NodeSpec(standby=args.standby),
+            )
+        actor = "ha standby" if args.standby else "ha unstandby"
+        await apply_objects(store, [Applied(node)], cluster=config.cluster, actor=actor)
+    print(f"node/{args.node} {'in standby' if args.standby else 'back in service'}")
+    return 0
+
+
+async def run_cleanup(args: argparse.Namespace, config: ClientConfig) -> int:
+    async with config.open_store() as store:
+        await _group(store, args.group)
+        kvs, _ = await store.list(keys.failure_prefix(args.group))
+        if args.node:
+            kvs = [kv for kv in kvs if kv.key.endswith("/" + args.node)]
+        if kvs:
+            await store.commit([Delete(kv.key, expect_revision=kv.mod_revision) for kv in kvs])
+    cleared = ", ".join(kv.key.rsplit("/", 1)[1] for kv in kvs) or "none recorded"
+    print(f"resourcegroup/{args.group}: failures cleared ({cleared})")
+    return 0
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "status",
+        parents=[common],
+        help="the cluster at a glance (crm_mon)",
+        description="Nodes, leader, groups: where they should run, where "
+        "they run, their health and failures.",
+    )
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.add_argument("-w", "--watch", action="store_true", help="print again on every change")
+    p.set_defaults(run=run_status)
+
+    p = sub.add_parser(
+        "move",
+        parents=[common],
+        help="move a group to a node (clusvcadm -r)",
+        description="Prefer NODE for GROUP, for a while or until cleared; "
+        "the move lives in the group's spec, so it never lingers.",
+    )
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("node", nargs="?", metavar="NODE")
+    p.add_argument(
+        "--for", dest="for_", metavar="DURATION", help="the move expires after this long, e.g. 1h"
+    )
+    p.add_argument("--clear", action="store_true", help="drop the group's move")
+    p.set_defaults(run=run_move)
+
+    for name, standby, text in (
+        ("standby", True, "drain a node: its groups move away"),
+        ("unstandby", False, "let a node run groups again"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.add_argument("node", metavar="NODE")
+        p.set_defaults(run=run_standby, standby=standby)
+
+    p = sub.add_parser(
+        "cleanup",
+        parents=[common],
+        help="forget a group's failures",
+        description="Clear failure counts so the group may run there again.",
+    )
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("--node", help="only the failures on this node")
+    p.set_defaults(run=run_cleanup)

@@ -1,0 +1,85 @@
+"""Records the controller and the agents exchange through the store.
+
+``placement/<group>``: where the leader wants a group (or nowhere), with an epoch that
+increases at every change (docs/safety.md, "Placement changes").
+``failures/<group>/<node>``: how often a group failed on a node, written by that node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PlacementRecord:
+    group: str
+    node: str | None
+    epoch: int
+    reason: str
+    # Set on a placement of no node that asks a live node to stop the group before it
+    # moves: the next placement waits for that node to report the group stopped.
+    stopping_from: str | None = None
+    # Set when the group is recovered from a lost node: the new node checks on its own
+    # heartbeat view that it no longer hears that node before starting.
+    recovered_from: str | None = None
+    leader: str = ""
+    time: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "group": self.group,
+            "node": self.node,
+            "epoch": self.epoch,
+            "reason": self.reason,
+            "leader": self.leader,
+            "time": self.time or datetime.now(UTC).isoformat(),
+        }
+        if self.stopping_from:
+            data["stoppingFrom"] = self.stopping_from
+        if self.recovered_from:
+            data["recoveredFrom"] = self.recovered_from
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlacementRecord:
+        node = data.get("node")
+        return cls(
+            group=str(data["group"]),
+            node=str(node) if node else None,
+            epoch=int(data.get("epoch", 0)),
+            reason=str(data.get("reason", "")),
+            stopping_from=data.get("stoppingFrom") or None,
+            recovered_from=data.get("recoveredFrom") or None,
+            leader=str(data.get("leader", "")),
+            time=str(data.get("time", "")),
+        )
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    group: str
+    node: str
+    count: int
+    last_failure: float  # wall-clock seconds: failure timeouts span agent restarts
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "node": self.node,
+            "count": self.count,
+            "lastFailure": self.last_failure,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FailureRecord:
+        return cls(
+            group=str(data["group"]),
+            node=str(data["node"]),
+            count=int(data.get("count", 0)),
+            last_failure=float(data.get("lastFailure", 0.0)),
+            message=str(data.get("message", "")),
+        )

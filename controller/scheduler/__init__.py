@@ -1,0 +1,49 @@
+"""Vigil's scheduler: a pure function from specs and cluster state to a placement.
+
+    placements = schedule(groups, nodes, failures=..., current=..., now=...)
+    changes = diff_placements(current, placements, start_order(groups))
+
+Contract with the caller (the controller's adapter from the API models):
+
+- A node that stopped answering but is not yet fenced is ``NodeState(alive=False,
+  fenced_pending=True)``; its groups are held (Status.AWAITING_FENCING, node = that node)
+  and never started elsewhere. Only once fenced is it ``alive=False, fenced_pending=False``
+  ("dead"), and its groups fail over.
+- ``Group.failure_timeout`` is seconds, None = never forget (the API's ``0s``).
+- Stickiness is a bonus, as Pacemaker's resource-stickiness: a group leaves an eligible
+  node only for one scoring more than ``stickiness`` above it (or for an ``ha move``, an
+  anti-colocation clash or a colocated partner that cannot run there).
+- Rerunning ``schedule`` with its own result as ``current`` changes nothing (no flapping).
+"""
+
+from controller.scheduler.diff import Change, ChangeKind, diff_placements
+from controller.scheduler.model import (
+    Failure,
+    Group,
+    MoveTo,
+    NodeState,
+    Placement,
+    SchedulerInputError,
+    Status,
+)
+from controller.scheduler.order import DependencyCycleError, start_order, stop_order
+from controller.scheduler.schedule import schedule
+from controller.scheduler.snapshot import validate
+
+__all__ = [
+    "Change",
+    "ChangeKind",
+    "DependencyCycleError",
+    "Failure",
+    "Group",
+    "MoveTo",
+    "NodeState",
+    "Placement",
+    "SchedulerInputError",
+    "Status",
+    "diff_placements",
+    "schedule",
+    "start_order",
+    "stop_order",
+    "validate",
+]

@@ -1,0 +1,103 @@
+"""Which nodes a group may run on, and how much it wants each one.
+
+A node is ineligible for a group when it is not a cluster member, dead, waiting for
+fencing, in standby, excluded by a restricted placement, or when the group failed there
+``migrationThreshold`` times within ``failureTimeout``. Each verdict carries the words used
+in placement reasons.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from controller.scheduler.model import Failure, Group, NodeState
+
+
+class Why(enum.Enum):
+    NOT_MEMBER = "not a cluster member"
+    FENCING = "waiting for fencing"
+    DEAD = "dead"
+    STANDBY = "standby"
+    EXCLUDED = "not in placement.nodes (restricted)"
+    BANNED = "banned"
+
+
+@dataclass(frozen=True)
+class Ineligible:
+    """Why ``group`` may not run on ``node``."""
+
+    node: str
+    why: Why
+    failures: int = 0
+    threshold: int = 0
+
+    @property
+    def short(self) -> str:
+        """Words for a list: ``host-s: failed 3 times, migration threshold 3``."""
+        if self.why is Why.BANNED:
+            return f"failed {self.failures} times, migration threshold {self.threshold}"
+        return str(self.why.value)
+
+    def sentence(self, group: str) -> str:
+        """Words for a cause: ``host-m is dead``."""
+        if self.why is Why.BANNED:
+            return (
+                f"{group} failed {self.failures} times on {self.node}"
+                f" (migration threshold {self.threshold})"
+            )
+        if self.why is Why.EXCLUDED:
+            return f"{self.node} is not in placement.nodes of restricted group {group}"
+        if self.why is Why.FENCING:
+            return f"{self.node} is lost and waiting for fencing"
+        if self.why is Why.STANDBY:
+            return f"{self.node} is in standby"
+        return f"{self.node} is {self.why.value}"
+
+
+def failure_counts(
+    failures: Iterable[Failure], groups: Mapping[str, Group], now: float
+) -> dict[tuple[str, str], int]:
+    """Unexpired failures per (group, node); a record expires whole once its last failure is
+    ``failureTimeout`` old (Pacemaker's failure-timeout), so no manual cleanup is needed."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for failure in failures:
+        group = groups.get(failure.group)
+        if group is None:
+            continue
+        timeout = group.failure_timeout
+        if timeout is not None and now - failure.last_failure_time >= timeout:
+            continue
+        counts[(failure.group, failure.node)] += failure.count
+    return dict(counts)
+
+
+def verdict(
+    group: Group,
+    node: str,
+    nodes: Mapping[str, NodeState],
+    failures: Mapping[tuple[str, str], int],
+) -> Ineligible | None:
+    """None when ``group`` may run on ``node``, else the first reason it may not."""
+    state = nodes.get(node)
+    if state is None:
+        return Ineligible(node, Why.NOT_MEMBER)
+    if state.fenced_pending:
+        return Ineligible(node, Why.FENCING)
+    if not state.alive:
+        return Ineligible(node, Why.DEAD)
+    if state.standby:
+        return Ineligible(node, Why.STANDBY)
+    if group.restricted and not group.lists(node):
+        return Ineligible(node, Why.EXCLUDED)
+    count = failures.get((group.name, node), 0)
+    if count >= group.migration_threshold:
+        return Ineligible(node, Why.BANNED, count, group.migration_threshold)
+    return None
+
+
+def describe_ineligible(verdicts: Iterable[Ineligible]) -> str:
+    """``host-m: standby; host-s: failed 3 times, migration threshold 3``."""
+    return "; ".join(f"{v.node}: {v.short}" for v in sorted(verdicts, key=lambda v: v.node))

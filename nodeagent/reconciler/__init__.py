@@ -1,0 +1,1 @@
+"""The node reconciler: converge this node's resources toward the placements."""

@@ -1,0 +1,428 @@
+"""The node reconciler: level-triggered convergence of this node's resources.
+
+Each turn reads the informer's copy of specs and placements, observes every resource of
+every group through its actuator, plans stops then starts (reconciler/plan.py, pure),
+carries them out, and reports status and failures to the store. It is woken by any store
+or liveness change and runs every RESYNC seconds regardless; after a restart it converges
+from what it observes (a VIP found on an interface but not placed here is removed).
+
+Two rules from docs/safety.md are enforced here, not in the controller: nothing starts
+without the serving lease, and a group recovered from a lost node does not start while
+this node still hears that node. When the serving lease is about to end, `stop_all`
+runs at once, outside the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from controller.aio import wait_any
+from controller.api.group import Resource, ResourceGroup, ResourceGroupStatus, ResourceStatus
+from controller.decide import to_scheduler_group
+from controller.informer import Informer
+from controller.liveness import LivenessSource
+from controller.objectstore import ObjectStore, make_event
+from controller.placement import FailureRecord, PlacementRecord
+from controller.scheduler import start_order
+from controller.store import keys
+from controller.store.base import Op, Put, Store
+from controller.store.errors import ConflictError, StoreError
+from nodeagent.actuators import (
+    Actuator,
+    ActuatorContext,
+    ActuatorError,
+    ConfigError,
+    Observation,
+    State,
+    Timeouts,
+    default_registry,
+)
+from nodeagent.actuators.base import ActuatorRegistry
+from nodeagent.probes import ProbeConfig, ProbeRunner, ProbeStatus
+from nodeagent.reconciler.plan import Action, GroupView, ResourceView, phase, plan
+
+log = logging.getLogger(__name__)
+Phase = Literal["Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "Blocked"]
+ResourceState = Literal["Running", "Stopped", "Failed", "Unknown"]
+
+RESYNC = 2.0
+_PAST = {"start": "started", "stop": "stopped"}
+BACKOFF_MAX = 10.0
+
+
+@dataclass
+class _Managed:
+    """An actuator for one resource, with the spec it was made from."""
+
+    spec: str
+    actuator: Actuator
+    probe: ProbeRunner | None = None
+    probe_failed: bool = False
+
+
+@dataclass
+class _GroupMemory:
+    """What the loop remembers between turns; all of it can be lost without harm."""
+
+    last_status: dict[str, Any] = field(default_factory=dict)
+    failed_starts: int = 0
+    retry_after: float = 0.0
+    last_action: str = ""
+
+
+def resource_key(group: str, resource: Resource) -> str:
+    return f"{group}.{resource.resolved_name()}"
+
+
+def actuator_spec(resource: Resource) -> tuple[str, dict[str, Any]]:
+    kind = resource.type
+    body: dict[str, Any] = getattr(resource, kind).to_dict()
+    return kind, body
+
+
+class Reconciler:
+    def __init__(
+        self,
+        node: str,
+        store: Store,
+        informer: Informer,
+        liveness: LivenessSource,
+        *,
+        registry: ActuatorRegistry = default_registry,
+        run_dir: Path = Path("/run/vigil"),
+        netns: str | None = None,
+    ) -> None:
+        self.node = node
+        self.store = store
+        self.informer = informer
+        self.liveness = liveness
+        self.registry = registry
+        self.run_dir = run_dir
+        self.netns = netns
+        self.objects = ObjectStore(store)
+        self._managed: dict[str, _Managed] = {}
+        self._memory: dict[str, _GroupMemory] = {}
+        self._lock = asyncio.Lock()
+        self._retired: list[_Managed] = []
+        self._probe_wake = asyncio.Event()
+        self.turns = 0
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        wakes = [self.informer.subscribe(), self.liveness.subscribe(), self._probe_wake]
+        guard = asyncio.create_task(self._lease_guard(), name="lease-guard")
+        try:
+            while True:
+                try:
+                    await self.turn()
+                except Exception:  # a turn must never kill the loop; the next one retries
+                    log.exception("reconcile turn failed")
+                await wait_any(wakes, RESYNC)
+        finally:
+            guard.cancel()
+
+    async def _lease_guard(self) -> None:
+        """Stop everything the moment the serving lease is lost, without waiting for a turn."""
+        wake = self.liveness.subscribe()
+        while True:
+            await wake.wait()
+            wake.clear()
+            if not self.liveness.serving():
+                await self.stop_all("serving lease lost: no majority has heard this node")
+
+    async def stop_all(self, why: str) -> None:
+        async with self._lock:
+            running = list(self._managed)
+            if running:
+                log.warning("%s: stopping every resource", why)
+            for key in reversed(running):
+                managed = self._managed[key]
+                await self._stop_probe(managed)
+                try:
+                    await managed.actuator.stop()
+                except ActuatorError as exc:
+                    log.error("stop of %s failed: %s", key, exc)
+
+    # -- one turn -----------------------------------------------------------------------
+
+    def _placements(self) -> dict[str, PlacementRecord]:
+        out = {}
+        for kv in self.informer.under(keys.PLACEMENT):
+            record = PlacementRecord.from_dict(kv.value)
+            out[record.group] = record
+        return out
+
+    def _should_run(self, record: PlacementRecord | None, serving: bool) -> bool:
+        if not serving or record is None or record.node != self.node:
+            return False
+        previous = record.recovered_from
+        if previous:
+            seen = self.liveness.liveness().get(previous)
+            if seen is not None and seen.alive:
+                log.warning(
+                    "placement says recover from %s, but this node still hears it: waiting",
+                    previous,
+                )
+                return False
+        return True
+
+    async def turn(self) -> None:
+        async with self._lock:
+            self.turns += 1
+            serving = self.liveness.serving()
+            groups = {
+                name: g
+                for name, g in self.informer.objects("ResourceGroup").items()
+                if isinstance(g, ResourceGroup)
+            }
+            placements = self._placements()
+            views: list[GroupView] = []
+            blocked: dict[str, str] = {}
+            now = time.monotonic()
+            for name, group in groups.items():
+                should_run = self._should_run(placements.get(name), serving)
+                try:
+                    managed = self._actuators(group)
+                except ConfigError as exc:
+                    blocked[name] = str(exc)
+                    managed = {}
+                if name in blocked:
+                    should_run = False
+                views.append(await self._observe(group, managed, should_run))
+            await self._forget_deleted(groups)
+            order = start_order([to_scheduler_group(g) for g in groups.values()])
+            actions = plan(views, order)
+            actions = [a for a in actions if not self._backing_off(a, now)]
+            failed = await self._execute(actions, groups)
+            for view in views:
+                await self._report(
+                    groups[view.name],
+                    view,
+                    placements.get(view.name),
+                    blocked.get(view.name),
+                    failed.get(view.name),
+                )
+
+    def _backing_off(self, action: Action, now: float) -> bool:
+        memory = self._memory.get(action.group)
+        return action.verb == "start" and memory is not None and now < memory.retry_after
+
+    def _actuators(self, group: ResourceGroup) -> dict[str, _Managed]:
+        out: dict[str, _Managed] = {}
+        for resource in group.spec.resources:
+            key = resource_key(group.name, resource)
+            kind, body = actuator_spec(resource)
+            spec_text = json.dumps([kind, body, resource.timeouts.to_dict()], sort_keys=True)
+            managed = self._managed.get(key)
+            if managed is None or managed.spec != spec_text:
+                # A changed spec makes a new actuator; the old one's resource is stopped by
+                # the next turn only if the old spec is still observed running under the
+                # same key, so stop it here, before it is forgotten.
+                if managed is not None:
+                    self._retired.append(managed)
+                ctx = ActuatorContext(
+                    resource=key,
+                    run_dir=self.run_dir,
+                    netns=self.netns,
+                    timeouts=Timeouts.from_mapping(resource.timeouts.to_dict()),
+                )
+                managed = _Managed(spec_text, self.registry.create(kind, body, ctx))
+                self._managed[key] = managed
+            out[resource.resolved_name()] = managed
+        return out
+
+    async def _observe(
+        self, group: ResourceGroup, managed: dict[str, _Managed], should_run: bool
+    ) -> GroupView:
+        resources = []
+        for resource in group.spec.resources:
+            name = resource.resolved_name()
+            entry = managed.get(name)
+            if entry is None:
+                resources.append(ResourceView(name, State.UNKNOWN, "no actuator"))
+                continue
+            seen: Observation = await entry.actuator.observe()
+            state = seen.state
+            if state is State.RUNNING and entry.probe_failed:
+                state = State.FAILED
+            resources.append(ResourceView(name, state, seen.detail))
+        return GroupView(group.name, should_run, tuple(resources))
+
+    async def _forget_deleted(self, groups: dict[str, ResourceGroup]) -> None:
+        """Stop and drop actuators of resources no group declares any more."""
+        wanted = {resource_key(g.name, r) for g in groups.values() for r in g.spec.resources}
+        retired = [m for k, m in self._managed.items() if k not in wanted]
+        retired += self._retired
+        self._retired = []
+        for key in [k for k in self._managed if k not in wanted]:
+            del self._managed[key]
+        for managed in retired:
+            await self._stop_probe(managed)
+            try:
+                await managed.actuator.stop()
+            except ActuatorError as exc:
+                log.error("stop of a removed resource failed: %s", exc)
+
+    async def _execute(
+        self, actions: list[Action], groups: dict[str, ResourceGroup]
+    ) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for action in actions:
+            if action.group in failed and action.verb == "start":
+                continue
+            group = groups[action.group]
+            resource = next(r for r in group.spec.resources if r.resolved_name() == action.resource)
+            managed = self._managed[resource_key(group.name, resource)]
+            memory = self._memory.setdefault(group.name, _GroupMemory())
+            try:
+                if action.verb == "stop":
+                    await self._stop_probe(managed)
+                    await managed.actuator.stop()
+                    managed.probe_failed = False
+                else:
+                    if self._lease_lost():
+                        failed[action.group] = "serving lease lost"
+                        continue
+                    await managed.actuator.start()
+                    self._start_probe(group.name, resource, managed)
+                memory.last_action = f"{_PAST[action.verb]} {action.resource}"
+            except ActuatorError as exc:
+                failed[action.group] = str(exc)
+                memory.last_action = f"{action.verb} of {action.resource} failed: {exc}"
+                log.error("%s", memory.last_action)
+                if action.verb == "start":
+                    await self._start_failed(group, str(exc))
+        return failed
+
+    def _lease_lost(self) -> bool:
+        return not self.liveness.serving()
+
+    async def _start_failed(self, group: ResourceGroup, message: str) -> None:
+        memory = self._memory.setdefault(group.name, _GroupMemory())
+        memory.failed_starts += 1
+        memory.retry_after = time.monotonic() + min(0.5 * 2**memory.failed_starts, BACKOFF_MAX)
+        await self._count_failure(group.name, message)
+        # Leave nothing half-started: the next turn starts the group again from scratch.
+        for resource in reversed(group.spec.resources):
+            managed = self._managed.get(resource_key(group.name, resource))
+            if managed is None:
+                continue
+            await self._stop_probe(managed)
+            with contextlib.suppress(ActuatorError):
+                await managed.actuator.stop()
+
+    async def _count_failure(self, group: str, message: str) -> None:
+        key = keys.failure_key(group, self.node)
+        for _attempt in range(3):
+            kv = await self.store.get(key)
+            count = FailureRecord.from_dict(kv.value).count if kv else 0
+            record = FailureRecord(group, self.node, count + 1, time.time(), message)
+            event = make_event(
+                "ResourceGroup",
+                group,
+                "Failed",
+                f"on {self.node} (failure {count + 1}): {message}",
+                type="Warning",
+                component=f"agent/{self.node}",
+            )
+            ops: list[Op] = [
+                Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)
+            ]
+            try:
+                ops += await self.objects.event_puts([event])
+                await self.store.commit(ops)
+                return
+            except ConflictError:
+                continue
+            except StoreError as exc:
+                log.warning("cannot record the failure of %s: %s", group, exc)
+                return
+
+    # -- probes -------------------------------------------------------------------------
+
+    def _start_probe(self, group: str, resource: Resource, managed: _Managed) -> None:
+        if resource.probe is None or managed.probe is not None:
+            return
+        config = ProbeConfig.from_spec(resource.probe.to_dict())
+
+        async def failed(status: ProbeStatus) -> None:
+            managed.probe_failed = True
+            detail = status.last.detail if status.last else "no detail"
+            log.warning("probe of %s.%s failed: %s", group, resource.resolved_name(), detail)
+            await self._count_failure(
+                group, f"probe of {resource.resolved_name()} failed: {detail}"
+            )
+            self._probe_wake.set()
+
+        async def recovered(_status: ProbeStatus) -> None:
+            managed.probe_failed = False
+
+        managed.probe = ProbeRunner(config, failed, recovered)
+        managed.probe.start()
+
+    async def _stop_probe(self, managed: _Managed) -> None:
+        probe, managed.probe = managed.probe, None
+        if probe is not None:
+            await probe.stop()
+
+    # -- status -------------------------------------------------------------------------
+
+    async def _report(
+        self,
+        group: ResourceGroup,
+        view: GroupView,
+        record: PlacementRecord | None,
+        blocked: str | None,
+        failure: str | None,
+    ) -> None:
+        involved = record is not None and self.node in (record.node, record.stopping_from)
+        running_here = any(r.state is not State.STOPPED for r in view.resources)
+        if not involved and not running_here:
+            return
+        if record is not None and record.node not in (None, self.node) and not running_here:
+            return  # another node answers for this epoch
+        memory = self._memory.setdefault(group.name, _GroupMemory())
+        current_phase = "Blocked" if blocked else phase(view)
+        if failure and current_phase != "Blocked":
+            current_phase = "Failed"
+        if current_phase == "Running":
+            memory.failed_starts = 0
+        status = ResourceGroupStatus(
+            observed_generation=group.metadata.generation,
+            node=self.node if running_here or view.should_run else None,
+            phase=cast(Phase, current_phase),
+            resources=[
+                ResourceStatus(
+                    name=r.name,
+                    state=cast(ResourceState, r.state.value.capitalize()),
+                    message=r.detail,
+                )
+                for r in view.resources
+            ],
+            placement_epoch=record.epoch if record else None,
+            reporter=self.node,
+            last_action=blocked or failure or memory.last_action or None,
+        )
+        data = status.to_dict()
+        if data == memory.last_status:
+            return
+        key = keys.status_key("ResourceGroup", group.name)
+        try:
+            await self.store.put(
+                key,
+                data,
+                expect_revision=self.informer.status_revision("ResourceGroup", group.name),
+            )
+            memory.last_status = data
+        except ConflictError:
+            self._probe_wake.set()  # someone else wrote it; look again next turn
+        except StoreError as exc:
+            log.warning("cannot report the status of %s: %s", group.name, exc)

@@ -1,0 +1,84 @@
+"""Operator commands against a real etcd: status, move, standby, cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from controller.placement import FailureRecord
+from controller.store import keys
+from controller.store.etcd import EtcdStore
+from tests.etcd_server import EtcdServer
+from tests.integration.cli_helpers import Cli, new_cluster_name
+from tests.integration.test_cli import apply_pg
+
+
+@pytest.fixture
+def pg(etcd_server: EtcdServer, tmp_path: Path) -> Cli:
+    cli = Cli(etcd_server.endpoint, "pg-cluster-" + new_cluster_name())
+    apply_pg(cli, tmp_path)
+    return cli
+
+
+def test_status_shows_nodes_and_groups(pg: Cli) -> None:
+    text = pg("status")
+    assert text.code == 0, text.err
+    assert f"Cluster {pg.cluster}: 2 nodes, quorum two-node, fencing on" in text.out
+    assert "host-m" in text.out and "no agent" in text.out
+    assert "not placed yet" in text.out
+    data = json.loads(pg("status", "-o", "json").out)
+    assert [n["name"] for n in data["nodes"]] == ["host-m", "host-s"]
+    assert data["groups"][0]["name"] == "pg" and data["groups"][0]["placed"] is None
+
+
+def test_move_is_a_spec_change_that_expires(pg: Cli) -> None:
+    before = json.loads(pg("get", "rg", "pg", "-o", "json").out)
+    result = pg("move", "pg", "host-s", "--for", "1h")
+    assert result.code == 0, result.err
+    assert result.out.startswith("resourcegroup/pg moving to host-s until ")
+    group = json.loads(pg("get", "rg", "pg", "-o", "json").out)
+    move = group["spec"]["placement"]["moveTo"]
+    until = datetime.fromisoformat(move["until"].replace("Z", "+00:00"))
+    assert move["node"] == "host-s"
+    assert 3500 < (until - datetime.now(UTC)).total_seconds() <= 3600
+    assert group["metadata"]["generation"] == before["metadata"]["generation"] + 1
+    bad = pg("move", "pg", "host-x")
+    assert bad.code == 1 and "spec.placement.moveTo.node" in bad.err
+    assert pg("move", "pg", "--clear").code == 0
+    group = json.loads(pg("get", "rg", "pg", "-o", "json").out)
+    assert "moveTo" not in group["spec"]["placement"]
+    assert "ha move" in pg("events", "rg", "pg").out or "Updated" in pg("events", "rg", "pg").out
+
+
+def test_standby_and_unstandby(pg: Cli) -> None:
+    assert pg("standby", "host-m").out.strip() == "node/host-m in standby"
+    node = json.loads(pg("get", "node", "host-m", "-o", "json").out)
+    assert node["spec"]["standby"] is True
+    assert pg("unstandby", "host-m").code == 0
+    node = json.loads(pg("get", "node", "host-m", "-o", "json").out)
+    assert node["spec"]["standby"] is False
+    unknown = pg("standby", "host-x")
+    assert unknown.code == 1 and "not in Cluster" in unknown.err
+
+
+def test_cleanup_forgets_failures(pg: Cli) -> None:
+    async def record() -> None:
+        async with EtcdStore([pg.endpoint], pg.cluster) as store:
+            for node in ("host-m", "host-s"):
+                failure = FailureRecord("pg", node, 3, 1.0, "probe failed")
+                await store.put(keys.failure_key("pg", node), failure.to_dict())
+
+    asyncio.run(record())
+    assert "host-m:3" in pg("status").out
+    assert pg("cleanup", "pg", "--node", "host-m").out.strip() == (
+        "resourcegroup/pg: failures cleared (host-m)"
+    )
+    status = json.loads(pg("status", "-o", "json").out)
+    assert status["groups"][0]["failures"] == {"host-s": 3}
+    assert pg("cleanup", "pg").code == 0
+    assert json.loads(pg("status", "-o", "json").out)["groups"][0]["failures"] == {}
+    assert pg("cleanup", "nope").code == 5

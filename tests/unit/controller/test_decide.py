@@ -1,0 +1,126 @@
+"""The leader's placement writes follow docs/safety.md: two steps off a live node, one step
+off a lost node, and nothing while a node is silent but not provably stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.api.cluster import Cluster
+from controller.api.decode import decode
+from controller.api.group import ResourceGroup, ResourceGroupStatus
+from controller.api.meta import ObjectMeta
+from controller.api.node import Node, NodeSpec
+from controller.decide import Liveness, Snapshot, decide
+from controller.manifest import load
+from controller.placement import FailureRecord, PlacementRecord
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "deploy" / "examples"
+UP = Liveness("up", False)
+SILENT = Liveness("dead", False)
+LOST = Liveness("dead", True)
+NOW = 1_800_000_000.0
+
+
+def pg_objects() -> tuple[Cluster, ResourceGroup]:
+    objects = [decode(d.data) for d in load([str(EXAMPLES / "pg")])]
+    cluster = next(o for o in objects if isinstance(o, Cluster))
+    group = next(o for o in objects if isinstance(o, ResourceGroup))
+    return cluster, group
+
+
+def snap(
+    liveness: dict[str, Liveness],
+    placement: PlacementRecord | None = None,
+    status: ResourceGroupStatus | None = None,
+    standby: tuple[str, ...] = (),
+    failures: tuple[FailureRecord, ...] = (),
+    groups: bool = True,
+) -> Snapshot:
+    cluster, group = pg_objects()
+    nodes = {
+        n: Node(
+            api_version="ha.vigil.dev/v1alpha1",
+            kind="Node",
+            metadata=ObjectMeta(name=n),
+            spec=NodeSpec(standby=True),
+        )
+        for n in standby
+    }
+    return Snapshot(
+        cluster=cluster,
+        groups={"pg": group} if groups else {},
+        nodes=nodes,
+        liveness=liveness,
+        placements={"pg": placement} if placement else {},
+        statuses={"pg": status} if status else {},
+        failures=failures,
+        now=NOW,
+    )
+
+
+def test_first_placement_goes_to_the_best_node() -> None:
+    out = decide(snap({"host-m": UP, "host-s": UP}), leader="host-s")
+    [record] = out.writes
+    assert (record.node, record.epoch, record.leader) == ("host-m", 1, "host-s")
+    assert record.recovered_from is None and record.stopping_from is None
+
+
+def test_lost_node_is_recovered_in_one_step() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    out = decide(snap({"host-m": LOST, "host-s": UP}, on_m), leader="host-s")
+    [record] = out.writes
+    assert (record.node, record.epoch, record.recovered_from) == ("host-s", 5, "host-m")
+    assert "host-m" in record.reason
+
+
+def test_silent_node_is_waited_for() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    out = decide(snap({"host-m": SILENT, "host-s": UP}, on_m), leader="host-s")
+    assert out.writes == []
+    assert any("pg" in note for note in out.notes)
+    unknown = decide(snap({"host-s": UP}, on_m), leader="host-s")
+    assert unknown.writes == []
+
+
+def test_standby_moves_in_two_steps() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    first = decide(snap({"host-m": UP, "host-s": UP}, on_m, standby=("host-m",)), "host-s")
+    [stop] = first.writes
+    assert (stop.node, stop.epoch, stop.stopping_from) == (None, 5, "host-m")
+    # Until host-m reports the group stopped at epoch 5, host-s must not start it.
+    waiting = decide(snap({"host-m": UP, "host-s": UP}, stop, standby=("host-m",)), "host-s")
+    assert waiting.writes == []
+    assert "waiting for host-m to stop it" in waiting.notes[0]
+    stale = ResourceGroupStatus(phase="Stopped", reporter="host-m", placement_epoch=4)
+    assert decide(snap({"host-m": UP, "host-s": UP}, stop, stale, ("host-m",)), "x").writes == []
+    done = ResourceGroupStatus(phase="Stopped", reporter="host-m", placement_epoch=5)
+    [start] = decide(snap({"host-m": UP, "host-s": UP}, stop, done, ("host-m",)), "x").writes
+    assert (start.node, start.epoch, start.recovered_from) == ("host-s", 6, None)
+
+
+def test_a_node_lost_while_stopping_is_recovered() -> None:
+    stop = PlacementRecord("pg", None, 5, "moving", stopping_from="host-m")
+    out = decide(snap({"host-m": LOST, "host-s": UP}, stop), "host-s")
+    [start] = out.writes
+    assert (start.node, start.recovered_from) == ("host-s", "host-m")
+    assert decide(snap({"host-m": SILENT, "host-s": UP}, stop), "host-s").writes == []
+
+
+def test_migration_threshold_moves_the_group_off_a_failing_node() -> None:
+    on_m = PlacementRecord("pg", "host-m", 2, "best")
+    failures = (FailureRecord("pg", "host-m", 3, NOW - 5),)
+    [stop] = decide(snap({"host-m": UP, "host-s": UP}, on_m, failures=failures), "x").writes
+    assert stop.node is None and stop.stopping_from == "host-m"
+    expired = (FailureRecord("pg", "host-m", 3, NOW - 3600),)
+    assert decide(snap({"host-m": UP, "host-s": UP}, on_m, failures=expired), "x").writes == []
+
+
+def test_stable_cluster_writes_nothing() -> None:
+    on_m = PlacementRecord("pg", "host-m", 2, "best")
+    assert decide(snap({"host-m": UP, "host-s": UP}, on_m), "x").writes == []
+
+
+def test_placement_of_a_deleted_group_is_removed() -> None:
+    on_m = PlacementRecord("pg", "host-m", 2, "best")
+    out = decide(snap({"host-m": UP, "host-s": UP}, on_m, groups=False), "x")
+    assert out.deletes == ["pg"] and out.writes == []
