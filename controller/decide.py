@@ -30,6 +30,8 @@ class Liveness:
 
     state: PeerState
     lost: bool  # declared lost by the majority rule of docs/safety.md
+    # The member's current incarnation (a new one at every agent start or rejoin).
+    incarnation: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -145,11 +147,35 @@ def _next_record(
         stopping_from: str | None = None,
         recovered_from: str | None = None,
     ) -> PlacementRecord:
+        target = snapshot.liveness.get(node) if node else None
+        lost = snapshot.liveness.get(recovered_from) if recovered_from else None
+        previous = record.incarnation if record and record.node == recovered_from else None
         return PlacementRecord(
-            group, node, epoch + 1, reason, stopping_from, recovered_from, leader=leader
+            group,
+            node,
+            epoch + 1,
+            reason,
+            stopping_from,
+            recovered_from,
+            leader=leader,
+            incarnation=target.incarnation if target else None,
+            recovered_incarnation=previous or (lost.incarnation if lost else None),
         )
 
     if want == have:
+        seen = snapshot.liveness.get(have, Liveness("unknown", False)) if have else None
+        if (
+            record is not None
+            and have is not None
+            and seen is not None
+            and seen.alive
+            and seen.incarnation
+            and record.incarnation != seen.incarnation
+        ):
+            # The agent there restarted (or rejoined): it keeps what runs but starts
+            # nothing until a placement names its new incarnation.
+            reason = f"confirmed on {have}, whose agent started again: {decision.reason}"
+            return record_for(have, reason), ""
         return None, ""
     if have is None:
         # A group told to stop on a live node moves on only once that node says so.

@@ -46,6 +46,12 @@ class Informer:
         for event in self._listeners:
             event.set()
 
+    def preload(self, items: list[KeyValue]) -> None:
+        """Start from a copy saved earlier (the store may be unreachable now); the first
+        successful listing replaces it."""
+        self._items = {kv.key: kv for kv in items}
+        self._notify()
+
     def load(self, items: list[KeyValue], revision: int) -> None:
         """Replace the copy with a listing read at ``revision``."""
         self._items = {kv.key: kv for kv in items}

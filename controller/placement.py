@@ -26,6 +26,11 @@ class PlacementRecord:
     recovered_from: str | None = None
     leader: str = ""
     time: str = ""
+    # The placed node's incarnation when placed: an agent that started again (a new
+    # incarnation) keeps what runs but starts nothing until the leader confirms it.
+    incarnation: str | None = None
+    # The lost node's incarnation: the new node waits while it still hears that one.
+    recovered_incarnation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -40,6 +45,10 @@ class PlacementRecord:
             data["stoppingFrom"] = self.stopping_from
         if self.recovered_from:
             data["recoveredFrom"] = self.recovered_from
+        if self.incarnation:
+            data["incarnation"] = self.incarnation
+        if self.recovered_incarnation:
+            data["recoveredIncarnation"] = self.recovered_incarnation
         return data
 
     @classmethod
@@ -54,6 +63,8 @@ class PlacementRecord:
             recovered_from=data.get("recoveredFrom") or None,
             leader=str(data.get("leader", "")),
             time=str(data.get("time", "")),
+            incarnation=data.get("incarnation") or None,
+            recovered_incarnation=data.get("recoveredIncarnation") or None,
         )
 
 

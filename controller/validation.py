@@ -151,11 +151,11 @@ def _check_cluster(cluster: Cluster, out: _Collector) -> None:
             f"deadtime must exceed 2 x keepalive so that one lost packet is not a death; "
             f"raise deadtime above {_ms(2 * t.keepalive)} or lower keepalive",
         )
-    if not t.keepalive <= t.warntime < t.deadtime:
+    if not t.keepalive < t.warntime < t.deadtime:
         out.add(
             cluster,
             ("spec", "timing", "warntime"),
-            "warntime must be at least keepalive and below deadtime "
+            "warntime must be above keepalive and below deadtime "
             f"(keepalive {_ms(t.keepalive)}, deadtime {_ms(t.deadtime)})",
         )
     if t.initdead < t.deadtime:

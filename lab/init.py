@@ -140,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--disk", required=True, help="host directory bind-mounted on /var/lib/vigil")
     p.add_argument("--commands", default="[]", help="JSON list of argv lists to start")
     p.add_argument("--ready-fd", type=int, default=None)
-    p.add_argument("--restart-delay", type=float, default=None,
-                   help="restart payloads that exit after this many seconds (default: never)")
+    p.add_argument(
+        "--restart-delay",
+        type=float,
+        default=None,
+        help="restart payloads that exit after this many seconds (default: never)",
+    )
     args = p.parse_args(argv)
     ready_fd: int | None = args.ready_fd
     try:

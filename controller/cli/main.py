@@ -16,7 +16,7 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 from controller.api.meta import API_VERSION
-from controller.cli import apply_cmd, get_cmd, ops_cmd
+from controller.cli import apply_cmd, cluster_cmd, get_cmd, ops_cmd
 from controller.cli.config import ClientConfig, resolve
 from controller.cli.output import FORMATS, err
 from controller.errors import EXIT_CONFLICT, EXIT_INVALID, EXIT_UNAVAILABLE, VigilError
@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=None, local=_print_version)
 
     ops_cmd.register(sub, common)
+    cluster_cmd.register(sub, common)
     _register_optional(sub)
     return parser
 

@@ -46,7 +46,7 @@ from nodeagent.actuators import (
 )
 from nodeagent.actuators.base import ActuatorRegistry
 from nodeagent.probes import ProbeConfig, ProbeRunner, ProbeStatus
-from nodeagent.reconciler.plan import Action, GroupView, ResourceView, phase, plan
+from nodeagent.reconciler.plan import Action, GroupView, Mode, ResourceView, phase, plan
 
 log = logging.getLogger(__name__)
 Phase = Literal["Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "Blocked"]
@@ -160,19 +160,26 @@ class Reconciler:
             out[record.group] = record
         return out
 
-    def _should_run(self, record: PlacementRecord | None, serving: bool) -> bool:
+    def _mode(self, record: PlacementRecord | None, serving: bool) -> Mode:
         if not serving or record is None or record.node != self.node:
-            return False
+            return "stop"
+        view = self.liveness.liveness()
+        mine = view.get(self.node)
+        if record.incarnation and mine is not None and mine.incarnation != record.incarnation:
+            # Placed on an earlier incarnation of this agent: keep what runs, start
+            # nothing, until the leader confirms the placement for this one.
+            return "keep"
         previous = record.recovered_from
         if previous:
-            seen = self.liveness.liveness().get(previous)
-            if seen is not None and seen.alive:
+            seen = view.get(previous)
+            same = record.recovered_incarnation in (None, seen.incarnation if seen else None)
+            if seen is not None and seen.alive and same:
                 log.warning(
                     "placement says recover from %s, but this node still hears it: waiting",
                     previous,
                 )
-                return False
-        return True
+                return "stop"
+        return "run"
 
     async def turn(self) -> None:
         async with self._lock:
@@ -188,15 +195,15 @@ class Reconciler:
             blocked: dict[str, str] = {}
             now = time.monotonic()
             for name, group in groups.items():
-                should_run = self._should_run(placements.get(name), serving)
+                mode = self._mode(placements.get(name), serving)
                 try:
                     managed = self._actuators(group)
                 except ConfigError as exc:
                     blocked[name] = str(exc)
                     managed = {}
                 if name in blocked:
-                    should_run = False
-                views.append(await self._observe(group, managed, should_run))
+                    mode = "stop"
+                views.append(await self._observe(group, managed, mode))
             await self._forget_deleted(groups)
             order = start_order([to_scheduler_group(g) for g in groups.values()])
             actions = plan(views, order)
@@ -240,7 +247,7 @@ class Reconciler:
         return out
 
     async def _observe(
-        self, group: ResourceGroup, managed: dict[str, _Managed], should_run: bool
+        self, group: ResourceGroup, managed: dict[str, _Managed], mode: Mode
     ) -> GroupView:
         resources = []
         for resource in group.spec.resources:
@@ -254,7 +261,7 @@ class Reconciler:
             if state is State.RUNNING and entry.probe_failed:
                 state = State.FAILED
             resources.append(ResourceView(name, state, seen.detail))
-        return GroupView(group.name, should_run, tuple(resources))
+        return GroupView(group.name, mode, tuple(resources))
 
     async def _forget_deleted(self, groups: dict[str, ResourceGroup]) -> None:
         """Stop and drop actuators of resources no group declares any more."""

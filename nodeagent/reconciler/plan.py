@@ -15,6 +15,9 @@ from typing import Literal
 from nodeagent.actuators.base import State
 
 Verb = Literal["start", "stop"]
+# run: start what is missing, keep it up; keep: start nothing, stop nothing (an agent that
+# started again and waits for the leader to confirm it); stop: take everything down.
+Mode = Literal["run", "keep", "stop"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,12 @@ class ResourceView:
 @dataclass(frozen=True)
 class GroupView:
     name: str
-    should_run: bool
+    mode: Mode
     resources: tuple[ResourceView, ...]
+
+    @property
+    def should_run(self) -> bool:
+        return self.mode == "run"
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,9 @@ def plan(groups: Sequence[GroupView], start_order: Sequence[str]) -> list[Action
     stops: list[Action] = []
     starts: list[Action] = []
     for group in reversed(ordered):
-        if not group.should_run:
+        if group.mode == "stop":
             stops.extend(_stops(group))
-        elif any(r.state is State.FAILED for r in group.resources):
+        elif group.mode == "run" and any(r.state is State.FAILED for r in group.resources):
             # A failed resource restarts the group: everything down, then up in order.
             stops.extend(_stops(group))
     for group in ordered:
@@ -72,6 +79,8 @@ def plan(groups: Sequence[GroupView], start_order: Sequence[str]) -> list[Action
 
 def phase(group: GroupView) -> str:
     states = {r.state for r in group.resources}
+    if group.mode == "keep":
+        return "Running" if states == {State.RUNNING} else "Pending"
     if group.should_run:
         if states == {State.RUNNING}:
             return "Running"

@@ -156,7 +156,7 @@ def test_fencing_must_cover_every_server(pg: dict[tuple[str, str], dict[str, Any
         (
             {"keepalive": "200ms", "warntime": "2s", "deadtime": "1s"},
             "spec.timing.warntime",
-            "warntime must be at least keepalive and below deadtime",
+            "warntime must be above keepalive and below deadtime",
         ),
         (
             {"deadtime": "5s", "warntime": "1s", "initdead": "2s"},

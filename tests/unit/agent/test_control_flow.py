@@ -230,6 +230,37 @@ async def test_start_failures_move_the_group_after_the_threshold(cluster: Cluste
     assert "web.ip-10-0-0-100" not in cluster.world.on("n1")
 
 
+async def test_restarted_agent_keeps_its_resources_until_confirmed(cluster: Cluster) -> None:
+    for view in cluster.views.values():
+        for member in ("n1", "n2", "n3"):
+            view.set(member, Liveness("up", False, f"{member}-1"))
+
+    async def confirmed_on_n1() -> bool:
+        placement = await cluster.placement()
+        return (
+            placement is not None
+            and placement.incarnation == "n1-1"
+            and len(cluster.world.on("n1")) == 2
+        )
+
+    await until(confirmed_on_n1)
+    # n1's agent starts again: a new incarnation, seen by itself first.
+    cluster.views["n1"].set("n1", Liveness("up", False, "n1-2"))
+    await asyncio.sleep(0.3)
+    assert len(cluster.world.on("n1")) == 2, "a restarted agent must not stop what runs"
+    assert not [e for e in cluster.world.log if e[:2] == ("n1", "stop")]
+    # The leader hears the new incarnation and confirms the placement for it.
+    cluster.views["n3"].set("n1", Liveness("up", False, "n1-2"))
+
+    async def reconfirmed() -> bool:
+        placement = await cluster.placement()
+        return placement is not None and placement.incarnation == "n1-2"
+
+    await until(reconfirmed)
+    assert len(cluster.world.on("n1")) == 2
+    assert not [e for e in cluster.world.log if e[:2] == ("n1", "stop")]
+
+
 async def test_a_resource_running_where_it_is_not_placed_is_stopped(cluster: Cluster) -> None:
     cluster.world.on("n2").add("web.ip-10-0-0-100")  # left over from before a restart
 

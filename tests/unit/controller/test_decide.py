@@ -124,3 +124,20 @@ def test_placement_of_a_deleted_group_is_removed() -> None:
     on_m = PlacementRecord("pg", "host-m", 2, "best")
     out = decide(snap({"host-m": UP, "host-s": UP}, on_m, groups=False), "x")
     assert out.deletes == ["pg"] and out.writes == []
+
+
+def test_restarted_agent_is_confirmed_under_its_new_incarnation() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best", incarnation="aa")
+    same = {"host-m": Liveness("up", False, "aa"), "host-s": UP}
+    assert decide(snap(same, on_m), "host-s").writes == []
+    restarted = {"host-m": Liveness("up", False, "bb"), "host-s": UP}
+    [record] = decide(snap(restarted, on_m), "host-s").writes
+    assert (record.node, record.epoch, record.incarnation) == ("host-m", 5, "bb")
+    assert "started again" in record.reason
+
+
+def test_recovery_names_the_lost_incarnation() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best", incarnation="aa")
+    view = {"host-m": Liveness("dead", True, "aa"), "host-s": Liveness("up", False, "cc")}
+    [record] = decide(snap(view, on_m), "host-s").writes
+    assert (record.node, record.incarnation, record.recovered_incarnation) == ("host-s", "cc", "aa")

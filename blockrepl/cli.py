@@ -1,0 +1,247 @@
+"""``blockrepl`` command line: metadata tools and a local (peer-less) NBD server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from typing import Any
+
+from blockrepl.errors import BlockReplError
+from blockrepl.generation import MdFlag
+from blockrepl.layout import AL_DEFAULT_EXTENTS, BM_BYTES_PER_BIT, MdKind
+from blockrepl.metadata import MetadataStore
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class UsageError(BlockReplError):
+    pass
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise UsageError(f"--size {text!r}: use a number with an optional K/M/G/T suffix")
+    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+
+
+def _meta(args: argparse.Namespace) -> tuple[str, MdKind, str | None]:
+    """(metadata path, kind, data path for external)."""
+    if args.meta in (None, "internal"):
+        return args.backing, MdKind.INTERNAL, None
+    return args.meta, MdKind.EXTERNAL, args.backing
+
+
+def _load(args: argparse.Namespace, writable: bool = False) -> MetadataStore:
+    path, kind, data = _meta(args)
+    return MetadataStore.load(path, kind, data, writable=writable)
+
+
+def cmd_create_md(args: argparse.Namespace) -> int:
+    backing = args.backing
+    if args.size is not None:
+        size = parse_size(args.size)
+        if os.path.exists(backing) and not os.path.isfile(backing):
+            raise UsageError(f"--size only applies to regular files; {backing} is a device")
+        with open(backing, "ab") as f:
+            if f.tell() < size:
+                f.truncate(size)
+    elif not os.path.exists(backing):
+        raise UsageError(f"{backing} does not exist: create it, or pass --size to create a file")
+    path, kind, data = _meta(args)
+    if kind is MdKind.EXTERNAL and not os.path.exists(path):
+        open(path, "wb").close()
+    md = MetadataStore.create(path, kind, data, al_extents=args.al_extents, force=args.force)
+    print(f"created {kind.name.lower()} metadata on {path}: {md.data_size} usable bytes")
+    md.close_fd()
+    return 0
+
+
+def describe(md: MetadataStore) -> dict[str, Any]:
+    sb, g = md.sb, md.geometry
+    return {
+        "metadata": md.path,
+        "kind": g.kind.name.lower(),
+        "device_uuid": str(sb.device_uuid),
+        "data_size": g.data_size,
+        "backing_size": sb.backing_size,
+        "md_offset": g.md_offset,
+        "md_size": g.md_size,
+        "bytes_per_bit": BM_BYTES_PER_BIT,
+        "al_extents": g.al_extents,
+        "sequence": sb.seq,
+        "generation": {
+            "current": f"{sb.generation.current:016X}",
+            "bitmap": f"{sb.generation.bitmap:016X}",
+            "history": [f"{sb.generation.history1:016X}", f"{sb.generation.history2:016X}"],
+        },
+        "flags": [f.name for f in MdFlag if f.name and sb.flags & f],
+        "clean_shutdown": md.clean,
+        "active_extents": md.al_extents,
+        "dirty_bits": md.bitmap.count(),
+        "dirty_bytes": md.bitmap.count() * BM_BYTES_PER_BIT,
+        "warnings": md.warnings,
+    }
+
+
+def cmd_show_md(args: argparse.Namespace) -> int:
+    md = _load(args)
+    try:
+        info = describe(md)
+    finally:
+        md.close_fd()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_dump_bitmap(args: argparse.Namespace) -> int:
+    md = _load(args)
+    try:
+        runs = [
+            {
+                "first_block": b,
+                "blocks": n,
+                "offset": b * BM_BYTES_PER_BIT,
+                "length": n * BM_BYTES_PER_BIT,
+            }
+            for b, n in md.bitmap.runs()
+        ]
+        total = md.bitmap.count()
+    finally:
+        md.close_fd()
+    if args.json:
+        print(json.dumps({"bytes_per_bit": BM_BYTES_PER_BIT, "dirty_bits": total, "runs": runs}))
+    else:
+        print(f"# {total} dirty 4 KiB blocks")
+        for r in runs:
+            print(f"{r['offset']}+{r['length']}")
+    return 0
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise UsageError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:10809")
+    return host.strip("[]"), int(port)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if not args.unix and not args.listen:
+        raise UsageError("serve needs --unix SOCK and/or --listen HOST:PORT")
+    listens = [_parse_listen(x) for x in args.listen or []]
+    return asyncio.run(_serve(args, listens))
+
+
+async def _serve(args: argparse.Namespace, listens: list[tuple[str, int]]) -> int:
+    from blockrepl.localdisk import LocalDiskBackend
+    from blockrepl.nbd.server import Export, NbdServer
+
+    md = _load(args, writable=True)
+    try:
+        md.attach()
+        md.promote(peer_connected=False, force=args.force)
+    except BaseException:
+        md.close_fd()
+        raise
+    backend = LocalDiskBackend(md, args.backing)
+    server = NbdServer([Export(args.export_name, backend)])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for sock in args.unix or []:
+            await server.listen_unix(sock)
+            print(f"serving {args.export_name!r} ({backend.size} bytes) on unix:{sock}", flush=True)
+        for host, port in listens:
+            bound = await server.listen_tcp(host, port)
+            print(
+                f"serving {args.export_name!r} ({backend.size} bytes) on {host}:{bound}", flush=True
+            )
+        if args.pidfile:
+            _write_pidfile(args.pidfile)
+        await stop.wait()
+    finally:
+        await server.stop()
+        await backend.close(clean=True)
+        for sock in args.unix or []:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sock)
+    return 0
+
+
+def _write_pidfile(path: str) -> None:
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="blockrepl", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def volume(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backing", required=True, help="backing file or block device")
+        p.add_argument(
+            "--meta",
+            default="internal",
+            help="'internal' (default: at the end of the backing device) or a metadata file path",
+        )
+
+    p = sub.add_parser("create-md", help="write fresh metadata")
+    volume(p)
+    p.add_argument("--size", help="create/extend the backing FILE to this size (e.g. 64M)")
+    p.add_argument("--al-extents", type=int, default=AL_DEFAULT_EXTENTS)
+    p.add_argument("--force", action="store_true", help="overwrite existing metadata")
+    p.set_defaults(func=cmd_create_md)
+
+    p = sub.add_parser("show-md", help="print the superblock, flags and counts")
+    volume(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show_md)
+
+    p = sub.add_parser("dump-bitmap", help="print the dirty ranges")
+    volume(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dump_bitmap)
+
+    p = sub.add_parser("serve", help="serve the volume over NBD as Primary without a peer")
+    volume(p)
+    p.add_argument("--unix", action="append", metavar="SOCK")
+    p.add_argument("--listen", action="append", metavar="HOST:PORT")
+    p.add_argument("--export-name", default="blockrepl")
+    p.add_argument("--force", action="store_true", help="promote an Inconsistent (new) disk")
+    p.add_argument("--pidfile")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_serve)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="blockrepl: %(levelname)s %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except BlockReplError as exc:
+        print(f"blockrepl: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"blockrepl: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

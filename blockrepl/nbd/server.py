@@ -1,0 +1,253 @@
+"""Asyncio NBD server (fixed newstyle, simple replies) on unix sockets and TCP.
+
+Requests are processed concurrently (up to ``max_in_flight`` per connection) and replied
+to as they complete, so replies may be out of order; the client matches them by cookie.
+Any protocol violation closes the connection before any data is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from blockrepl.backend import BlockBackend
+from blockrepl.nbd import protocol as p
+
+log = logging.getLogger(__name__)
+
+OFFERED = p.HandshakeFlag.FIXED_NEWSTYLE | p.HandshakeFlag.NO_ZEROES
+BASE_TFLAGS = (
+    p.TFlag.HAS_FLAGS
+    | p.TFlag.SEND_FLUSH
+    | p.TFlag.SEND_FUA
+    | p.TFlag.SEND_TRIM
+    | p.TFlag.SEND_WRITE_ZEROES
+    | p.TFlag.CAN_MULTI_CONN  # one fd per backend, FLUSH = fdatasync: visible to all
+)
+
+
+@dataclass
+class Export:
+    name: str
+    backend: BlockBackend
+    description: str = ""
+    # Only the Primary serves: returns None if serving is allowed, else the reason.
+    refuse: Callable[[], str | None] = field(default=lambda: None)
+
+    @property
+    def tflags(self) -> p.TFlag:
+        flags = BASE_TFLAGS
+        if self.backend.read_only:
+            flags |= p.TFlag.READ_ONLY
+        return flags
+
+
+class _Close(Exception):
+    """End the connection quietly (ABORT, EXPORT_NAME failure)."""
+
+
+class NbdServer:
+    def __init__(self, exports: list[Export], max_in_flight: int = 64) -> None:
+        if not exports:
+            raise ValueError("at least one export is required")
+        self.exports = {e.name: e for e in exports}
+        self.default = exports[0]
+        self.max_in_flight = max_in_flight
+        self._servers: list[asyncio.Server] = []
+        self._conns: set[asyncio.Task[None]] = set()
+        self._shutting_down = False
+        self.stats = {"connections": 0, "protocol_errors": 0, "requests": 0}
+
+    # ------------------------------------------------------------------ listeners
+    async def listen_unix(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        self._servers.append(await asyncio.start_unix_server(self._on_connect, path=path))
+
+    async def listen_tcp(self, host: str, port: int) -> int:
+        server = await asyncio.start_server(self._on_connect, host=host, port=port)
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        self._shutting_down = True
+        for server in self._servers:
+            server.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        self.stats["connections"] += 1
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            export = await self._handshake(reader, writer)
+            await self._transmission(export, reader, writer)
+        except (_Close, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except p.ProtocolError as exc:
+            self.stats["protocol_errors"] += 1
+            log.warning("NBD protocol error from %s: %s; closing", _peer(writer), exc)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._conns.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    # ------------------------------------------------------------------ handshake
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> Export:
+        writer.write(p.encode_greeting(OFFERED))
+        await writer.drain()
+        cflags = p.decode_client_flags(await reader.readexactly(4), OFFERED)
+        no_zeroes = bool(cflags & p.ClientFlag.C_NO_ZEROES)
+        while True:
+            hdr = p.decode_option_header(await reader.readexactly(16))
+            data = await reader.readexactly(hdr.length)
+            if hdr.option == p.Opt.EXPORT_NAME:
+                export = self._lookup(p.decode_export_name(data))
+                if export is None or export.refuse() is not None or self._shutting_down:
+                    raise _Close()  # the only legal error for EXPORT_NAME
+                writer.write(
+                    p.encode_export_name_reply(export.backend.size, export.tflags, no_zeroes)
+                )
+                await writer.drain()
+                return export
+            try:
+                export = self._option(hdr, data, writer)
+            except p.OptionError as exc:
+                msg = exc.message.encode()
+                writer.write(p.encode_option_reply(hdr.option, exc.rep, msg))
+                export = None
+            await writer.drain()
+            if hdr.option == p.Opt.ABORT:
+                raise _Close()
+            if export is not None:
+                return export
+
+    def _lookup(self, name: str) -> Export | None:
+        return self.default if name == "" else self.exports.get(name)
+
+    def _option(
+        self, hdr: p.OptionHeader, data: bytes, writer: asyncio.StreamWriter
+    ) -> Export | None:
+        opt = hdr.option
+        if self._shutting_down and opt != p.Opt.ABORT:
+            raise p.OptionError(p.Rep.ERR_SHUTDOWN, "server is shutting down")
+        if opt == p.Opt.ABORT:
+            writer.write(p.encode_option_reply(opt, p.Rep.ACK))
+            return None
+        if opt == p.Opt.LIST:
+            if data:
+                raise p.OptionError(p.Rep.ERR_INVALID, "LIST takes no data")
+            for name in self.exports:
+                writer.write(p.encode_option_reply(opt, p.Rep.SERVER, p.encode_rep_server(name)))
+            writer.write(p.encode_option_reply(opt, p.Rep.ACK))
+            return None
+        if opt in (p.Opt.INFO, p.Opt.GO):
+            req = p.decode_info_request(data)
+            export = self._lookup(req.name)
+            if export is None:
+                raise p.OptionError(p.Rep.ERR_UNKNOWN, f"no export named {req.name!r}")
+            reason = export.refuse()
+            if reason is not None:
+                raise p.OptionError(p.Rep.ERR_POLICY, reason)
+            size = export.backend.size
+            writer.write(
+                p.encode_option_reply(opt, p.Rep.INFO, p.encode_info_export(size, export.tflags))
+            )
+            if p.Info.NAME in req.infos:
+                writer.write(
+                    p.encode_option_reply(opt, p.Rep.INFO, p.encode_info_name(export.name))
+                )
+            block = p.encode_info_block_size(1, 4096, p.MAX_PAYLOAD)
+            writer.write(p.encode_option_reply(opt, p.Rep.INFO, block))
+            writer.write(p.encode_option_reply(opt, p.Rep.ACK))
+            return export if opt == p.Opt.GO else None
+        name = p.Opt(opt).name if opt in p.Opt._value2member_map_ else str(opt)
+        raise p.OptionError(p.Rep.ERR_UNSUP, f"option {name} is not supported")
+
+    # ------------------------------------------------------------------ transmission
+    async def _transmission(
+        self, export: Export, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        slots = asyncio.Semaphore(self.max_in_flight)
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                req = p.decode_request(await reader.readexactly(p.REQUEST_SIZE))
+                payload = await reader.readexactly(req.length) if req.cmd == p.Cmd.WRITE else b""
+                if req.cmd == p.Cmd.DISC:
+                    break
+                await slots.acquire()
+                task = asyncio.create_task(self._serve(export, req, payload, writer))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _t: slots.release())
+        finally:
+            # Complete everything already accepted (DISC semantics; also on errors).
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _serve(
+        self, export: Export, req: p.Request, payload: bytes, writer: asyncio.StreamWriter
+    ) -> None:
+        self.stats["requests"] += 1
+        data = b""
+        try:
+            p.check_request(req, export.backend.size, export.tflags)
+            data = await self._dispatch(export.backend, req, payload)
+            error = 0
+        except p.RequestError as exc:
+            log.info("NBD request refused: %s", exc)
+            error = exc.errno
+        except OSError as exc:
+            log.error("NBD %s I/O error: %s", req.cmd, exc)
+            error = exc.errno if exc.errno in (errno.ENOSPC, errno.EINVAL) else errno.EIO
+        except Exception:
+            # A bug must cost one request (EIO), never a lost reply that hangs the client.
+            log.exception("NBD %s failed unexpectedly", req.cmd)
+            error = errno.EIO
+        if writer.is_closing():
+            return
+        writer.write(p.encode_simple_reply(req.cookie, error))
+        if data:
+            writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+
+    async def _dispatch(self, b: BlockBackend, req: p.Request, payload: bytes) -> bytes:
+        fua = bool(req.flags & p.CmdFlag.FUA)
+        cmd = p.Cmd(req.cmd)
+        if cmd is p.Cmd.READ:
+            return await b.pread(req.offset, req.length)
+        if cmd is p.Cmd.WRITE:
+            await b.pwrite(req.offset, payload, fua)
+        elif cmd is p.Cmd.FLUSH:
+            await b.flush()
+        elif cmd is p.Cmd.TRIM:
+            await b.trim(req.offset, req.length, fua)
+        elif cmd is p.Cmd.WRITE_ZEROES:
+            may_trim = not req.flags & p.CmdFlag.NO_HOLE
+            await b.write_zeroes(req.offset, req.length, fua, may_trim)
+        return b""
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    return str(writer.get_extra_info("peername") or "unix client")

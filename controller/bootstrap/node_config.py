@@ -1,0 +1,150 @@
+"""/etc/vigil/node.yaml: what one node's agent needs to run its etcd member.
+
+Written by ``ha cluster init`` / ``ha cluster join``, read by ``vigil-agent``. Also
+writes the client config ``ha`` reads (/etc/vigil/client.yaml) with the admin cert.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from controller.api.decode import problems_from
+from controller.errors import InputError
+from controller.pki import DEFAULT_PKI_DIR, PKIPaths
+from nodeagent.etcd_member import DEFAULT_DATA_DIR, EtcdMemberConfig, EtcdTLS
+
+DEFAULT_NODE_CONFIG = Path("/etc/vigil/node.yaml")
+DEFAULT_CLIENT_CONFIG = Path("/etc/vigil/client.yaml")
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+JOIN_PORT = 2378
+
+
+class EtcdSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_urls: list[str] = Field(min_length=1)
+    peer_url: str
+    initial_cluster: str
+    initial_cluster_state: Literal["new", "existing"]
+    initial_cluster_token: str
+    heartbeat_ms: int = 50
+    election_ms: int = 250
+
+
+class NodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node: str = Field(description="This node's name, as in the Cluster spec.")
+    cluster: str = Field(description="Cluster name: the store prefix /vigil/<cluster>/.")
+    address: str = Field(description="This node's cluster address (Cluster spec nodes[].address).")
+    data_dir: str = str(DEFAULT_DATA_DIR)
+    pki_dir: str = str(DEFAULT_PKI_DIR)
+    etcd: EtcdSettings
+    join_listen: str | None = Field(
+        default=None,
+        description="HOST:PORT of the join endpoint; served by the agent where ca.key exists.",
+    )
+    state: Literal["member", "left"] = "member"
+    seed_cluster: dict[str, Any] | None = Field(
+        default=None,
+        description="The Cluster document `ha cluster init` was given; put into the store "
+        "by the first member once it is up, unless a Cluster is already there.",
+    )
+
+    @property
+    def pki(self) -> PKIPaths:
+        return PKIPaths(Path(self.pki_dir))
+
+    def etcd_tls(self) -> EtcdTLS:
+        p = self.pki
+        return EtcdTLS(p.ca_cert, p.server_cert, p.server_key, p.client_cert, p.client_key)
+
+    def member_config(self, **overrides: Any) -> EtcdMemberConfig:
+        """What EtcdMember needs; overrides (log_file, binary, ...) are passed through."""
+        e = self.etcd
+        return EtcdMemberConfig(
+            name=self.node,
+            client_urls=tuple(e.client_urls),
+            peer_url=e.peer_url,
+            tls=self.etcd_tls(),
+            initial_cluster=e.initial_cluster,
+            initial_cluster_token=e.initial_cluster_token,
+            initial_cluster_state=e.initial_cluster_state,
+            data_dir=Path(self.data_dir),
+            heartbeat_ms=e.heartbeat_ms,
+            election_ms=e.election_ms,
+            **overrides,
+        )
+
+
+def url(address: str, port: int) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"https://{host}:{port}"
+
+
+def load_node_config(path: Path = DEFAULT_NODE_CONFIG) -> NodeConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(
+            f"node config {path}: no such file; run `ha cluster init` (first node) or "
+            "`ha cluster join` on this node first"
+        ) from None
+    except OSError as e:
+        raise InputError(f"node config {path}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"node config {path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"node config {path}: expected a mapping")
+    try:
+        return NodeConfig.model_validate(data)
+    except ValidationError as e:
+        details = [f"{p.dotted}: {p.message}" for p in problems_from(e, NodeConfig)]
+        raise InputError(f"node config {path}: " + "; ".join(details)) from None
+
+
+def _write(path: Path, data: dict[str, Any], mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def save_node_config(cfg: NodeConfig, path: Path = DEFAULT_NODE_CONFIG) -> None:
+    _write(path, cfg.model_dump(exclude_none=True), 0o600)
+
+
+def save_client_config(cfg: NodeConfig, endpoints: list[str], path: Path) -> None:
+    """The file ``ha`` reads (controller.cli.config): every member's endpoint, admin cert."""
+    p = cfg.pki
+    _write(
+        path,
+        {
+            "endpoints": endpoints,
+            "cluster": cfg.cluster,
+            "tls": {"ca": p.ca_cert, "cert": p.admin_cert, "key": p.admin_key},
+        },
+        0o600,
+    )
+
+
+def parse_initial_cluster(text: str) -> dict[str, str]:
+    """``a=https://h:2380,b=...`` -> {name: peer url}."""
+    out: dict[str, str] = {}
+    for part in filter(None, text.split(",")):
+        name, sep, peer = part.partition("=")
+        if not sep or not name or not peer:
+            raise ValueError(f"initial cluster entry {part!r} must be NAME=PEER_URL")
+        out[name] = peer
+    return out
+
+
+def format_initial_cluster(members: dict[str, str]) -> str:
+    return ",".join(f"{name}={peer}" for name, peer in sorted(members.items()))

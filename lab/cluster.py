@@ -1,0 +1,236 @@
+"""A real Vigil cluster in a lab: every node runs `vigil-agent` with its own etcd member.
+
+What `ha cluster init/join` would do on real servers is done here at once, the way etcd
+documents a static bootstrap: one CA, each node's certificates, the cluster's heartbeat
+key and a node config per node, written into each node's disk before it boots. The
+operator's `ha` runs in the client namespace with an admin certificate, as an
+administrator's workstation would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller import pki
+from controller.bootstrap.node_config import EtcdSettings, NodeConfig, save_node_config, url
+from lab import state
+from lab.core import Lab
+from lab.errors import LabError
+
+NODE_LIB = "/var/lib/vigil"
+HTTP_ECHO = Path(__file__).with_name("http_echo.py")
+HA = str(Path(sys.executable).parent / "ha")
+DEFAULT_TIMING = {"keepalive": "200ms", "warntime": "600ms", "deadtime": "1s", "initdead": "10s"}
+TUNED_TIMING = {"keepalive": "50ms", "warntime": "150ms", "deadtime": "250ms", "initdead": "10s"}
+
+
+def agent_argv() -> list[str]:
+    return [sys.executable, "-m", "nodeagent", "--config", f"{NODE_LIB}/node.yaml"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class VigilLab:
+    """A lab whose nodes run Vigil. Use as a context manager, or call up() and down()."""
+
+    def __init__(
+        self,
+        name: str,
+        nodes: int = 3,
+        *,
+        timing: dict[str, str] | None = None,
+        disk_root: str | Path = state.DEFAULT_DISK_ROOT,
+    ) -> None:
+        self.lab = Lab(name, nodes, [agent_argv()], disk_root=disk_root, restart_delay=0.1)
+        self.name = name
+        self.timing = dict(timing or DEFAULT_TIMING)
+        self.home = state.lab_dir(name) / "vigil"
+        self.client_config = self.home / "client.yaml"
+
+    @property
+    def nodes(self) -> list[str]:
+        return [ep.name for ep in self.lab.layout.nodes]
+
+    def vip(self, host: int = 100) -> str:
+        """An address of the lab's subnet that no node owns, for floating IPs."""
+        base = self.lab.layout.subnet.split("/")[0].rsplit(".", 1)[0]
+        return f"{base}.{host}"
+
+    def cluster_document(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "ha.vigil.dev/v1alpha1",
+            "kind": "Cluster",
+            "metadata": {"name": self.name},
+            "spec": {
+                "nodes": [{"name": n, "address": self.lab.node_ip(n)} for n in self.nodes],
+                "timing": self.timing,
+                # The lab has no BMCs: safety rests on the serving lease (docs/safety.md).
+                "fencing": {"enabled": False},
+            },
+        }
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def _write_configs(self) -> None:
+        ca = pki.create_ca(self.name)
+        heartbeat_key = secrets.token_hex(32).encode()
+        members = ",".join(f"{n}={url(self.lab.node_ip(n), 2380)}" for n in self.nodes)
+        for node in self.nodes:
+            disk = self.lab.disk_dir(node)
+            paths = pki.PKIPaths(disk / "pki")
+            paths.directory.mkdir(parents=True, exist_ok=True)
+            pki.write_public(paths.ca_cert, pki.cert_pem(ca.cert))
+            pki.write_private(paths.heartbeat_key, heartbeat_key)
+            pki.issue_local(ca, paths, node, [self.lab.node_ip(node)])
+            ip = self.lab.node_ip(node)
+            config = NodeConfig(
+                node=node,
+                cluster=self.name,
+                address=ip,
+                data_dir=f"{NODE_LIB}/etcd",
+                pki_dir=f"{NODE_LIB}/pki",
+                etcd=EtcdSettings(
+                    client_urls=[url(ip, 2379)],
+                    peer_url=url(ip, 2380),
+                    initial_cluster=members,
+                    initial_cluster_state="new",
+                    initial_cluster_token=f"lab-{self.name}",
+                ),
+                seed_cluster=self.cluster_document(),
+            )
+            # The file names in-node paths; it is written through the host's view of
+            # the disk.
+            save_node_config(config, disk / "node.yaml")
+        admin = pki.PKIPaths(self.home / "pki")
+        admin.directory.mkdir(parents=True, exist_ok=True)
+        pki.write_public(admin.ca_cert, pki.cert_pem(ca.cert))
+        pki.issue_local(ca, admin, "admin", ["127.0.0.1"])
+        self.client_config.write_text(
+            yaml.safe_dump(
+                {
+                    "endpoints": [url(self.lab.node_ip(n), 2379) for n in self.nodes],
+                    "cluster": self.name,
+                    "timeout": "3s",
+                    "tls": {"ca": admin.ca_cert, "cert": admin.admin_cert, "key": admin.admin_key},
+                }
+            )
+        )
+
+    def up(self, within: float = 60.0) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._write_configs()
+        self.lab.up()
+        try:
+            self.wait_ready(within)
+        except BaseException:
+            self.lab.down()
+            raise
+
+    def down(self) -> None:
+        self.lab.down()
+
+    def __enter__(self) -> VigilLab:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # -- operating it -------------------------------------------------------------------
+
+    def ha(self, *args: str, stdin: str | None = None, timeout: float = 30.0) -> Result:
+        """Run `ha` as an administrator would, from the client namespace."""
+        proc = self.lab.exec_in(
+            "client",
+            [HA, "--config", str(self.client_config), *args],
+            timeout=timeout,
+            input_text=stdin,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def status(self) -> dict[str, Any]:
+        result = self.ha("status", "-o", "json", timeout=15)
+        if result.code != 0:
+            raise LabError(f"ha status failed: {result.err.strip()}")
+        data: dict[str, Any] = json.loads(result.out)
+        return data
+
+    def wait_ready(self, within: float = 60.0) -> dict[str, Any]:
+        """Until every agent is connected to the store and a leader is elected."""
+        deadline = time.monotonic() + within
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                data = self.status()
+                last = data
+                if data["leader"] and all(n["agent"] for n in data["nodes"]):
+                    return data
+            except (LabError, subprocess.TimeoutExpired, ValueError) as exc:
+                last = exc
+            time.sleep(0.3)
+        raise LabError(f"the Vigil cluster in lab {self.name} did not come up: {last}")
+
+    def apply(self, text: str) -> Result:
+        return self.ha("apply", "-f", "-", stdin=text)
+
+    def web_group(self, name: str = "web", host: int = 100, port: int = 80,
+                  extra: str = "") -> str:  # fmt: skip
+        """A small HTTP service behind a floating IP, answering with the node's name."""
+        return f"""apiVersion: ha.vigil.dev/v1alpha1
+kind: ResourceGroup
+metadata: {{name: {name}}}
+spec:
+{extra}  resources:
+    - service:
+        exec:
+          command: [{sys.executable}, -S, {HTTP_ECHO}, "{port}"]
+          stopTimeout: 2s
+      probe: {{tcp: {{port: {port}}}, period: 1s, timeout: 500ms, failureThreshold: 2}}
+    - ip: {{address: {self.vip(host)}/24, interface: eth0, arp: {{count: 3, interval: 50ms}}}}
+"""
+
+    def where(self, group: str) -> str | None:
+        for item in self.status()["groups"]:
+            if item["name"] == group and item["phase"] == "Running":
+                return str(item["running"])
+        return None
+
+    def wait_running(self, group: str, within: float = 30.0, not_on: str | None = None) -> str:
+        deadline = time.monotonic() + within
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                node = self.where(group)
+                last = self.status()["groups"]
+            except LabError as exc:
+                node, last = None, exc
+            if node is not None and node != not_on:
+                return node
+            time.sleep(0.2)
+        raise LabError(f"group {group} not running within {within:.0f} s: {last}")
+
+    def get(self, address: str, port: int = 80, timeout: float = 1.0) -> str | None:
+        """Body of GET http://address:port/ from the client namespace, or None."""
+        script = (
+            "import sys,urllib.request\n"
+            "try:\n"
+            f"  print(urllib.request.urlopen('http://{address}:{port}/', timeout={timeout})"
+            ".read().decode())\n"
+            "except OSError as e:\n  sys.exit(1)\n"
+        )
+        proc = self.lab.exec_in("client", [sys.executable, "-c", script], timeout=timeout + 10)
+        return proc.stdout.strip() if proc.returncode == 0 else None

@@ -1,0 +1,281 @@
+"""The node agent: one asyncio process per node that wires the parts together.
+
+Start-up order matters for safety and speed:
+1. heartbeats from the cached configuration (nodeagent/fastpath.py), so a restarted agent
+   is heard again well within deadtime;
+2. the embedded etcd member (supervised child), then the store client and its informer;
+   the informer is preloaded from the last copy on disk, so the node knows its groups even
+   while the store is unreachable;
+3. once the Cluster spec is known: heartbeats reconfigured from it, the liveness view with
+   the serving lease inherited from the previous agent, the node's liveness record, the
+   reconciler, the leader election and, where the CA key lives, the join endpoint.
+
+SIGTERM stops the node's resources before the agent leaves: nobody would stop them at
+the end of the lease otherwise. SIGKILL leaves them running for the next agent to adopt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from controller.api.cluster import Cluster
+from controller.bootstrap.member import bootstrap_first_member, node_store, serve_joins
+from controller.bootstrap.node_config import NodeConfig
+from controller.election import Election
+from controller.informer import Informer
+from controller.leading import Leader
+from controller.pki import read_heartbeat_key
+from controller.store import keys
+from controller.store.base import KeyValue, Store
+from controller.store.errors import StoreError
+from controller.store.lease_keeper import LeaseKeeper
+from nodeagent import fastpath
+from nodeagent.etcd_member import EtcdMember
+from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
+from nodeagent.heartbeat.service import HeartbeatService
+from nodeagent.liveness import HeartbeatLiveness
+from nodeagent.reconciler.loop import Reconciler
+
+log = logging.getLogger(__name__)
+
+NODE_RECORD_TTL = 3
+CACHE_NAME = "store-cache.json"
+# What a node needs to keep serving through a store outage; nothing else is cached.
+CACHED_PREFIXES = (keys.spec_prefix("Cluster"), keys.spec_prefix("ResourceGroup"), keys.PLACEMENT)
+
+
+def _version() -> str:
+    try:
+        return package_version("vigil")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Agent:
+    def __init__(
+        self,
+        config: NodeConfig,
+        node_config_path: Path,
+        *,
+        run_dir: Path = Path("/run/vigil"),
+        lib_dir: Path = Path("/var/lib/vigil"),
+        heartbeat: HeartbeatService | None = None,
+        netns: str | None = None,
+    ) -> None:
+        self.config = config
+        self.node = config.node
+        self.node_config_path = node_config_path
+        self.run_dir = run_dir
+        self.lib_dir = lib_dir
+        self.heartbeat = heartbeat
+        self.netns = netns
+        self.member: EtcdMember | None = None
+        self.store: Store | None = None
+        self.informer: Informer | None = None
+        self.liveness: HeartbeatLiveness | None = None
+        self.reconciler: Reconciler | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closers: list[Any] = []
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        try:
+            await self._start()
+            await self._stopping.wait()
+            log.info("stopping: resources first, then heartbeats and the store member")
+            return 0
+        finally:
+            await self._shutdown()
+
+    async def _start(self) -> None:
+        self.member = await self._start_member()
+        self.store = node_store(self.config)
+        self.informer = Informer(self.store)
+        self._load_cache(self.informer)
+        self._spawn(self.informer.run(), "informer")
+        cluster = await self._cluster_spec()
+        await self._start_heartbeats(cluster)
+        assert self.heartbeat is not None
+        self.liveness = HeartbeatLiveness(self.heartbeat, self.run_dir / "lease.json")
+        self.liveness.start()
+        self.reconciler = Reconciler(
+            self.node, self.store, self.informer, self.liveness,
+            run_dir=self.run_dir, netns=self.netns,
+        )  # fmt: skip
+        self._spawn(self.reconciler.run(), "reconciler")
+        election = Election(self.store, self.informer, self.node, self.liveness)
+        leader = Leader(self.store, self.informer, self.node, self.liveness)
+        self._spawn(election.run(leader.run), "election")
+        self._spawn(self._node_record(), "node-record")
+        self._spawn(self._watch_cluster_spec(), "cluster-spec")
+        self._spawn(self._save_cache_loop(), "store-cache")
+        with contextlib.suppress(Exception):
+            join = await serve_joins(self.config)
+            if join is not None:
+                self._closers.append(join.close)
+                log.info("serving joins on port %d", join.port)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task %s died: %r; stopping the agent", task.get_name(), exc)
+            self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        if self.reconciler is not None:
+            await self.reconciler.stop_all("agent stopping")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for close in self._closers:
+            with contextlib.suppress(Exception):
+                await close()
+        if self.liveness is not None:
+            await self.liveness.stop()
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+        if self.store is not None:
+            with contextlib.suppress(StoreError):
+                await self.store.close()
+        if self.member is not None:
+            await self.member.stop()
+
+    # -- the store member ---------------------------------------------------------------
+
+    async def _start_member(self) -> EtcdMember:
+        try:
+            return await bootstrap_first_member(self.config, self.node_config_path, within=10.0)
+        except Exception as exc:  # no quorum yet: the member must run anyway and catch up
+            log.warning("store member not healthy yet (%s); running it without waiting", exc)
+            member = EtcdMember(self.config.member_config())
+            await member.start()
+            return member
+
+    # -- the cluster spec and heartbeats --------------------------------------------------
+
+    async def _cluster_spec(self) -> Cluster:
+        assert self.informer is not None
+        while True:
+            clusters = [c for c in self.informer.objects("Cluster").values()
+                        if isinstance(c, Cluster)]  # fmt: skip
+            if clusters:
+                return clusters[0]
+            log.info("waiting for the Cluster spec in the store")
+            await asyncio.sleep(0.5)
+
+    def _heartbeat_config(self, cluster: Cluster) -> HeartbeatConfig:
+        key = read_heartbeat_key(self.config.pki)
+        return from_cluster_spec(cluster.spec, self.node, self.config.cluster, key)
+
+    async def _start_heartbeats(self, cluster: Cluster) -> None:
+        wanted = self._heartbeat_config(cluster)
+        fastpath.save(wanted, self.config.pki.heartbeat_key, self.lib_dir)
+        if self.heartbeat is not None and self.heartbeat.config == wanted:
+            return
+        if self.heartbeat is not None:
+            # A changed spec (a new member, new timings): restart with the new config.
+            await self.heartbeat.stop()
+        self.heartbeat = HeartbeatService(wanted)
+        await self.heartbeat.start()
+
+    async def _watch_cluster_spec(self) -> None:
+        assert self.informer is not None and self.heartbeat is not None
+        changed = self.informer.subscribe()
+        while True:
+            await changed.wait()
+            changed.clear()
+            clusters = [c for c in self.informer.objects("Cluster").values()
+                        if isinstance(c, Cluster)]  # fmt: skip
+            if clusters and self._heartbeat_config(clusters[0]) != self.heartbeat.config:
+                log.warning("the Cluster spec changed: restart the agent to apply new "
+                            "heartbeat settings")  # fmt: skip
+                fastpath.save(self._heartbeat_config(clusters[0]),
+                              self.config.pki.heartbeat_key, self.lib_dir)  # fmt: skip
+
+    # -- what the rest of the cluster sees of this agent --------------------------------
+
+    async def _node_record(self) -> None:
+        """nodes/<node>, on a lease: the agent is connected to the store."""
+        assert self.store is not None and self.heartbeat is not None
+        while True:
+            try:
+                lease = await self.store.grant_lease(NODE_RECORD_TTL)
+                record = {
+                    "node": self.node,
+                    "pid": os.getpid(),
+                    "version": _version(),
+                    "incarnation": f"{self.heartbeat.membership.incarnation:016x}",
+                    "started": datetime.now(UTC).isoformat(),
+                }
+                await self.store.put(keys.node_key(self.node), record, lease=lease.id)
+                keeper = LeaseKeeper(lease, NODE_RECORD_TTL / 3)
+                keeper.start()
+                try:
+                    await keeper.lost.wait()
+                finally:
+                    await keeper.stop()
+            except StoreError as exc:
+                log.debug("node record: %s", exc)
+                await asyncio.sleep(1.0)
+
+    # -- the on-disk copy of what this node must know through a store outage -----------
+
+    def _cache_path(self) -> Path:
+        return self.lib_dir / CACHE_NAME
+
+    def _load_cache(self, informer: Informer) -> None:
+        try:
+            data = json.loads(self._cache_path().read_text())
+            items = [KeyValue(k, v, int(rev), 0, 0, 0) for k, (rev, v) in data["items"].items()]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        informer.preload(items)
+        log.info("preloaded %d objects from the last store copy", len(items))
+
+    async def _save_cache_loop(self) -> None:
+        assert self.informer is not None
+        changed = self.informer.subscribe()
+        saved_revision = -1
+        while True:
+            await changed.wait()
+            changed.clear()
+            if not self.informer.connected or self.informer.revision == saved_revision:
+                continue
+            items = {
+                kv.key: (kv.mod_revision, kv.value)
+                for prefix in CACHED_PREFIXES
+                for kv in self.informer.under(prefix)
+            }
+            path = self._cache_path()
+            tmp = path.with_suffix(".tmp")
+            try:
+                tmp.write_text(json.dumps({"revision": self.informer.revision, "items": items}))
+                tmp.replace(path)
+                saved_revision = self.informer.revision
+            except OSError as exc:
+                log.warning("cannot save the store copy: %s", exc)
+            await asyncio.sleep(1.0)  # at most one write a second

@@ -1,0 +1,78 @@
+"""Heartbeats first: the part of the agent that must run within a fraction of deadtime.
+
+A restarted agent must be heard again before its peers declare it lost (deadtime, 1 s by
+default), and loading the whole agent (pydantic, gRPC) takes most of a second. So the
+agent keeps, next to its data, the heartbeat configuration it last derived from the
+Cluster spec; on start it reads that file and starts heartbeating with the standard
+library alone, then loads the rest. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from nodeagent.heartbeat.config import HeartbeatConfig, PeerAddress
+from nodeagent.heartbeat.service import HeartbeatService
+from nodeagent.heartbeat.timing import Timing
+from nodeagent.heartbeat.udp import UdpLinkConfig
+
+log = logging.getLogger(__name__)
+
+CACHE_NAME = "heartbeat.json"
+
+
+def save(config: HeartbeatConfig, key_file: str, lib_dir: Path) -> None:
+    data: dict[str, Any] = {
+        "node": config.node,
+        "cluster": config.cluster,
+        "key_file": key_file,
+        "timing": asdict(config.timing),
+        "address": config.address,
+        "port": config.port,
+        "peers": [asdict(p) for p in config.peers],
+        "extra_links": [asdict(link) for link in config.extra_links],
+    }
+    path = lib_dir / CACHE_NAME
+    tmp = path.with_suffix(".tmp")
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def load(lib_dir: Path) -> HeartbeatConfig | None:
+    path = lib_dir / CACHE_NAME
+    try:
+        data = json.loads(path.read_text())
+        key = Path(data["key_file"]).read_bytes().strip()
+        return HeartbeatConfig(
+            node=data["node"],
+            cluster=data["cluster"],
+            key=key,
+            timing=Timing(**data["timing"]),
+            address=data["address"],
+            port=int(data["port"]),
+            peers=tuple(PeerAddress(**p) for p in data["peers"]),
+            extra_links=tuple(
+                UdpLinkConfig(**{**link, "destinations": tuple(map(tuple, link["destinations"]))})
+                for link in data["extra_links"]
+            ),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring the cached heartbeat configuration %s: %s", path, exc)
+        return None
+
+
+async def start_cached(lib_dir: Path) -> HeartbeatService | None:
+    config = load(lib_dir)
+    if config is None:
+        return None
+    service = HeartbeatService(config)
+    await service.start()
+    log.info("heartbeats started from the cached configuration (%d peers)", len(config.peers))
+    return service

@@ -1,0 +1,131 @@
+"""The controller's view of membership, from this node's heartbeat service.
+
+It also carries the serving lease across an agent restart. CLOCK_MONOTONIC is the
+machine's, not the process's: a restarted agent reads the expiry its previous
+incarnation last held (from a file on tmpfs) and keeps serving until then, so a quick
+restart neither stops its resources (the group does not move) nor runs them past the
+lease the rest of the cluster counts on (docs/safety.md, "Agent restarts").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from controller.decide import Liveness
+from nodeagent.heartbeat.service import HeartbeatService
+
+log = logging.getLogger(__name__)
+
+# Writing the lease on every extension would be a tmpfs write per heartbeat; a lease
+# that grew by less than this is not worth recording.
+PERSIST_STEP = 0.05
+
+
+def read_inherited_lease(path: Path, now: float) -> float:
+    try:
+        data = json.loads(path.read_text())
+        expiry = float(data["expiry"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("-inf")
+    # A file from before a reboot would hold a time of another clock epoch: a reboot
+    # empties /run, and an expiry far beyond any lease is refused as well.
+    return expiry if expiry - now < 3600 else float("-inf")
+
+
+def _hex(incarnation: int | None) -> str | None:
+    return None if incarnation is None else f"{incarnation:016x}"
+
+
+class HeartbeatLiveness:
+    """Implements controller.liveness.LivenessSource."""
+
+    def __init__(self, service: HeartbeatService, lease_file: Path) -> None:
+        self.service = service
+        self.lease_file = lease_file
+        now = time.monotonic()
+        self.inherited = read_inherited_lease(lease_file, now)
+        self._persisted = self.inherited
+        self._listeners: list[asyncio.Event] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        if self.inherited > now:
+            log.info(
+                "inherited a serving lease of %.3f s from the previous agent",
+                self.inherited - now,
+            )
+
+    @property
+    def node(self) -> str:
+        return self.service.membership.self_name
+
+    def serving(self) -> bool:
+        now = time.monotonic()
+        m = self.service.membership
+        return m.serving(now) or now < self.inherited - m.timing.stop_margin
+
+    def liveness(self) -> dict[str, Liveness]:
+        now = time.monotonic()
+        m = self.service.membership
+        view = {
+            peer: Liveness(status.state, m.lost(peer, now), _hex(status.incarnation))
+            for peer, status in m.peer_status(now).items()
+        }
+        view[self.node] = Liveness("up", False, _hex(m.incarnation))
+        return view
+
+    def subscribe(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._listeners.append(event)
+        return event
+
+    def _fire(self) -> None:
+        for event in self._listeners:
+            event.set()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._relay(), name="liveness-relay"),
+            asyncio.create_task(self._persist_loop(), name="lease-persist"),
+        ]
+        m = self.service.membership
+        end = self.inherited - m.timing.stop_margin
+        if end > time.monotonic():
+            # When the inherited lease ends, serving() may turn false with no packet to
+            # say so: wake the listeners then.
+            loop = asyncio.get_running_loop()
+            loop.call_later(end - time.monotonic() + 0.001, self._fire)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _relay(self) -> None:
+        async for _event in self.service.watch():
+            self._fire()
+
+    async def _persist_loop(self) -> None:
+        interval = self.service.membership.timing.keepalive
+        while True:
+            self.persist()
+            await asyncio.sleep(interval)
+
+    def persist(self) -> None:
+        expiry = self.service.membership.lease_expiry(time.monotonic())
+        if expiry <= self._persisted + PERSIST_STEP:
+            return
+        tmp = self.lease_file.with_suffix(".tmp")
+        try:
+            self.lease_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"expiry": expiry, "pid": os.getpid()}))
+            tmp.replace(self.lease_file)
+            self._persisted = expiry
+        except OSError as exc:
+            log.warning("cannot record the serving lease in %s: %s", self.lease_file, exc)

@@ -1,0 +1,76 @@
+"""``vigil-agent``: the daemon on every node.
+
+    vigil-agent [--config /etc/vigil/node.yaml] [--run-dir /run/vigil] [--lib-dir /var/lib/vigil]
+
+Heartbeats start before anything heavy is imported (nodeagent/fastpath.py): a restarted
+agent must be heard again within deadtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from nodeagent import fastpath
+from nodeagent.realtime import make_realtime
+
+log = logging.getLogger("vigil-agent")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="vigil-agent", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--config",
+        default=os.environ.get("VIGIL_NODE_CONFIG", "/etc/vigil/node.yaml"),
+        help="node config written by `ha cluster init/join`",
+    )
+    p.add_argument("--run-dir", default="/run/vigil", help="PID files, the serving lease")
+    p.add_argument("--lib-dir", default="/var/lib/vigil", help="caches kept across restarts")
+    p.add_argument("--log-level", default=os.environ.get("VIGIL_LOG_LEVEL", "info"))
+    return p.parse_args(argv)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    lib_dir = Path(args.lib_dir)
+    heartbeat = await fastpath.start_cached(lib_dir)
+    # Everything below may take most of a second to import; heartbeats already flow.
+    from controller.bootstrap.node_config import load_node_config
+    from controller.errors import VigilError
+    from nodeagent.agent import Agent
+
+    try:
+        config = load_node_config(Path(args.config))
+    except VigilError as exc:
+        log.error("%s", exc)
+        return 1
+    if config.state == "left":
+        log.error(
+            "%s: this node left the cluster; join it again with `ha cluster join`", args.config
+        )
+        return 1
+    agent = Agent(
+        config, Path(args.config), run_dir=Path(args.run_dir), lib_dir=lib_dir, heartbeat=heartbeat
+    )
+    return await agent.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log.info("%s", make_realtime())
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

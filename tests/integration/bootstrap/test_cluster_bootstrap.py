@@ -1,0 +1,250 @@
+"""init, token, join x2, members, leave: three real etcd members with TLS on 127.0.0.x.
+
+One cluster per module (building it is the expensive part); tests run in file order and
+the leave test, which shrinks the cluster, comes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import ssl
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from controller.bootstrap.join_client import JoinError, JoinPaths, join
+from controller.bootstrap.member import (
+    JoinService,
+    bootstrap_first_member,
+    serve_joins,
+    start_member,
+)
+from controller.bootstrap.node_config import NodeConfig, load_node_config
+from controller.bootstrap.token import parse_token
+from controller.store.errors import StoreError
+from controller.store.etcd import EtcdStore
+from nodeagent.etcd_member import EtcdMember, check_health
+from tests.integration.bootstrap.helpers import (
+    NodeDirs,
+    cluster_manifest,
+    free_port,
+    ha,
+    loopback_base,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+
+@dataclass
+class Cluster3:
+    root: Path
+    nodes: list[NodeDirs]
+    outsider: NodeDirs  # in the Cluster spec, never joined: for refusal tests
+    join_port: int
+    token: str = ""
+    members: dict[str, EtcdMember] = field(default_factory=dict)
+    configs: dict[str, NodeConfig] = field(default_factory=dict)
+    join: JoinService | None = None
+
+    def admin_store(self, endpoint: str) -> EtcdStore:
+        pki = self.configs["n1"].pki
+        return EtcdStore(
+            [endpoint], "boot", ca_cert=pki.ca_cert, cert_key=pki.admin_key,
+            cert_cert=pki.admin_cert,
+        )  # fmt: skip
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def cluster() -> AsyncIterator[Cluster3]:
+    base = loopback_base()
+    root = Path(tempfile.mkdtemp(prefix="vigil-boot-", dir="/dev/shm"))
+    nodes = [NodeDirs.make(root, f"n{i + 1}", f"127.0.0.{base + i}") for i in range(3)]
+    outsider = NodeDirs.make(root, "n4", f"127.0.0.{base + 3}")
+    c = Cluster3(root, nodes, outsider, free_port(nodes[0].address))
+    manifest = cluster_manifest(root / "cluster.yaml", "boot", [*nodes, outsider])
+    try:
+        n1 = nodes[0]
+        r = await ha(
+            "cluster", "init", "--config", str(manifest), "--join-port", str(c.join_port),
+            *n1.file_args(),
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        c.configs["n1"] = load_node_config(n1.node_config)
+        c.members["n1"] = await bootstrap_first_member(
+            c.configs["n1"], n1.node_config, log_file=n1.log_file
+        )
+        c.join = await serve_joins(c.configs["n1"])
+        assert c.join is not None and c.join.port == c.join_port
+        r = await ha(
+            "cluster", "token", "create", "--config", str(n1.client_config),
+            "--node-config", str(n1.node_config),
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        c.token = r.out.strip()
+        for n in nodes[1:]:
+            r = await ha("cluster", "join", "--token", c.token, *n.file_args())
+            assert r.code == 0, r.err
+            c.configs[n.name] = load_node_config(n.node_config)
+            c.members[n.name] = await start_member(c.configs[n.name], log_file=n.log_file)
+        yield c
+    finally:
+        if c.join is not None:
+            await c.join.close()
+        for m in c.members.values():
+            await m.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def members_json(node: NodeDirs) -> tuple[int, list[dict[str, object]]]:
+    r = await ha("cluster", "members", "--config", str(node.client_config), "-o", "json")
+    return r.code, json.loads(r.out) if r.out else []
+
+
+async def test_init_wrote_node_config_and_private_keys(cluster: Cluster3) -> None:
+    cfg = cluster.configs["n1"]
+    assert cfg.etcd.initial_cluster_state == "new"
+    # After the first start the node config says "existing": a lost data dir must not
+    # found a second cluster.
+    assert load_node_config(cluster.nodes[0].node_config).etcd.initial_cluster_state == "existing"
+    assert cfg.seed_cluster is not None and cfg.join_listen is not None
+    joined = cluster.configs["n2"]
+    assert joined.etcd.initial_cluster_state == "existing"
+    assert "n1=" in joined.etcd.initial_cluster and "n2=" in joined.etcd.initial_cluster
+    # The CA key never leaves the first node; every private key is 0600.
+    assert cfg.pki.has_ca_key() and not joined.pki.has_ca_key()
+    keys = [
+        k for n in ("n1", "n2", "n3") for k in cluster.nodes[0].root.parent.glob(f"{n}/pki/*.key")
+    ]
+    # ca + heartbeat + three node keys on n1; heartbeat + three node keys on the others.
+    assert len(keys) == 5 + 4 + 4
+    heartbeat_keys = {k.read_bytes() for k in keys if k.name == "heartbeat.key"}
+    assert len(heartbeat_keys) == 1, "every node must hold the same cluster heartbeat key"
+    assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys), keys
+
+
+async def test_members_shows_three_healthy(cluster: Cluster3) -> None:
+    code, rows = await members_json(cluster.nodes[2])
+    assert code == 0
+    assert sorted(str(r["name"]) for r in rows) == ["n1", "n2", "n3"]
+    assert all(r["healthy"] for r in rows)
+    assert sum(1 for r in rows if r["leader"]) == 1
+    r = await ha("cluster", "members", "--config", str(cluster.nodes[0].client_config))
+    assert r.code == 0 and r.out.count("healthy") == 3, r.out
+
+
+async def test_store_with_admin_cert_works_on_every_member(cluster: Cluster3) -> None:
+    key = f"probe/{uuid.uuid4().hex[:8]}"
+    first = cluster.admin_store(cluster.configs["n1"].etcd.client_urls[0])
+    async with first:
+        await first.put(key, {"v": 1})
+    for n in cluster.nodes:
+        async with cluster.admin_store(cluster.configs[n.name].etcd.client_urls[0]) as store:
+            kv = await store.get(key)
+            assert kv is not None and kv.value == {"v": 1}
+            # The seeded Cluster spec is there too.
+            specs, _ = await store.list("specs/Cluster/")
+            assert [s.key for s in specs] == ["specs/Cluster/boot"]
+
+
+async def test_client_without_certificate_is_refused(cluster: Cluster3) -> None:
+    cfg = cluster.configs["n2"]
+    store = EtcdStore(cfg.etcd.client_urls, "boot", timeout=2.0, ca_cert=cfg.pki.ca_cert)
+    async with store:
+        with pytest.raises(StoreError):
+            await store.get("anything")
+    # /health over TLS without a client certificate gets no answer; with one it does.
+    assert await check_health(cfg.etcd.client_urls[0], cfg.etcd_tls())
+    assert await raw_health(cfg.address, cfg, with_cert=False) is None
+    assert b'"health":"true"' in (await raw_health(cfg.address, cfg, with_cert=True) or b"")
+
+
+async def raw_health(host: str, cfg: NodeConfig, *, with_cert: bool) -> bytes | None:
+    ctx = ssl.create_default_context(cafile=cfg.pki.ca_cert)
+    if with_cert:
+        ctx.load_cert_chain(cfg.pki.client_cert, cfg.pki.client_key)
+    port = int(cfg.etcd.client_urls[0].rsplit(":", 1)[1])
+    try:
+        reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        body = await asyncio.wait_for(reader.read(), 3)
+        writer.close()
+    except (OSError, ssl.SSLError):
+        return None
+    return body or None
+
+
+def fresh_paths(cluster: Cluster3, name: str) -> JoinPaths:
+    root = cluster.root / f"{name}-{uuid.uuid4().hex[:6]}"
+    return JoinPaths(root / "node.yaml", root / "client.yaml", root / "pki", root / "etcd")
+
+
+async def test_bad_tokens_are_refused_with_clear_messages(cluster: Cluster3) -> None:
+    good = parse_token(cluster.token)
+    out = cluster.outsider
+    cases = {
+        "wrong secret": (type(good)(good.id, "a" * 16, good.ca_sha256, good.endpoint), "n4"),
+        "unknown or expired": (type(good)("zzzzzz", good.secret, good.ca_sha256, good.endpoint),
+                               "n4"),
+        "the token pins": (type(good)(good.id, good.secret, "0" * 64, good.endpoint), "n4"),
+        "not in Cluster": (good, "stranger"),
+        "already an etcd member": (good, "n2"),
+    }  # fmt: skip
+    for expect, (token, node) in cases.items():
+        paths = fresh_paths(cluster, node)
+        with pytest.raises(JoinError, match=expect):
+            await join(token, node, paths, client_port=out.client_port, peer_port=out.peer_port)
+        assert not paths.node_config.exists(), "a refused join must write nothing"
+    # Nothing was added to etcd by the refused attempts.
+    code, rows = await members_json(cluster.nodes[0])
+    assert code == 0 and len(rows) == 3
+
+
+async def test_expired_token_is_refused(cluster: Cluster3) -> None:
+    n1 = cluster.nodes[0]
+    r = await ha(
+        "cluster", "token", "create", "--ttl", "1s", "--config", str(n1.client_config),
+        "--node-config", str(n1.node_config),
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    await asyncio.sleep(1.1)
+    out = cluster.outsider
+    with pytest.raises(JoinError, match="expired"):
+        await join(parse_token(r.out.strip()), "n4", fresh_paths(cluster, "n4"),
+                   client_port=out.client_port, peer_port=out.peer_port)  # fmt: skip
+
+
+async def test_unreachable_endpoint_and_malformed_token(cluster: Cluster3) -> None:
+    good = parse_token(cluster.token)
+    dead = type(good)(good.id, good.secret, good.ca_sha256, f"{cluster.outsider.address}:9")
+    with pytest.raises(JoinError, match="cannot reach the join endpoint"):
+        await join(dead, "n4", fresh_paths(cluster, "n4"), within=2.0)
+    r = await ha("cluster", "join", "--token", "nonsense", *cluster.outsider.file_args())
+    assert r.code != 0 and "malformed join token" in r.err
+
+
+async def test_leave_removes_member_and_two_stay_healthy(cluster: Cluster3) -> None:
+    n3 = cluster.nodes[2]
+    r = await ha(
+        "cluster", "leave", "--node-config", str(n3.node_config),
+        "--client-config", str(n3.client_config),
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert "left the cluster" in r.out
+    member = cluster.members["n3"]
+    # etcd exited by itself on removal, and the supervisor did not restart it.
+    assert member.state == "removed" and member.restarts == 0
+    assert not n3.data_dir.exists()
+    assert load_node_config(n3.node_config).state == "left"
+    code, rows = await members_json(cluster.nodes[0])
+    assert code == 0
+    assert sorted(str(r["name"]) for r in rows) == ["n1", "n2"]
+    assert all(r["healthy"] for r in rows)
+    async with cluster.admin_store(cluster.configs["n2"].etcd.client_urls[0]) as store:
+        await store.put("after-leave", {"ok": True})
