@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from nodeagent.heartbeat.config import HeartbeatConfig
@@ -183,7 +183,14 @@ class HeartbeatService:
             asyncio.get_running_loop().call_soon(self._send_heartbeat)
 
     def _emit(self, event: ChangeEvent) -> None:
-        log.info("heartbeat: %s %s %s -> %s %s", *asdict(event).values())
+        log.info(
+            "heartbeat: %s %s: %s -> %s%s",
+            event.kind,
+            event.subject,
+            event.old or "(start)",
+            event.new,
+            f" ({event.detail})" if event.detail else "",
+        )
         self.changed.set()
         for queue in self._watchers:
             try:

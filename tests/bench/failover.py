@@ -1,0 +1,200 @@
+"""Benchmark: how long a floating IP is unreachable after the active node loses power.
+
+A real 3-node Vigil cluster in the lab serves a small HTTP service behind a VIP. A client
+in the client namespace opens a new TCP connection to the VIP every 10 ms (attempts
+overlap, 300 ms timeout each). The active node loses power (its PID 1 SIGKILLed, its link
+down) after a random delay, so kills are not phase-locked to heartbeats; the gap is from
+the kill to the first answer from another node. Then the node is rebooted and rejoins,
+and the next kill takes whichever node is active.
+
+With --soak, both cores are saturated by other processes for that long while the cluster
+runs, and every placement change is counted: a spurious failover is a failure.
+
+    .venv/bin/python -m tests.bench.failover [--kills 20] [--timing default tuned]
+        [--soak 600] [--json tests/bench/results/failover.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.cluster import DEFAULT_TIMING, TUNED_TIMING, VigilLab
+from lab.testing import unique_lab_name
+
+RESULTS = Path(__file__).parent / "results"
+PROBE = Path(__file__).resolve().parents[2] / "lab" / "probe_client.py"
+TIMINGS = {"default": DEFAULT_TIMING, "tuned": TUNED_TIMING}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def one_kill(lab: VigilLab, rng: random.Random) -> dict[str, Any]:
+    victim = lab.wait_running("web", within=60)
+    probe = lab.lab.popen_in(
+        "client",
+        [sys.executable, "-S", str(PROBE), lab.vip(), "--interval", "0.01", "--timeout", "0.3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5 + rng.uniform(0.0, 1.0))
+    killed_at = time.monotonic()
+    lab.lab.kill(victim)
+    survivor = None
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        survivor = lab.where("web")
+        if survivor not in (None, victim):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    probe.send_signal(signal.SIGTERM)
+    out, _ = probe.communicate(timeout=30)
+    answers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    first = min(
+        (a["t1"] for a in answers if a["node"] and a["node"] != victim and a["t1"] > killed_at),
+        default=None,
+    )
+    last_old = max((a["t1"] for a in answers if a["node"] == victim), default=None)
+    lab.lab.reboot(victim)
+    lab.wait_ready(within=60)
+    return {
+        "victim": victim,
+        "survivor": survivor,
+        "gap_s": None if first is None else first - killed_at,
+        "last_answer_from_victim_s": None if last_old is None else last_old - killed_at,
+        "attempts": len(answers),
+    }
+
+
+def soak(lab: VigilLab, seconds: float) -> dict[str, Any]:
+    """Both cores saturated; count placement changes of the group."""
+    before = lab.status()
+    group = next(g for g in before["groups"] if g["name"] == "web")
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    lost_seen: set[str] = set()
+    samples = 0
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(5)
+            try:
+                now = lab.status()
+            except Exception:  # the CLI itself may time out under load; that is not a failover
+                continue
+            samples += 1
+            lost_seen |= {n["name"] for n in now["nodes"] if n["state"] != "Ready"}
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    after = lab.status()
+    end = next(g for g in after["groups"] if g["name"] == "web")
+    return {
+        "seconds": seconds,
+        "epoch_before": group["epoch"],
+        "epoch_after": end["epoch"],
+        "placement_changes": (end["epoch"] or 0) - (group["epoch"] or 0),
+        "node_before": group["running"],
+        "node_after": end["running"],
+        "nodes_not_ready_seen": sorted(lost_seen),
+        "status_samples": samples,
+    }
+
+
+def run_config(name: str, kills: int, soak_s: float, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    timing = TIMINGS[name]
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as disks:
+        lab = VigilLab(unique_lab_name("fb"), 3, timing=timing, disk_root=disks)
+        lab.up()
+        try:
+            applied = lab.apply(lab.web_group())
+            if applied.code != 0:
+                raise RuntimeError(applied.err)
+            lab.wait_running("web", within=60)
+            runs = []
+            for i in range(kills):
+                result = one_kill(lab, rng)
+                runs.append(result)
+                gap = result["gap_s"]
+                shown = "none" if gap is None else f"{gap:.3f} s"
+                print(
+                    f"  [{name}] kill {i + 1}/{kills}: {result['victim']} -> "
+                    f"{result['survivor']}: gap {shown}",
+                    flush=True,
+                )
+            soaked = soak(lab, soak_s) if soak_s > 0 else None
+        finally:
+            lab.down()
+    gaps = [r["gap_s"] for r in runs if r["gap_s"] is not None]
+    return {
+        "timing": timing,
+        "kills": kills,
+        "answered": len(gaps),
+        "gap_min_s": min(gaps) if gaps else None,
+        "gap_median_s": statistics.median(gaps) if gaps else None,
+        "gap_p95_s": percentile(gaps, 0.95) if gaps else None,
+        "gap_max_s": max(gaps) if gaps else None,
+        "runs": runs,
+        "soak": soaked,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument(
+        "--timing", nargs="+", choices=sorted(TIMINGS), default=["default", "tuned"]
+    )
+    parser.add_argument("--soak", type=float, default=600.0, help="seconds per timing; 0 skips")
+    parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument("--json", type=Path, default=RESULTS / "failover.json")
+    args = parser.parse_args(argv)
+    results = {}
+    for name in args.timing:
+        print(f"== {name} timings: {TIMINGS[name]}", flush=True)
+        results[name] = run_config(name, args.kills, args.soak, args.seed)
+    print()
+    print(f"{'timing':<10} {'kills':>5} {'min':>7} {'median':>7} {'p95':>7} {'max':>7}  soak")
+    for name, r in results.items():
+
+        def fmt(v: float | None) -> str:
+            return "   n/a" if v is None else f"{v:6.3f}s"
+
+        soaked = r["soak"]
+        soak_text = (
+            "skipped"
+            if soaked is None
+            else f"{soaked['seconds']:.0f} s saturated: {soaked['placement_changes']} placement "
+            f"changes, nodes not ready: {soaked['nodes_not_ready_seen'] or 'none'}"
+        )
+        print(
+            f"{name:<10} {r['answered']:>2}/{r['kills']:<2} {fmt(r['gap_min_s'])} "
+            f"{fmt(r['gap_median_s'])} {fmt(r['gap_p95_s'])} {fmt(r['gap_max_s'])}  {soak_text}"
+        )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"JSON: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
