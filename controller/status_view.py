@@ -46,10 +46,28 @@ def _node_rows(snap: StatusSnapshot) -> list[list[str]]:
                 seen,
                 "connected" if agent else "no agent",
                 "yes" if node and node.spec.standby else "no",
+                _links(agent),
                 "leader" if snap.leader == member.name else "",
             ]
         )
     return rows
+
+
+def _links(agent: dict[str, Any] | None) -> str:
+    """How this node hears each peer, per link: `n2:cluster=up`, or what is down."""
+    if not agent:
+        return NONE
+    parts = []
+    for peer, seen in sorted(dict(agent.get("peers", {})).items()):
+        links = dict(seen.get("links", {}))
+        down = [name for name, state in sorted(links.items()) if state != "up"]
+        if not links:
+            parts.append(f"{peer}:never")
+        elif down:
+            parts.append(f"{peer}:{','.join(down)} DOWN")
+        else:
+            parts.append(f"{peer}:ok")
+    return " ".join(parts) or NONE
 
 
 def _group_rows(snap: StatusSnapshot) -> list[list[str]]:
@@ -92,7 +110,7 @@ def render(snap: StatusSnapshot, colour: bool = False) -> str:
         f"fencing {fencing}, leader {snap.leader or NONE}\n"
     )
     parts.append("\nNodes:\n")
-    header = ["NAME", "ROLE", "STATE", "AGENT", "STANDBY", ""]
+    header = ["NAME", "ROLE", "STATE", "AGENT", "STANDBY", "HEARS", ""]
     parts.append(table(_node_rows(snap), header, colour))
     parts.append("\nGroups:\n")
     rows = _group_rows(snap)
@@ -115,6 +133,8 @@ def to_json(snap: StatusSnapshot) -> dict[str, Any]:
                 "state": row[2],
                 "agent": row[3] == "connected",
                 "standby": row[4] == "yes",
+                "hears": row[5],
+                "serving": bool(snap.agents.get(row[0], {}).get("serving")),
             }
             for row in _node_rows(snap)
         ],

@@ -22,12 +22,14 @@ import json
 import logging
 import os
 import signal
+import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from controller.aio import wait_any
 from controller.api.cluster import Cluster
 from controller.bootstrap.member import bootstrap_first_member, node_store, serve_joins
 from controller.bootstrap.node_config import NodeConfig
@@ -87,6 +89,7 @@ class Agent:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._closers: list[Any] = []
+        self._started = datetime.now(UTC).isoformat()
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -114,9 +117,13 @@ class Agent:
         self.liveness = HeartbeatLiveness(self.heartbeat, self.run_dir / "lease.json")
         self.liveness.start()
         self.reconciler = Reconciler(
-            self.node, self.store, self.informer, self.liveness,
-            run_dir=self.run_dir, netns=self.netns,
-        )  # fmt: skip
+            self.node,
+            self.store,
+            self.informer,
+            self.liveness,
+            run_dir=self.run_dir,
+            netns=self.netns,
+        )
         self._spawn(self.reconciler.run(), "reconciler")
         election = Election(self.store, self.informer, self.node, self.liveness)
         leader = Leader(self.store, self.informer, self.node, self.liveness)
@@ -180,8 +187,9 @@ class Agent:
     async def _cluster_spec(self) -> Cluster:
         assert self.informer is not None
         while True:
-            clusters = [c for c in self.informer.objects("Cluster").values()
-                        if isinstance(c, Cluster)]  # fmt: skip
+            clusters = [
+                c for c in self.informer.objects("Cluster").values() if isinstance(c, Cluster)
+            ]
             if clusters:
                 return clusters[0]
             log.info("waiting for the Cluster spec in the store")
@@ -208,34 +216,62 @@ class Agent:
         while True:
             await changed.wait()
             changed.clear()
-            clusters = [c for c in self.informer.objects("Cluster").values()
-                        if isinstance(c, Cluster)]  # fmt: skip
+            clusters = [
+                c for c in self.informer.objects("Cluster").values() if isinstance(c, Cluster)
+            ]
             if clusters and self._heartbeat_config(clusters[0]) != self.heartbeat.config:
-                log.warning("the Cluster spec changed: restart the agent to apply new "
-                            "heartbeat settings")  # fmt: skip
-                fastpath.save(self._heartbeat_config(clusters[0]),
-                              self.config.pki.heartbeat_key, self.lib_dir)  # fmt: skip
+                log.warning(
+                    "the Cluster spec changed: restart the agent to apply new heartbeat settings"
+                )
+                fastpath.save(
+                    self._heartbeat_config(clusters[0]), self.config.pki.heartbeat_key, self.lib_dir
+                )
 
     # -- what the rest of the cluster sees of this agent --------------------------------
 
+    def _record(self) -> dict[str, Any]:
+        assert self.heartbeat is not None and self.liveness is not None
+        m = self.heartbeat.membership
+        now = time.monotonic()
+        deadtime = m.timing.deadtime
+        peers = {
+            peer: {
+                "state": status.state,
+                "links": {
+                    link: "up" if age < deadtime else "down" for link, age in status.links.items()
+                },
+            }
+            for peer, status in m.peer_status(now).items()
+        }
+        return {
+            "node": self.node,
+            "pid": os.getpid(),
+            "version": _version(),
+            "incarnation": f"{m.incarnation:016x}",
+            "started": self._started,
+            "serving": self.liveness.serving(),
+            "peers": peers,
+        }
+
     async def _node_record(self) -> None:
-        """nodes/<node>, on a lease: the agent is connected to the store."""
-        assert self.store is not None and self.heartbeat is not None
+        """nodes/<node>, on a lease: the agent is connected to the store, and how it hears
+        its peers on each link (what `ha status` shows as links)."""
+        assert self.store is not None and self.liveness is not None
+        changed = self.liveness.subscribe()
         while True:
             try:
                 lease = await self.store.grant_lease(NODE_RECORD_TTL)
-                record = {
-                    "node": self.node,
-                    "pid": os.getpid(),
-                    "version": _version(),
-                    "incarnation": f"{self.heartbeat.membership.incarnation:016x}",
-                    "started": datetime.now(UTC).isoformat(),
-                }
-                await self.store.put(keys.node_key(self.node), record, lease=lease.id)
                 keeper = LeaseKeeper(lease, NODE_RECORD_TTL / 3)
                 keeper.start()
+                written: dict[str, Any] = {}
                 try:
-                    await keeper.lost.wait()
+                    while not keeper.lost.is_set():
+                        record = self._record()
+                        if record != written:
+                            await self.store.put(keys.node_key(self.node), record, lease=lease.id)
+                            written = record
+                        await wait_any([changed, keeper.lost], 5.0)
+                        await asyncio.sleep(0.5)  # at most two writes a second
                 finally:
                     await keeper.stop()
             except StoreError as exc:

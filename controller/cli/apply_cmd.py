@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
+from controller.api.node import NodeStatus
 from controller.api.registry import resolve_kind
 from controller.apply.diff import plan_diff
-from controller.apply.plan import Plan, decode_documents
+from controller.apply.plan import Plan, decode_documents, resulting_state
 from controller.apply.run import apply_objects, delete_objects
+from controller.apply.simulate import liveness_from, placement_changes
 from controller.cli.config import ClientConfig
 from controller.cli.selectors import parse_selector
 from controller.errors import InputError
 from controller.manifest import load
 from controller.objectstore import ObjectStore
+from controller.placement import PlacementRecord
+from controller.store import keys
+from controller.store.base import Store
 from controller.validation import ObjectKey
 
 _PAST = {
@@ -30,16 +36,44 @@ def _print_plan(plan: Plan, dry_run: bool) -> None:
         print(f"{change.ref} {_PAST[change.action]}{suffix}")
 
 
+async def _placement_changes(store: Store, plan: Plan) -> list[str]:
+    """What the change would do to placements, given what the cluster last published."""
+    current_items, _ = await ObjectStore(store).list_objects()
+    current = {item.key: item for item in current_items}
+    # Node status is written by the leader whether or not anyone applied a Node object.
+    status_kvs, _ = await store.list(keys.status_prefix("Node"))
+    node_status = {
+        kv.key.rsplit("/", 1)[1]: NodeStatus.model_validate(kv.value) for kv in status_kvs
+    }
+    kvs, _ = await store.list(keys.PLACEMENT)
+    placed = {
+        record.group: record.node
+        for record in (PlacementRecord.from_dict(kv.value) for kv in kvs)
+        if record.node
+    }
+    changes = placement_changes(
+        {k: s.obj for k, s in current.items()},
+        resulting_state(plan, current),
+        liveness_from(node_status),
+        placed,
+        time.time(),
+    )
+    return [f"placement: {change}" for change in changes]
+
+
 async def run_apply(args: argparse.Namespace, config: ClientConfig) -> int:
     applied = decode_documents(load(args.filename))
     if not applied:
         raise InputError(f"no objects found in {', '.join(args.filename)}")
     async with config.open_store() as store:
         outcome = await apply_objects(store, applied, cluster=config.cluster, dry_run=args.dry_run)
+        simulated = await _placement_changes(store, outcome.plan) if args.dry_run else []
     if args.output == "diff":
         sys.stdout.write(plan_diff(outcome.plan))
     else:
         _print_plan(outcome.plan, args.dry_run)
+    for line in simulated:
+        print(line)
     return 0
 
 

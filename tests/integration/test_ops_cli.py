@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.placement import FailureRecord
+from controller.placement import FailureRecord, PlacementRecord
 from controller.store import keys
 from controller.store.etcd import EtcdStore
 from tests.etcd_server import EtcdServer
@@ -82,3 +82,29 @@ def test_cleanup_forgets_failures(pg: Cli) -> None:
     assert pg("cleanup", "pg").code == 0
     assert json.loads(pg("status", "-o", "json").out)["groups"][0]["failures"] == {}
     assert pg("cleanup", "nope").code == 5
+
+
+def test_dry_run_shows_placement_changes(pg: Cli, tmp_path: Path) -> None:
+    async def publish() -> None:
+        async with EtcdStore([pg.endpoint], pg.cluster) as store:
+            for node in ("host-m", "host-s"):
+                await store.put(keys.status_key("Node", node), {"phase": "Ready"})
+            record = PlacementRecord("pg", "host-m", 3, "best score")
+            await store.put(keys.placement_key("pg"), record.to_dict())
+
+    asyncio.run(publish())
+    doc = json.loads(pg("get", "rg", "pg", "-o", "json").out)
+    del doc["metadata"]["resourceVersion"], doc["status"]
+    doc["spec"]["placement"]["nodes"] = [
+        {"name": "host-m", "score": 10},
+        {"name": "host-s", "score": 500},
+    ]
+    path = tmp_path / "rescore.json"
+    path.write_text(json.dumps(doc))
+    before = pg.revision()
+    result = pg("apply", "-f", str(path), "--dry-run")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "resourcegroup/pg configured (dry run)"
+    assert lines[1].startswith("placement: move pg host-m -> host-s")
+    assert pg.revision() == before
