@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from controller.api.decode import problems_from
-from controller.errors import InputError
+from controller.configfile import read_settings
 from controller.pki import DEFAULT_PKI_DIR, PKIPaths
 from nodeagent.etcd_member import DEFAULT_DATA_DIR, EtcdMemberConfig, EtcdTLS
 
@@ -87,24 +86,12 @@ def url(address: str, port: int) -> str:
 
 
 def load_node_config(path: Path = DEFAULT_NODE_CONFIG) -> NodeConfig:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(
-            f"node config {path}: no such file; run `ha cluster init` (first node) or "
-            "`ha cluster join` on this node first"
-        ) from None
-    except OSError as e:
-        raise InputError(f"node config {path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise InputError(f"node config {path}: invalid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"node config {path}: expected a mapping")
-    try:
-        return NodeConfig.model_validate(data)
-    except ValidationError as e:
-        details = [f"{p.dotted}: {p.message}" for p in problems_from(e, NodeConfig)]
-        raise InputError(f"node config {path}: " + "; ".join(details)) from None
+    return read_settings(
+        path,
+        NodeConfig,
+        "node config",
+        "run `ha cluster init` (first node) or `ha cluster join` on this node first",
+    )
 
 
 def _write(path: Path, data: dict[str, Any], mode: int) -> None:

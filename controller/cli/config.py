@@ -6,11 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from controller.api.decode import problems_from
 from controller.api.units import parse_duration
+from controller.configfile import read_settings
 from controller.errors import InputError
 from controller.store.base import Store
 from controller.store.etcd import EtcdStore
@@ -55,19 +54,7 @@ class ClientConfig:
 
 
 def _read_file(path: Path) -> ClientConfigFile:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise InputError(f"client config {path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"client config {path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"client config {path}: expected a mapping of settings")
-    try:
-        return ClientConfigFile.model_validate(data)
-    except ValidationError as exc:
-        details = [f"{p.dotted}: {p.message}" for p in problems_from(exc, ClientConfigFile)]
-        raise InputError(f"client config {path}: " + "; ".join(details)) from None
+    return read_settings(path, ClientConfigFile, "client config")
 
 
 def _timeout(text: str, origin: str) -> float:
