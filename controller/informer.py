@@ -26,9 +26,14 @@ S = TypeVar("S", bound=Status)
 
 
 class Informer:
-    def __init__(self, store: Store, prefix: str = "") -> None:
+    def __init__(
+        self, store: Store, prefix: str = "", ignore: tuple[str, ...] = (keys.EVENTS,)
+    ) -> None:
         self.store = store
         self.prefix = prefix
+        # Events change all the time and decide nothing: keeping them out of the copy
+        # keeps the daemons from waking for them.
+        self.ignore = ignore
         self.revision = 0
         self.connected = False
         self.ready = asyncio.Event()
@@ -54,7 +59,7 @@ class Informer:
 
     def load(self, items: list[KeyValue], revision: int) -> None:
         """Replace the copy with a listing read at ``revision``."""
-        self._items = {kv.key: kv for kv in items}
+        self._items = {kv.key: kv for kv in items if not kv.key.startswith(self.ignore)}
         self.revision = revision
         self.connected = True
         self.ready.set()
@@ -67,6 +72,9 @@ class Informer:
                     self.load(*await self.store.list(self.prefix))
                 revision = self.revision
                 async for event in self.store.watch(self.prefix, revision + 1):
+                    if event.key.startswith(self.ignore):
+                        self.revision = max(self.revision, event.mod_revision)
+                        continue
                     if event.type == "DELETE":
                         self._items.pop(event.key, None)
                     elif event.value is not None:
