@@ -10,24 +10,49 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 from lab.core import Lab
 from lab.errors import LabError
-from lab.state import DEFAULT_DISK_ROOT, list_labs
+from lab.state import DEFAULT_DISK_ROOT, lab_dir, list_labs
 
 DEFAULT_LAB = "demo"
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _up(args: argparse.Namespace) -> int:
+    if not args.payload:
+        # The default lab is a Vigil cluster: an agent and an etcd member per node.
+        from lab.cluster import DEFAULT_TIMING, TUNED_TIMING, VigilLab
+
+        timing = TUNED_TIMING if args.timing == "tuned" else DEFAULT_TIMING
+        cluster = VigilLab(args.name, args.nodes, timing=timing, disk_root=args.disk_root)
+        cluster.up()
+        _print_status(cluster.lab, as_json=False)
+        print(f"\nVigil cluster {args.name} is up; run ha against it with:")
+        print(f"  ha lab ha --name {args.name} status")
+        print(f"  ha lab ha --name {args.name} apply -f FILE   (FILE read on this host)")
+        return 0
     payload = [shlex.split(p) for p in args.payload]
     lab = Lab(args.name, args.nodes, payload, disk_root=args.disk_root)
     lab.up()
     _print_status(lab, as_json=False)
     return 0
+
+
+def _ha(args: argparse.Namespace) -> int:
+    """`ha ARGS` from the lab's client namespace, with the lab's admin client config."""
+    lab = Lab.attach(args.name)
+    config = lab_dir(args.name) / "vigil" / "client.yaml"
+    if not config.exists():
+        raise LabError(f"lab {args.name} runs no Vigil cluster (it was made with --payload)")
+    ha = str(Path(sys.executable).parent / "ha")
+    argv = lab.wrap_argv("client", [ha, "--config", str(config), *args.args])
+    return subprocess.run(argv, check=False).returncode
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -127,13 +152,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )  # fmt: skip
     sub = lab_p.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
 
-    p = _add(sub, "up", _up, "create a lab and boot its nodes")
+    p = _add(sub, "up", _up, "create a lab: a Vigil cluster, or nodes running --payload")
     p.add_argument("--nodes", type=int, default=3, help="number of nodes n1..nN (default 3)")
     p.add_argument(
         "--payload", action="append", default=[], metavar="CMD",
         help="command each node runs (repeatable); placeholders {node} {ip} {disk} {lab}",
     )  # fmt: skip
     p.add_argument("--disk-root", default=str(DEFAULT_DISK_ROOT), help="where node disks live")
+    p.add_argument(
+        "--timing", choices=("default", "tuned"), default="default",
+        help="heartbeat timings of the Vigil cluster: default (200ms/1s) or tuned (50ms/250ms)",
+    )  # fmt: skip
+
+    p = _add(sub, "ha", _ha, "run ha against the lab's Vigil cluster, from its client namespace")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="ha arguments")
 
     p = _add(sub, "down", _down, "kill everything, delete namespaces and state")
     p.add_argument("--keep-disks", action="store_true", help="keep the nodes' disk directories")
