@@ -23,7 +23,10 @@ def make_realtime(priority: int = 10) -> str:
         try:
             low, high = os.sched_get_priority_min(sched_rr), os.sched_get_priority_max(sched_rr)
             prio = min(max(priority, low), high)
-            os.sched_setscheduler(0, sched_rr, os.sched_param(prio))
+            # RESET_ON_FORK: the services the agent starts (and etcd) run at normal
+            # priority; a busy service must never inherit the power to starve the node.
+            flags = sched_rr | getattr(os, "SCHED_RESET_ON_FORK", 0)
+            os.sched_setscheduler(0, flags, os.sched_param(prio))
             return f"scheduling: SCHED_RR priority {prio} (real-time, as corosync)"
         except OSError as err:
             reason = f"SCHED_RR refused ({err.strerror or err})"

@@ -52,15 +52,22 @@ def test_config_rejects_self_as_peer_and_empty_key() -> None:
 def test_make_realtime_reports_what_it_did() -> None:
     # In a child process: the test runner itself must not become real-time.
     code = (
-        "import os; from nodeagent.realtime import make_realtime; print(make_realtime(5)); "
-        "print(os.sched_getscheduler(0) == os.SCHED_RR, os.getpriority(os.PRIO_PROCESS, 0))"
+        "import os, subprocess, sys; from nodeagent.realtime import make_realtime\n"
+        "print(make_realtime(5))\n"
+        "policy = os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK\n"
+        "print(policy == os.SCHED_RR, os.getpriority(os.PRIO_PROCESS, 0))\n"
+        "child = subprocess.run([sys.executable, '-c', 'import os; "
+        "print(os.sched_getscheduler(0))'], capture_output=True, text=True).stdout\n"
+        "print(int(child) == os.SCHED_OTHER)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    sentence, state = out.stdout.strip().splitlines()
+    sentence, state, child_normal = out.stdout.strip().splitlines()
     assert sentence.startswith("scheduling: ")
     is_rr, _nice = state.split()
     if "SCHED_RR priority 5" in sentence:
         assert is_rr == "True"
+        # What the agent starts (services, etcd) must not inherit real-time priority.
+        assert child_normal == "True"
     else:
         assert "nice" in sentence and is_rr == "False"
 
