@@ -129,18 +129,71 @@ def cmd_dump_bitmap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_listen(text: str) -> tuple[str, int]:
+def _parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise UsageError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:10809")
+        raise UsageError(f"{option} {text!r}: use HOST:PORT, e.g. 127.0.0.1:10809")
     return host.strip("[]"), int(port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    listens = [_parse_listen(x) for x in args.listen or []]
+    if args.peer or args.listen_repl:
+        return asyncio.run(_serve_replicated(args, listens))
     if not args.unix and not args.listen:
         raise UsageError("serve needs --unix SOCK and/or --listen HOST:PORT")
-    listens = [_parse_listen(x) for x in args.listen or []]
     return asyncio.run(_serve(args, listens))
+
+
+async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, int]]) -> int:
+    from blockrepl.replication.node import ReplConfig
+    from blockrepl.replication.serve import read_secret, serve_replicated
+
+    if not args.secret_file:
+        raise UsageError("--peer/--listen-repl need --secret-file F (the volume's shared secret)")
+    cfg = ReplConfig(
+        volume=args.volume or args.export_name,
+        secret=read_secret(args.secret_file),
+        protocol=args.protocol,
+        listen=_parse_listen(args.listen_repl, "--listen-repl") if args.listen_repl else None,
+        peer=_parse_listen(args.peer, "--peer") if args.peer else None,
+        ping_interval=args.ping_interval,
+        timeout=args.timeout,
+        resync_rate=parse_size(args.resync_rate),
+    )
+    md = _load(args, writable=True)
+    try:
+        return await serve_replicated(
+            md,
+            args.backing,
+            cfg,
+            args.role,
+            args.force,
+            args.export_name,
+            args.unix or [],
+            listens,
+            args.control or args.backing + ".ctl",
+            lambda: _write_pidfile(args.pidfile) if args.pidfile else None,
+        )
+    except BaseException:
+        md.close_fd()
+        raise
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from blockrepl.replication.control import request
+
+    extra = {"force": True} if getattr(args, "force", False) else {}
+    answer = request(args.control, args.command, **extra)
+    if not answer.get("ok"):
+        raise UsageError(f"{args.command} refused: {answer.get('error')}")
+    st = answer["status"]
+    if args.command == "status" and not args.json:
+        for key, value in st.items():
+            print(f"{key}: {value}")
+    else:
+        print(json.dumps(st, indent=2))
+    return 0
 
 
 async def _serve(args: argparse.Namespace, listens: list[tuple[str, int]]) -> int:
@@ -223,7 +276,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="promote an Inconsistent (new) disk")
     p.add_argument("--pidfile")
     p.add_argument("-v", "--verbose", action="store_true")
+    r = p.add_argument_group("replication (any of --peer/--listen-repl enables it)")
+    r.add_argument("--peer", metavar="HOST:PORT", help="the other replica's --listen-repl")
+    r.add_argument("--listen-repl", metavar="HOST:PORT", help="accept the peer here")
+    r.add_argument("--secret-file", metavar="F", help="shared secret of the volume")
+    r.add_argument("--protocol", choices=["A", "B", "C"], default="C")
+    r.add_argument("--role", choices=["primary", "secondary"], default="secondary")
+    r.add_argument("--volume", help="volume name both replicas must agree on (default: export)")
+    r.add_argument("--control", metavar="SOCK", help="control socket (default: BACKING.ctl)")
+    r.add_argument("--timeout", type=float, default=5.0, help="peer declared gone after (s)")
+    r.add_argument("--ping-interval", type=float, default=1.0)
+    r.add_argument("--resync-rate", default="100M", help="resync bytes/s (0 = unlimited)")
     p.set_defaults(func=cmd_serve)
+
+    for name, text in (
+        ("status", "role, connection, disk state, sync progress of a running replica"),
+        ("promote", "make the replica Primary"),
+        ("demote", "make the replica Secondary"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--control", required=True, metavar="SOCK")
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+        if name == "promote":
+            p.add_argument("--force", action="store_true", help="promote an Inconsistent disk")
+        p.set_defaults(func=cmd_control)
     return ap
 
 

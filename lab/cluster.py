@@ -216,7 +216,7 @@ spec:
             try:
                 node = self.where(group)
                 last = self.status()["groups"]
-            except LabError as exc:
+            except (LabError, subprocess.TimeoutExpired) as exc:
                 node, last = None, exc
             if node is not None and node != not_on:
                 return node

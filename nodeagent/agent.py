@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
@@ -116,6 +118,7 @@ class Agent:
         assert self.heartbeat is not None
         self.liveness = HeartbeatLiveness(self.heartbeat, self.run_dir / "lease.json")
         self.liveness.start()
+        self._start_enforcer()
         self.reconciler = Reconciler(
             self.node,
             self.store,
@@ -136,6 +139,20 @@ class Agent:
             if join is not None:
                 self._closers.append(join.close)
                 log.info("serving joins on port %d", join.port)
+
+    def _start_enforcer(self) -> None:
+        """The process that stops resources at the lease's end if this agent cannot; in a
+        session of its own so that it outlives the agent. One per node: a second one
+        exits at once."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "enforcer.log").open("ab") as out:
+            subprocess.Popen(
+                [sys.executable, "-m", "nodeagent.enforcer", "--run-dir", str(self.run_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

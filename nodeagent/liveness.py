@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # Writing the lease on every extension would be a tmpfs write per heartbeat; a lease
 # that grew by less than this is not worth recording.
-PERSIST_STEP = 0.05
+PERSIST_STEP = 0.02
 
 
 def read_inherited_lease(path: Path, now: float) -> float:
@@ -66,7 +66,12 @@ class HeartbeatLiveness:
     def serving(self) -> bool:
         now = time.monotonic()
         m = self.service.membership
-        return m.serving(now) or now < self.inherited - m.timing.stop_margin
+        if m.serving(now):
+            # Whoever acts on this answer may start a resource: the lease enforcer must
+            # know of this lease first, or it would stop what was just started.
+            self.persist()
+            return True
+        return now < self.inherited - m.timing.stop_margin
 
     def liveness(self) -> dict[str, Liveness]:
         now = time.monotonic()
@@ -112,19 +117,23 @@ class HeartbeatLiveness:
             self._fire()
 
     async def _persist_loop(self) -> None:
-        interval = self.service.membership.timing.keepalive
+        # Twice a keepalive: the enforcer's copy of the lease lags the real one by at most
+        # half a keepalive (see nodeagent/enforcer.py).
+        interval = self.service.membership.timing.keepalive / 2
         while True:
             self.persist()
             await asyncio.sleep(interval)
 
     def persist(self) -> None:
-        expiry = self.service.membership.lease_expiry(time.monotonic())
+        m = self.service.membership
+        expiry = m.lease_expiry(time.monotonic())
         if expiry <= self._persisted + PERSIST_STEP:
             return
         tmp = self.lease_file.with_suffix(".tmp")
+        record = {"expiry": expiry, "stopMargin": m.timing.stop_margin, "pid": os.getpid()}
         try:
             self.lease_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"expiry": expiry, "pid": os.getpid()}))
+            tmp.write_text(json.dumps(record))
             tmp.replace(self.lease_file)
             self._persisted = expiry
         except OSError as exc:

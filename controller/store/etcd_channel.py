@@ -29,6 +29,20 @@ grpc: Any = importlib.import_module("grpc")  # grpcio ships no type information
 _MAX_MESSAGE = 256 * 1024 * 1024
 
 
+class _RequireLeader(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Ask etcd to refuse a request at once when the member has no leader.
+
+    A member cut off from its peers still accepts connections, but a request to it
+    hangs until the client's timeout, leaving no time to try the next endpoint. With
+    `hasleader` metadata (etcd's WithRequireLeader) it answers "no leader" (UNAVAILABLE)
+    as soon as it has lost its leader, and idempotent calls move on.
+    """
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), ("hasleader", "true")]
+        return await continuation(details._replace(metadata=metadata), request)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     url: str
@@ -129,8 +143,15 @@ class EtcdConnection:
 
     def _open(self, ep: Endpoint) -> Any:
         if ep.secure:
-            return rpc.secure_channel(ep.target, self.tls.credentials(), options=self._options())
-        return rpc.insecure_channel(ep.target, options=self._options())
+            return rpc.secure_channel(
+                ep.target,
+                self.tls.credentials(),
+                options=self._options(),
+                interceptors=[_RequireLeader()],
+            )
+        return rpc.insecure_channel(
+            ep.target, options=self._options(), interceptors=[_RequireLeader()]
+        )
 
     def usable(self) -> bool:
         if self.channel is None:

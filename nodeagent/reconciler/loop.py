@@ -111,6 +111,7 @@ class Reconciler:
         self._memory: dict[str, _GroupMemory] = {}
         self._lock = asyncio.Lock()
         self._retired: list[_Managed] = []
+        self._vips: list[str] | None = None
         self._probe_wake = asyncio.Event()
         self.turns = 0
 
@@ -191,6 +192,7 @@ class Reconciler:
                 if isinstance(g, ResourceGroup)
             }
             placements = self._placements()
+            self._record_vips(groups)
             views: list[GroupView] = []
             blocked: dict[str, str] = {}
             now = time.monotonic()
@@ -217,6 +219,23 @@ class Reconciler:
                     blocked.get(view.name),
                     failed.get(view.name),
                 )
+
+    def _record_vips(self, groups: dict[str, ResourceGroup]) -> None:
+        """Tell the lease enforcer which addresses are the cluster's floating IPs."""
+        addresses = sorted(
+            r.ip.address for g in groups.values() for r in g.spec.resources if r.ip is not None
+        )
+        if addresses == self._vips:
+            return
+        path = self.run_dir / "vips.json"
+        tmp = path.with_suffix(".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"addresses": addresses}))
+            tmp.replace(path)
+            self._vips = addresses
+        except OSError as exc:
+            log.warning("cannot record the floating IPs for the lease enforcer: %s", exc)
 
     def _backing_off(self, action: Action, now: float) -> bool:
         memory = self._memory.get(action.group)

@@ -1,0 +1,102 @@
+"""Ordering between application writes and resync reads on the sync source.
+
+A resync chunk is read and queued on the wire while no application write to the same
+blocks is between "sent to peer" and "written locally"; otherwise the peer could receive
+the old contents after the new ones. Application writes share; a resync chunk is exclusive.
+Also counts, per 4 KiB block, the replicated writes not yet acknowledged by the peer, so a
+block's dirty bit is cleared only when no unacknowledged write covers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from blockrepl.layout import BM_BYTES_PER_BIT
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[0] + b[1] and b[0] < a[0] + a[1]
+
+
+class Conflicts:
+    def __init__(self) -> None:
+        self._app: dict[int, tuple[int, int]] = {}
+        self._resync: dict[int, tuple[int, int]] = {}
+        self._next = 0
+        self._cond = asyncio.Condition()
+        self._waiters = 0
+        self.unacked: Counter[int] = Counter()
+
+    # ------------------------------------------------------------ range exclusion
+    @asynccontextmanager
+    async def app(self, offset: int, length: int) -> AsyncIterator[None]:
+        rng = (offset, length)
+        if any(_overlap(rng, r) for r in self._resync.values()):
+            async with self._cond:
+                self._waiters += 1
+                try:
+                    await self._cond.wait_for(
+                        lambda: not any(_overlap(rng, r) for r in self._resync.values())
+                    )
+                finally:
+                    self._waiters -= 1
+        key = self._add(self._app, rng)
+        try:
+            yield
+        finally:
+            del self._app[key]
+            if self._waiters:
+                await self._notify()
+
+    @asynccontextmanager
+    async def resync(self, offset: int, length: int) -> AsyncIterator[None]:
+        rng = (offset, length)
+        async with self._cond:
+            self._waiters += 1
+            try:
+                await self._cond.wait_for(
+                    lambda: not any(_overlap(rng, r) for r in self._app.values())
+                )
+            finally:
+                self._waiters -= 1
+            key = self._add(self._resync, rng)
+        try:
+            yield
+        finally:
+            del self._resync[key]
+            await self._notify()
+
+    def _add(self, table: dict[int, tuple[int, int]], rng: tuple[int, int]) -> int:
+        self._next += 1
+        table[self._next] = rng
+        return self._next
+
+    async def _notify(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------ unacked writes
+    @staticmethod
+    def blocks(offset: int, length: int) -> range:
+        return range(offset // BM_BYTES_PER_BIT, (offset + length - 1) // BM_BYTES_PER_BIT + 1)
+
+    def sent(self, offset: int, length: int) -> None:
+        self.unacked.update(self.blocks(offset, length))
+
+    def done(self, offset: int, length: int) -> list[int]:
+        """Forget one replicated write; returns the blocks no other write still covers."""
+        free = []
+        for b in self.blocks(offset, length):
+            n = self.unacked[b] - 1
+            if n <= 0:
+                del self.unacked[b]
+                free.append(b)
+            else:
+                self.unacked[b] = n
+        return free
+
+    def busy(self, block: int) -> bool:
+        return block in self.unacked

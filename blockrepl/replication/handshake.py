@@ -1,0 +1,145 @@
+"""Connect-time identity exchange and sync decision (pure).
+
+The HANDSHAKE payload is a JSON object with exactly the fields of :class:`Identity`.
+:func:`incompatibility` refuses peers of another volume, size, block size or protocol;
+:func:`decide` runs :func:`blockrepl.uuids.compare_uuids` plus DRBD's post-processing
+(disk-state override, split-brain/unrelated → disconnect, rr-conflict → disconnect).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+from blockrepl.generation import Generation
+from blockrepl.layout import BM_BYTES_PER_BIT
+from blockrepl.replication.wire import BadPayload
+from blockrepl.uuids import Sync, compare_uuids
+
+
+class Action(Enum):
+    NONE = "none"  # connected, nothing to sync
+    SOURCE = "source"  # I send my marked blocks
+    TARGET = "target"  # I receive
+    DISCONNECT = "disconnect"
+
+
+@dataclass(frozen=True)
+class Identity:
+    volume: str
+    size: int
+    block_size: int
+    protocol: str
+    generation: tuple[int, int, int, int]
+    primary: bool
+    consistent: bool
+    crashed_primary: bool
+    dirty_bits: int
+    device_uuid: str
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @property
+    def gen(self) -> Generation:
+        return Generation(*self.generation)
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "volume": str,
+    "size": int,
+    "block_size": int,
+    "protocol": str,
+    "generation": list,
+    "primary": bool,
+    "consistent": bool,
+    "crashed_primary": bool,
+    "dirty_bits": int,
+    "device_uuid": str,
+}
+
+
+def decode_identity(payload: bytes) -> Identity:
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadPayload(f"HANDSHAKE payload is not JSON: {exc}") from None
+    if not isinstance(obj, dict) or set(obj) != set(_TYPES):
+        got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise BadPayload(f"HANDSHAKE fields {got}, expected {sorted(_TYPES)}")
+    for key, typ in _TYPES.items():
+        if not isinstance(obj[key], typ) or (typ is int and isinstance(obj[key], bool)):
+            raise BadPayload(f"HANDSHAKE field {key!r} has the wrong type")
+    gen = obj["generation"]
+    if len(gen) != 4 or not all(isinstance(u, int) and 0 <= u < 2**64 for u in gen):
+        raise BadPayload("HANDSHAKE field 'generation' must be 4 unsigned 64-bit integers")
+    obj["generation"] = tuple(gen)
+    return Identity(**obj)
+
+
+def incompatibility(me: Identity, peer: Identity) -> str | None:
+    """Why these two replicas may not be connected, or None."""
+    if peer.volume != me.volume:
+        return f"peer serves volume {peer.volume!r}, this node {me.volume!r}: wrong --peer?"
+    if peer.size != me.size:
+        return (
+            f"peer volume size is {peer.size} bytes, this node has {me.size}: "
+            "create both replicas with the same size"
+        )
+    if peer.block_size != me.block_size or me.block_size != BM_BYTES_PER_BIT:
+        return f"peer bitmap block size {peer.block_size}, this node {me.block_size}"
+    if peer.protocol != me.protocol:
+        return f"peer uses protocol {peer.protocol}, this node {me.protocol}: use the same"
+    if peer.primary and me.primary:
+        return "both nodes are Primary; demote one before connecting (split brain risk)"
+    return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    full: bool
+    rule: int
+    reason: str
+
+
+def decide(me: Identity, peer: Identity, resolve_conflicts: bool) -> Decision:
+    d = compare_uuids(
+        me.gen,
+        peer.gen,
+        self_crashed_primary=me.crashed_primary,
+        peer_crashed_primary=peer.crashed_primary,
+        self_primary=me.primary,
+        peer_primary=peer.primary,
+        resolve_conflicts=resolve_conflicts,
+    )
+    hg = d.sync
+    if hg is Sync.UNRELATED:
+        return Decision(Action.DISCONNECT, False, d.rule, "unrelated data (no common UUID)")
+    # Exactly one side Inconsistent: the consistent side is the source, whatever the UUIDs.
+    if me.consistent != peer.consistent:
+        full = hg in (Sync.SOURCE_FULL, Sync.TARGET_FULL, Sync.SPLIT_BRAIN_DISCONNECT)
+        action = Action.SOURCE if me.consistent else Action.TARGET
+        return Decision(action, full, d.rule, "disk-state override")
+    if hg in (Sync.SPLIT_BRAIN_AUTO, Sync.SPLIT_BRAIN_DISCONNECT):
+        return Decision(
+            Action.DISCONNECT,
+            False,
+            d.rule,
+            "split brain detected (both sides wrote since they parted); resolve by hand: "
+            "discard one side's data (recreate its metadata) and reconnect",
+        )
+    if hg > 0 and not me.consistent:
+        return Decision(Action.DISCONNECT, False, d.rule, "I would be source but am Inconsistent")
+    if hg < 0 and me.primary:
+        return Decision(
+            Action.DISCONNECT,
+            False,
+            d.rule,
+            "this Primary would become sync target (its data would be discarded); demote it",
+        )
+    if hg == Sync.NO_SYNC:
+        return Decision(Action.NONE, False, d.rule, "in sync")
+    full = abs(int(hg)) == 2
+    return Decision(Action.SOURCE if hg > 0 else Action.TARGET, full, d.rule, "generation UUIDs")

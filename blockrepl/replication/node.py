@@ -1,0 +1,332 @@
+"""A replica: role, connection management (listen/dial), state changes and status.
+
+Exactly one side dials: the node whose ``--listen-repl`` address sorts lower (or the only
+one given ``--peer`` without ``--listen-repl``); the other accepts. A Primary that loses its
+peer starts a new data generation (DRBD: B := C, C := new) before acknowledging further
+writes, so on reconnect the UUIDs say which side changed and the bitmap says what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from blockrepl import generation as gen_ops
+from blockrepl.errors import BlockReplError, RoleError
+from blockrepl.generation import MdFlag
+from blockrepl.layout import BM_BYTES_PER_BIT
+from blockrepl.metadata import MetadataStore
+from blockrepl.replicated import ReplicatedBackend
+from blockrepl.replication import wire
+from blockrepl.replication.conflicts import Conflicts
+from blockrepl.replication.handshake import (
+    Action,
+    Identity,
+    decide,
+    decode_identity,
+    incompatibility,
+)
+from blockrepl.replication.link import AuthError, Link, PeerError
+from blockrepl.replication.peer import Connection
+from blockrepl.replication.wire import MsgType
+
+log = logging.getLogger(__name__)
+# Above the largest frame: with asyncio's 64 KiB default a 1 MiB frame pauses and resumes
+# the transport many times per frame.
+STREAM_LIMIT = 2 * wire.MAX_PAYLOAD
+
+
+@dataclass(frozen=True)
+class ReplConfig:
+    volume: str
+    secret: bytes
+    protocol: str = "C"
+    listen: tuple[str, int] | None = None
+    peer: tuple[str, int] | None = None
+    ping_interval: float = 1.0
+    timeout: float = 5.0
+    resync_rate: int = 100 * 1024 * 1024
+    retry: float = 0.5
+
+
+class Refused(BlockReplError):
+    """The connection was refused for a reason that retrying will not fix by itself."""
+
+
+class ReplicaNode:
+    def __init__(self, store: MetadataStore, disk: ReplicatedBackend, cfg: ReplConfig) -> None:
+        self.store = store
+        self.disk = disk
+        self.cfg = cfg
+        disk.node = self
+        self.is_primary = store.sb.has(MdFlag.PRIMARY_IND)
+        self.conflicts = Conflicts()
+        self.conn: Connection | None = None
+        self.state = "StandAlone"
+        self.last_error = ""
+        self.gen_ready = asyncio.Event()
+        self.gen_ready.set()
+        self.sync_state: dict[str, Any] | None = None
+        self.last_sync: dict[str, Any] | None = None
+        self.totals = {"bytes_in": 0, "bytes_out": 0, "connections": 0}
+        self._busy = False  # a connection is being set up or is up
+        self._server: asyncio.Server | None = None
+        self._dialer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.bound_port = 0
+        self.resync_rate = cfg.resync_rate  # adjustable at run time (control socket)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def dials(self) -> bool:
+        if self.cfg.peer is None:
+            return False
+        if self.cfg.listen is None:
+            return True
+        return self.cfg.listen < self.cfg.peer
+
+    async def start(self) -> None:
+        if self.cfg.listen is not None:
+            host, port = self.cfg.listen
+            self._server = await asyncio.start_server(
+                self._on_accept, host, port, limit=STREAM_LIMIT
+            )
+            self.bound_port = int(self._server.sockets[0].getsockname()[1])
+        if self.dials:
+            self._dialer = asyncio.create_task(self._dial_loop())
+        if self.cfg.peer is not None or self.cfg.listen is not None:
+            self.state = "Connecting"
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._dialer is not None:
+            self._dialer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dialer
+        if self._server is not None:
+            self._server.close()
+        if self.conn is not None:
+            self.conn.fail(ConnectionError("shutting down"))
+            await self.conn.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def replicating(self) -> Connection | None:
+        """The connection Primary writes are replicated on, if any."""
+        conn = self.conn
+        if conn is None or conn.failure is not None or not self.is_primary:
+            return None
+        return conn
+
+    # ------------------------------------------------------------------ connecting
+    async def _dial_loop(self) -> None:
+        assert self.cfg.peer is not None
+        host, port = self.cfg.peer
+        while not self._stopping:
+            # After a split brain stay StandAlone: a human must pick the data to discard.
+            if not self._busy and self.state != "SplitBrain":
+                try:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(host, port, limit=STREAM_LIMIT), self.cfg.timeout
+                    )
+                except (OSError, TimeoutError) as exc:
+                    self.last_error = self.last_error or f"connect {host}:{port}: {exc}"
+                else:
+                    await self._session(Link(reader, writer), dialer=True)
+            await asyncio.sleep(self.cfg.retry)
+
+    async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = Link(reader, writer)
+        if self._busy or self._stopping:
+            await link.refuse("this node already has a replication connection")
+            return
+        await self._session(link, dialer=False)
+
+    async def _session(self, link: Link, dialer: bool) -> None:
+        self._busy = True
+        conn: Connection | None = None
+        try:
+            conn = await self._handshake(link, dialer)
+            self.conn = conn
+            self.state = "Connected"
+            self.last_error = ""
+            self.totals["connections"] += 1
+            log.info("connected to %s: %s", link.peername, conn.decision)
+            if conn.decision.action is Action.NONE and self.store.sb.has(MdFlag.CRASHED_PRIMARY):
+                sb = self.store.sb.with_flags(clear=MdFlag.CRASHED_PRIMARY)
+                await self.disk.run_blocking(self.store.write_superblock, sb)
+            await conn.run()
+        except (wire.FrameError, AuthError, PeerError, Refused) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, wire.FrameError):
+                await link.refuse(str(exc))
+            log.warning("replication link to %s: %s", link.peername, self.last_error)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            self.last_error = f"connection lost: {exc or type(exc).__name__}"
+            log.warning("replication link to %s: %s", link.peername, self.last_error)
+        finally:
+            await link.close()
+            self.totals["bytes_in"] += link.bytes_in
+            self.totals["bytes_out"] += link.bytes_out
+            if conn is not None:
+                self.conn = None
+                await self._lost_peer(conn)
+            if self.state not in ("SplitBrain", "Refused"):
+                self.state = "Connecting" if not self._stopping else "StandAlone"
+            self._busy = False
+
+    async def _handshake(self, link: Link, dialer: bool) -> Connection:
+        await link.authenticate(self.cfg.secret, dialer, self.cfg.timeout)
+        me = self.identity()
+        link.send(MsgType.HANDSHAKE, me.encode())
+        async with asyncio.timeout(self.cfg.timeout):
+            await link.drain()
+            peer = decode_identity(await link.expect(MsgType.HANDSHAKE))
+        why = incompatibility(me, peer)
+        if why is not None:
+            await link.refuse(why)
+            raise Refused(why)
+        decision = decide(me, peer, resolve_conflicts=not dialer)
+        if decision.action is Action.DISCONNECT:
+            self.state = "SplitBrain" if "split brain" in decision.reason else "Refused"
+            await link.refuse(decision.reason)
+            raise Refused(f"{decision.reason} (UUID rule {decision.rule})")
+        return Connection(self, link, peer, decision)
+
+    async def _lost_peer(self, conn: Connection) -> None:
+        if self.sync_state is not None:
+            self.sync_state["interrupted"] = True
+            self.last_sync = self.sync_state
+            self.sync_state = None
+        await self.disk.run_blocking(self.store.flush_bitmap)
+        if self.is_primary and self.store.generation.bitmap == 0 and self.consistent:
+            # New generation before any further write is acknowledged (gen_ready).
+            self.gen_ready.clear()
+            try:
+                sb = replace(
+                    self.store.sb, generation=gen_ops.new_current(self.store.generation, True)
+                )
+                await self.disk.run_blocking(self.store.write_superblock, sb)
+            finally:
+                self.gen_ready.set()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def consistent(self) -> bool:
+        return self.store.sb.has(MdFlag.CONSISTENT)
+
+    def identity(self) -> Identity:
+        sb = self.store.sb
+        return Identity(
+            volume=self.cfg.volume,
+            size=self.disk.size,
+            block_size=BM_BYTES_PER_BIT,
+            protocol=self.cfg.protocol,
+            generation=sb.generation.as_tuple(),
+            primary=self.is_primary,
+            consistent=self.consistent,
+            crashed_primary=sb.has(MdFlag.CRASHED_PRIMARY),
+            dirty_bits=self.store.bitmap.count(),
+            device_uuid=str(sb.device_uuid),
+        )
+
+    def disk_state(self) -> str:
+        """DRBD disk states: Outdated = consistent but known to miss newer data (the
+        metadata's WAS_UP_TO_DATE cleared, e.g. by fencing); Diskless is never used here."""
+        syncing = self.sync_state is not None and self.sync_state["kind"] == "SyncTarget"
+        if not self.consistent or syncing:
+            return "Inconsistent"
+        if not self.store.sb.has(MdFlag.WAS_UP_TO_DATE):
+            return "Outdated"
+        return "UpToDate"
+
+    def sync_started(self, total: int, kind: str) -> None:
+        self.state = kind
+        self.sync_state = {"kind": kind, "total_bytes": total, "done_bytes": 0}
+        self.sync_state["started"] = time.monotonic()
+
+    def sync_progress(self, done: int) -> None:
+        if self.sync_state is not None:
+            self.sync_state["done_bytes"] = done
+
+    def sync_finished(self, moved: int) -> None:
+        st = self.sync_state or {}
+        conn = self.conn
+        self.last_sync = {
+            "kind": st.get("kind"),
+            "total_bytes": st.get("total_bytes"),
+            "payload_bytes": moved,
+            "wire_bytes_out": conn.link.bytes_out if conn else 0,
+            "wire_bytes_in": conn.link.bytes_in if conn else 0,
+            "seconds": round(time.monotonic() - st.get("started", time.monotonic()), 3),
+        }
+        self.sync_state = None
+        self.state = "Connected"
+
+    def status(self) -> dict[str, Any]:
+        conn = self.conn
+        g = self.store.generation
+        peer_role = None if conn is None else ("Primary" if conn.peer_primary else "Secondary")
+        sync = None
+        if self.sync_state is not None:
+            total = self.sync_state["total_bytes"] or 1
+            sync = dict(self.sync_state, percent=round(100 * self.sync_state["done_bytes"] / total))
+            sync.pop("started", None)
+        return {
+            "volume": self.cfg.volume,
+            "role": "Primary" if self.is_primary else "Secondary",
+            "connection": self.state,
+            "disk": self.disk_state(),
+            "peer_role": peer_role,
+            "peer_disk": None
+            if conn is None
+            else ("Inconsistent" if sync and sync["kind"] == "SyncSource" else "UpToDate"),
+            "protocol": self.cfg.protocol,
+            "resync_rate": self.resync_rate,
+            "sync": sync,
+            "last_sync": self.last_sync,
+            "out_of_sync_bytes": self.store.bitmap.count() * BM_BYTES_PER_BIT,
+            "generation": g.describe(),
+            "wire": {
+                "bytes_in": self.totals["bytes_in"] + (conn.link.bytes_in if conn else 0),
+                "bytes_out": self.totals["bytes_out"] + (conn.link.bytes_out if conn else 0),
+                "connections": self.totals["connections"],
+            },
+            "repl_port": self.bound_port,
+            "last_error": self.last_error,
+        }
+
+    # ------------------------------------------------------------------ roles
+    async def promote(self, force: bool = False) -> None:
+        if self.is_primary:
+            return
+        conn = self.conn
+        if conn is not None and conn.peer_primary:
+            raise RoleError("the connected peer is Primary; demote it first (one Primary only)")
+        if conn is not None and conn.target is not None:
+            raise RoleError("this node is SyncTarget (Inconsistent) until the resync finishes")
+        if not self.consistent and not force:
+            raise RoleError("disk is Inconsistent; refusing to promote (use --force if new)")
+        await self.disk.run_blocking(self.store.promote, conn is not None, force)
+        self.is_primary = True
+        self._announce()
+
+    async def demote(self) -> None:
+        if not self.is_primary:
+            return
+        await self.disk.flush()
+        self.is_primary = False
+        await self.disk.run_blocking(self.store.demote)
+        self._announce()
+
+    def _announce(self) -> None:
+        conn = self.conn
+        if conn is not None and conn.failure is None:
+            role = "primary" if self.is_primary else "secondary"
+            with contextlib.suppress(ConnectionError):
+                conn.link.send(MsgType.STATE, json.dumps({"role": role}).encode())

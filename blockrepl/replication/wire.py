@@ -1,0 +1,262 @@
+"""Replication link framing: strict pure encoders/decoders.
+
+Every frame is a 12-byte header followed by ``length`` payload bytes (big-endian)::
+
+    0   4s  magic    b"BRPL"
+    4   u8  version  1
+    5   u8  type     MsgType
+    6   u16 flags    0 (reserved; any other value is refused)
+    8   u32 length   payload bytes, at most MAX_PAYLOAD (and PREAUTH_MAX before auth)
+
+Payloads (``seq`` orders a Primary's replicated requests; acks echo it):
+
+* HELLO   32-byte random challenge            AUTH   32-byte HMAC-SHA256 response
+* HANDSHAKE  UTF-8 JSON (see handshake.py)     ERROR  UTF-8 text, the peer's reason
+* DATA    u64 seq | u64 offset | u32 dflags | data        (application write)
+* ZERO    u64 seq | u64 offset | u32 dflags | u32 length  (write-zeroes / trim)
+* RECV_ACK, WRITE_ACK, FLUSH, FLUSH_ACK   u64 seq
+* BITMAP  the sender's bitmap bytes (bit n = 4 KiB block n, LSB first)
+* SYNC_UUID u64 uuid               SYNC_DONE  4 x u64 generation of the source
+* RS_DATA u64 offset | data        RS_ACK     u64 offset | u32 length
+* PING, PONG  u64 nonce            STATE      UTF-8 JSON {"role": ...}
+
+Decoders raise a :class:`FrameError` subclass naming the byte at fault; the connection
+is then dropped. Nothing is written to disk from a frame that failed to decode.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+
+from blockrepl.errors import BlockReplError
+
+MAGIC = b"BRPL"
+VERSION = 1
+HEADER = struct.Struct(">4sBBHI")
+HEADER_SIZE = HEADER.size
+MAX_PAYLOAD = 32 * 1024 * 1024 + 64
+PREAUTH_MAX = 4096  # before authentication only tiny frames are read at all
+NONCE_LEN = 32
+MAC_LEN = 32
+
+
+class FrameError(BlockReplError):
+    """The byte stream is not a valid replication frame; drop the connection."""
+
+
+class BadMagic(FrameError):
+    pass
+
+
+class BadVersion(FrameError):
+    pass
+
+
+class BadLength(FrameError):
+    pass
+
+
+class BadType(FrameError):
+    pass
+
+
+class BadPayload(FrameError):
+    pass
+
+
+class MsgType(IntEnum):
+    HELLO = 1
+    AUTH = 2
+    HANDSHAKE = 3
+    ERROR = 4
+    DATA = 5
+    ZERO = 6
+    RECV_ACK = 7
+    WRITE_ACK = 8
+    FLUSH = 9
+    FLUSH_ACK = 10
+    BITMAP = 11
+    SYNC_UUID = 12
+    SYNC_DONE = 13
+    RS_DATA = 14
+    RS_ACK = 15
+    PING = 16
+    PONG = 17
+    STATE = 18
+
+
+class DFlag(IntFlag):
+    FUA = 1
+    TRIM = 2  # ZERO frames: the range may be deallocated
+    ALL = 3
+
+
+PREAUTH_TYPES = frozenset({MsgType.HELLO, MsgType.AUTH, MsgType.ERROR})
+_U64 = struct.Struct(">Q")
+_SEQ_OFF = struct.Struct(">QQI")
+_ZERO = struct.Struct(">QQII")
+_RS_ACK = struct.Struct(">QI")
+_GEN = struct.Struct(">QQQQ")
+# Exact payload sizes for fixed-size messages; None = variable (checked by its decoder).
+FIXED_LEN: dict[MsgType, int | None] = {
+    MsgType.HELLO: NONCE_LEN,
+    MsgType.AUTH: MAC_LEN,
+    MsgType.HANDSHAKE: None,
+    MsgType.ERROR: None,
+    MsgType.DATA: None,
+    MsgType.ZERO: _ZERO.size,
+    MsgType.RECV_ACK: 8,
+    MsgType.WRITE_ACK: 8,
+    MsgType.FLUSH: 8,
+    MsgType.FLUSH_ACK: 8,
+    MsgType.BITMAP: None,
+    MsgType.SYNC_UUID: 8,
+    MsgType.SYNC_DONE: _GEN.size,
+    MsgType.RS_DATA: None,
+    MsgType.RS_ACK: _RS_ACK.size,
+    MsgType.PING: 8,
+    MsgType.PONG: 8,
+    MsgType.STATE: None,
+}
+
+
+@dataclass(frozen=True)
+class Header:
+    type: MsgType
+    length: int
+
+
+def encode_header(mtype: MsgType, length: int) -> bytes:
+    return HEADER.pack(MAGIC, VERSION, int(mtype), 0, length)
+
+
+def decode_header(raw: bytes, authenticated: bool = True) -> Header:
+    if len(raw) != HEADER_SIZE:
+        raise BadLength(f"frame header is {len(raw)} bytes, expected {HEADER_SIZE}")
+    magic, version, mtype, flags, length = HEADER.unpack(raw)
+    if magic != MAGIC:
+        raise BadMagic(
+            f"bytes 0-3 of the frame header are {magic!r}, expected {MAGIC!r}: "
+            "not a blockrepl replication peer (check --peer/--listen-repl addresses)"
+        )
+    if version != VERSION:
+        raise BadVersion(f"byte 4 (version) is {version}, this node speaks {VERSION}")
+    if mtype not in MsgType._value2member_map_:
+        raise BadType(f"byte 5 (type) is {mtype}: unknown message type")
+    if flags:
+        raise BadPayload(f"bytes 6-7 (flags) are 0x{flags:x}; reserved, must be 0")
+    t = MsgType(mtype)
+    if not authenticated and t not in PREAUTH_TYPES:
+        raise BadType(f"byte 5 (type) is {t.name} before authentication; expected HELLO/AUTH")
+    limit = MAX_PAYLOAD if authenticated else PREAUTH_MAX
+    if length > limit:
+        raise BadLength(f"bytes 8-11 (length) = {length} exceed the {limit}-byte maximum")
+    want = FIXED_LEN[t]
+    if want is not None and length != want:
+        raise BadLength(f"bytes 8-11 (length) = {length}: {t.name} payload must be {want} bytes")
+    return Header(t, length)
+
+
+def frame(mtype: MsgType, payload: bytes = b"") -> bytes:
+    return encode_header(mtype, len(payload)) + payload
+
+
+# ---------------------------------------------------------------- payload codecs
+def u64(value: int) -> bytes:
+    return _U64.pack(value)
+
+
+def decode_u64(payload: bytes) -> int:
+    if len(payload) != 8:
+        raise BadPayload(f"expected an 8-byte payload, got {len(payload)}")
+    return int(_U64.unpack(payload)[0])
+
+
+def data_header(seq: int, offset: int, dflags: int) -> bytes:
+    return _SEQ_OFF.pack(seq, offset, dflags)
+
+
+@dataclass(frozen=True)
+class Data:
+    seq: int
+    offset: int
+    dflags: DFlag
+    data: memoryview
+
+
+def _check_range(what: str, offset: int, length: int, size: int) -> None:
+    if offset + length > size:
+        raise BadPayload(f"{what} [{offset}, +{length}) is outside the {size}-byte volume")
+
+
+def _dflags(raw: int) -> DFlag:
+    if raw & ~int(DFlag.ALL):
+        raise BadPayload(f"unknown write flags 0x{raw:x}")
+    return DFlag(raw)
+
+
+def decode_data(payload: bytes, size: int) -> Data:
+    if len(payload) <= _SEQ_OFF.size:
+        raise BadPayload(f"DATA payload of {len(payload)} bytes carries no data")
+    seq, offset, raw = _SEQ_OFF.unpack_from(payload)
+    view = memoryview(payload)[_SEQ_OFF.size :]
+    _check_range("DATA", offset, len(view), size)
+    return Data(seq, offset, _dflags(raw), view)
+
+
+@dataclass(frozen=True)
+class Zero:
+    seq: int
+    offset: int
+    dflags: DFlag
+    length: int
+
+
+def encode_zero(seq: int, offset: int, length: int, dflags: int) -> bytes:
+    return _ZERO.pack(seq, offset, dflags, length)
+
+
+def decode_zero(payload: bytes, size: int) -> Zero:
+    seq, offset, raw, length = _ZERO.unpack(payload)
+    _check_range("ZERO", offset, length, size)
+    return Zero(seq, offset, _dflags(raw), length)
+
+
+def rs_data(offset: int, data: bytes) -> bytes:
+    return _U64.pack(offset) + data
+
+
+def decode_rs_data(payload: bytes, size: int) -> tuple[int, memoryview]:
+    if len(payload) <= 8:
+        raise BadPayload(f"RS_DATA payload of {len(payload)} bytes carries no data")
+    offset = int(_U64.unpack_from(payload)[0])
+    view = memoryview(payload)[8:]
+    _check_range("RS_DATA", offset, len(view), size)
+    return offset, view
+
+
+def encode_rs_ack(offset: int, length: int) -> bytes:
+    return _RS_ACK.pack(offset, length)
+
+
+def decode_rs_ack(payload: bytes) -> tuple[int, int]:
+    offset, length = _RS_ACK.unpack(payload)
+    return int(offset), int(length)
+
+
+def encode_gen(gen: tuple[int, int, int, int]) -> bytes:
+    return _GEN.pack(*gen)
+
+
+def decode_gen(payload: bytes) -> tuple[int, int, int, int]:
+    c, b, h1, h2 = _GEN.unpack(payload)
+    return int(c), int(b), int(h1), int(h2)
+
+
+def decode_text(payload: bytes, what: str) -> str:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadPayload(f"{what} payload is not UTF-8 (byte {exc.start})") from None

@@ -1,0 +1,180 @@
+"""Benchmark: blockrepl write throughput against a local file and nbdkit's `file` plugin.
+
+Load generator: fio (C; ``ioengine=nbd`` via libnbd for the NBD targets, ``psync`` for the
+local file), so the client is never the Python bottleneck. Workloads: 1 MiB sequential
+writes (8 in flight) and 4 KiB random writes (32 in flight), each time-based, ending with
+a flush (``end_fsync``). Targets: local file, ``nbdkit file`` (the C baseline), blockrepl
+without a peer, and blockrepl Primary with protocols A, B, C replicating to a Secondary
+in another network namespace (veth). Ratios are against nbdkit-file from the same run.
+
+    .venv/bin/python -m tests.bench.blockrepl [--dir /dev/shm] [--seconds 3] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.integration.blockrepl.replicas import replica_pair, synced, wait_for
+
+RESULTS = Path(__file__).parent / "results"
+SIZE = "160M"
+AREA = "128M"  # region the workloads write to (inside the data area of every target)
+WORKLOADS = {
+    "seq-1M": ["--rw=write", "--bs=1M", "--iodepth=8"],
+    "rand-4K": ["--rw=randwrite", "--bs=4k", "--iodepth=32", "--randrepeat=1"],
+}
+
+
+def fio(target: list[str], workload: str, seconds: float) -> dict[str, float]:
+    cmd = [
+        "fio",
+        "--name=bench",
+        "--output-format=json",
+        f"--size={AREA}",
+        f"--runtime={seconds}",
+        "--time_based",
+        "--end_fsync=1",
+        *WORKLOADS[workload],
+        *target,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"fio failed: {out.stderr or out.stdout}")
+    job = json.loads(out.stdout[out.stdout.index("{") :])["jobs"][0]["write"]
+    return {"MiB_s": round(job["bw_bytes"] / 2**20, 1), "iops": round(job["iops"])}
+
+
+def nbd_target(sock: str, export: str = "") -> list[str]:
+    return ["--ioengine=nbd", f"--uri=nbd+unix:///{export}?socket={sock}"]
+
+
+def blockrepl_cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "blockrepl.cli", *args], check=True, capture_output=True)
+
+
+def wait_socket(path: str, proc: subprocess.Popen[Any]) -> None:
+    deadline = time.monotonic() + 20
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server for {path} did not start")
+        time.sleep(0.05)
+
+
+@contextmanager
+def server(cmd: list[str], sock: str) -> Iterator[None]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_socket(sock, proc)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def fresh_file(path: Path) -> str:
+    with open(path, "wb") as f:
+        f.truncate(int(SIZE[:-1]) * 2**20)
+    return str(path)
+
+
+def run(base: Path, seconds: float) -> dict[str, dict[str, dict[str, float]]]:
+    results: dict[str, dict[str, dict[str, float]]] = {}
+
+    def measure(name: str, target: list[str]) -> None:
+        results[name] = {w: fio(target, w, seconds) for w in WORKLOADS}
+        print(f"  measured {name}: {results[name]}", flush=True)
+
+    measure("local-file", ["--ioengine=psync", f"--filename={fresh_file(base / 'local.img')}"])
+
+    img = fresh_file(base / "nbdkit.img")
+    sock = str(base / "nbdkit.sock")
+    with server(["nbdkit", "-f", "-U", sock, "file", f"file={img}"], sock):
+        measure("nbdkit-file", nbd_target(sock))
+
+    img = fresh_file(base / "solo.img")
+    blockrepl_cli("create-md", "--backing", img)
+    sock = str(base / "solo.sock")
+    cmd = [sys.executable, "-m", "blockrepl.cli", "serve", "--backing", img, "--unix", sock]
+    with server([*cmd, "--force"], sock):
+        measure("blockrepl-nopeer", nbd_target(sock, "blockrepl"))
+
+    pair_dir = base / "pair"
+    pair_dir.mkdir()
+    with replica_pair(pair_dir, SIZE, al_extents=257) as (_net, a, b, secret):
+        for proto in ("A", "B", "C"):
+            a.stop()
+            b.stop()
+            b.start("secondary", secret, "--protocol", proto)
+            a.start("primary", secret, "--protocol", proto)
+            wait_for(lambda: synced(a) and synced(b), 60, f"reconnect with protocol {proto}")
+            measure(f"blockrepl-{proto}", nbd_target(a.sock, "blockrepl"))
+            st = a.status()
+            assert st["connection"] == "Connected", st  # the peer stayed attached throughout
+    return results
+
+
+def table(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    base = results["nbdkit-file"]
+    rows = []
+    for name, per in results.items():
+        row: dict[str, Any] = {"target": name}
+        for w, r in per.items():
+            row[f"{w} MiB/s"] = r["MiB_s"]
+            row[f"{w} IOPS"] = r["iops"]
+            row[f"{w} vs nbdkit"] = round(r["MiB_s"] / base[w]["MiB_s"], 2)
+        rows.append(row)
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dir", default="/dev/shm", help="where volume files live (tmpfs default)")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--json", default=str(RESULTS / "blockrepl.json"))
+    args = ap.parse_args()
+    if not shutil.which("fio") or not shutil.which("nbdkit"):
+        print("needs fio (with the nbd engine) and nbdkit: apt-get install fio nbdkit")
+        return 2
+    started = time.monotonic()
+    base = Path(tempfile.mkdtemp(prefix="blockrepl-bench-", dir=args.dir))
+    try:
+        results = run(base, args.seconds)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    rows = table(results)
+    cols = list(rows[0])
+    print(" | ".join(f"{c:>18}" for c in cols))
+    for row in rows:
+        print(" | ".join(f"{row[c]!s:>18}" for c in cols))
+    report = {
+        "workloads": {w: " ".join(a) for w, a in WORKLOADS.items()},
+        "seconds_per_run": args.seconds,
+        "volume_dir": args.dir,
+        "cpus": os.cpu_count(),
+        "loadavg_at_end": os.getloadavg(),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "rows": rows,
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json} ({report['wall_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

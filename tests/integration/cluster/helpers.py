@@ -1,0 +1,106 @@
+"""Client-side measurements for cluster tests: a poller of the VIP and status helpers."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lab.cluster import VigilLab
+
+# Runs in the client namespace; CLOCK_MONOTONIC is shared with the test process (the lab
+# makes no time namespace), so its timestamps compare with the test's.
+_POLL = """
+import socket, sys, time
+address, interval = sys.argv[1], float(sys.argv[2])
+while True:
+    t = time.monotonic()
+    s = socket.socket()
+    s.settimeout(0.3)
+    try:
+        s.connect((address, 80))
+        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        body = s.recv(200).split(b"\\r\\n\\r\\n")[-1].decode().strip()
+        print(f"{t:.4f} {body or '-'}", flush=True)
+    except OSError as e:
+        print(f"{t:.4f} ERR", flush=True)
+    finally:
+        s.close()
+    time.sleep(max(0.0, interval - (time.monotonic() - t)))
+"""
+
+
+@dataclass
+class Answer:
+    time: float
+    node: str | None  # None: no answer
+
+
+class VipPoller:
+    """GET the VIP from the client every `interval` s in a background process."""
+
+    def __init__(self, lab: VigilLab, address: str, interval: float = 0.05) -> None:
+        self.lab = lab
+        self.address = address
+        self.interval = interval
+        self.proc: subprocess.Popen[str] | None = None
+        self.answers: list[Answer] = []
+
+    def __enter__(self) -> VipPoller:
+        self.proc = self.lab.lab.popen_in(
+            "client",
+            [sys.executable, "-S", "-c", _POLL, self.address, str(self.interval)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> list[Answer]:
+        if self.proc is None:
+            return self.answers
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        self.proc = None
+        for line in out.splitlines():
+            t, body = line.split(" ", 1)
+            self.answers.append(Answer(float(t), None if body == "ERR" else body))
+        return self.answers
+
+    def max_gap(self, start: float | None = None) -> float:
+        """The longest time between two successful answers (from `start` on)."""
+        ok = [a.time for a in self.answers if a.node and (start is None or a.time >= start)]
+        return max((b - a for a, b in itertools.pairwise(ok)), default=float("inf"))
+
+    def first_from(self, after: float, not_node: str) -> Answer | None:
+        return next(
+            (a for a in self.answers if a.time > after and a.node and a.node != not_node), None
+        )
+
+
+def group(lab: VigilLab, name: str) -> dict[str, Any]:
+    return next(g for g in lab.status()["groups"] if g["name"] == name)
+
+
+def node_state(lab: VigilLab, node: str) -> str:
+    return str(next(n["state"] for n in lab.status()["nodes"] if n["name"] == node))
+
+
+def wait_until(what: str, check: Any, within: float, every: float = 0.2) -> Any:
+    """Poll `check()` until it returns something truthy; that value."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # a status read during an outage: try again
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {within:g} s (last: {last!r})")

@@ -1,0 +1,80 @@
+"""Mutual HMAC authentication and the strict reader over real asyncio streams."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from blockrepl.replication import wire
+from blockrepl.replication.link import AuthError, Link, PeerError, auth_response
+from blockrepl.replication.wire import MsgType
+
+
+async def _pair() -> tuple[Link, Link]:
+    s1, s2 = socket.socketpair()
+    r1, w1 = await asyncio.open_connection(sock=s1)
+    r2, w2 = await asyncio.open_connection(sock=s2)
+    return Link(r1, w1), Link(r2, w2)
+
+
+async def test_same_secret_authenticates_both_directions() -> None:
+    a, b = await _pair()
+    await asyncio.gather(a.authenticate(b"k" * 32, True, 5), b.authenticate(b"k" * 32, False, 5))
+    assert a.authenticated and b.authenticated
+    a.send(MsgType.PING, wire.u64(1))
+    assert await b.recv() == (MsgType.PING, wire.u64(1))
+    await a.close()
+    await b.close()
+
+
+async def test_wrong_secret_fails_on_both_sides() -> None:
+    a, b = await _pair()
+    res = await asyncio.gather(
+        a.authenticate(b"k" * 32, True, 5),
+        b.authenticate(b"x" * 32, False, 5),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, AuthError | PeerError | ConnectionError) for r in res), res
+    assert any(isinstance(r, AuthError) and "secret" in str(r) for r in res)
+    assert not a.authenticated and not b.authenticated
+
+
+def test_responses_are_direction_bound() -> None:
+    c1, c2 = os.urandom(32), os.urandom(32)
+    assert auth_response(b"s", c1, c2, True) != auth_response(b"s", c1, c2, False)
+
+
+async def test_unauthenticated_peer_cannot_send_data() -> None:
+    a, b = await _pair()
+    a.writer.write(wire.frame(MsgType.DATA, wire.data_header(1, 0, 0) + b"x"))
+    with pytest.raises(wire.BadType, match="before authentication"):
+        await b.recv()
+    await a.close()
+    await b.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=1, max_size=300))
+def test_fuzz_garbage_stream_gives_typed_error(garbage: bytes) -> None:
+    async def run() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(garbage)
+        reader.feed_eof()
+        link = Link(reader, _NullWriter())  # type: ignore[arg-type]
+        with pytest.raises((wire.FrameError, asyncio.IncompleteReadError, PeerError)):
+            for _ in range(50):
+                await link.expect(MsgType.HELLO)
+                await link.expect(MsgType.AUTH)
+        assert not link.authenticated
+
+    asyncio.run(run())
+
+
+class _NullWriter:
+    def get_extra_info(self, name: str) -> None:
+        return None
