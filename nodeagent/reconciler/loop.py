@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -71,7 +71,6 @@ class _Managed:
 class _GroupMemory:
     """What the loop remembers between turns; all of it can be lost without harm."""
 
-    last_status: dict[str, Any] = field(default_factory=dict)
     failed_starts: int = 0
     retry_after: float = 0.0
     last_action: str = ""
@@ -438,16 +437,17 @@ class Reconciler:
             last_action=blocked or failure or memory.last_action or None,
         )
         data = status.to_dict()
-        if data == memory.last_status:
-            return
         key = keys.status_key("ResourceGroup", group.name)
+        stored = self.informer.get(key)
+        # Level-triggered: compare with what the store holds, not with what this node last
+        # wrote, so that a report overwritten by another node is written again.
+        if stored is not None and stored.value == data:
+            return
+        stored_epoch = int(stored.value.get("placementEpoch") or 0) if stored else 0
+        if record is not None and stored_epoch > record.epoch:
+            return  # a newer placement's report stands; this node's copy is behind
         try:
-            await self.store.put(
-                key,
-                data,
-                expect_revision=self.informer.status_revision("ResourceGroup", group.name),
-            )
-            memory.last_status = data
+            await self.store.put(key, data, expect_revision=stored.mod_revision if stored else 0)
         except ConflictError:
             self._probe_wake.set()  # someone else wrote it; look again next turn
         except StoreError as exc:
