@@ -161,7 +161,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--disk-root", default=str(DEFAULT_DISK_ROOT), help="where node disks live")
     p.add_argument(
         "--timing", choices=("default", "tuned"), default="default",
-        help="heartbeat timings of the Vigil cluster: default (200ms/1s) or tuned (50ms/250ms)",
+        help="heartbeat timings of the Vigil cluster: default (200ms/900ms) or tuned (50ms/250ms)",
     )  # fmt: skip
 
     p = _add(sub, "ha", _ha, "run ha against the lab's Vigil cluster, from its client namespace")

@@ -29,7 +29,9 @@ from lab.errors import LabError
 NODE_LIB = "/var/lib/vigil"
 HTTP_ECHO = Path(__file__).with_name("http_echo.py")
 HA = str(Path(sys.executable).parent / "ha")
-DEFAULT_TIMING = {"keepalive": "200ms", "warntime": "600ms", "deadtime": "1s", "initdead": "10s"}
+# The shipped defaults (controller/api/cluster.py), but a shorter initdead: lab nodes boot
+# together.
+DEFAULT_TIMING = {"keepalive": "200ms", "warntime": "500ms", "deadtime": "900ms", "initdead": "10s"}
 TUNED_TIMING = {"keepalive": "50ms", "warntime": "150ms", "deadtime": "250ms", "initdead": "10s"}
 
 

@@ -78,7 +78,7 @@ def test_enum_lists_allowed_values() -> None:
 @pytest.mark.parametrize(
     ("path", "type_", "default"),
     [
-        ("cluster.spec.timing.deadtime", "duration", "1s"),
+        ("cluster.spec.timing.deadtime", "duration", "900ms"),
         ("rv.spec.network.keepalive", "duration", "500ms"),
         ("rv.spec.resyncRate", "size", "200M"),
         ("rv.spec.size", "size", None),
