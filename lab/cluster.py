@@ -57,7 +57,7 @@ class VigilLab:
         timing: dict[str, str] | None = None,
         disk_root: str | Path = state.DEFAULT_DISK_ROOT,
     ) -> None:
-        self.lab = Lab(name, nodes, [agent_argv()], disk_root=disk_root, restart_delay=0.1)
+        self.lab = Lab(name, nodes, [agent_argv()], disk_root=disk_root, restart_delay=0.02)
         self.name = name
         self.timing = dict(timing or DEFAULT_TIMING)
         self.home = state.lab_dir(name) / "vigil"

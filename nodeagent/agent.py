@@ -45,6 +45,7 @@ from controller.store.errors import StoreError
 from controller.store.lease_keeper import LeaseKeeper
 from nodeagent import fastpath
 from nodeagent.etcd_member import EtcdMember
+from nodeagent.fastpath import LeaseRecorder
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
 from nodeagent.heartbeat.service import HeartbeatService
 from nodeagent.liveness import HeartbeatLiveness
@@ -75,6 +76,7 @@ class Agent:
         lib_dir: Path = Path("/var/lib/vigil"),
         heartbeat: HeartbeatService | None = None,
         netns: str | None = None,
+        recorder: LeaseRecorder | None = None,
     ) -> None:
         self.config = config
         self.node = config.node
@@ -83,6 +85,7 @@ class Agent:
         self.lib_dir = lib_dir
         self.heartbeat = heartbeat
         self.netns = netns
+        self.recorder = recorder
         self.member: EtcdMember | None = None
         self.store: Store | None = None
         self.informer: Informer | None = None
@@ -116,7 +119,12 @@ class Agent:
         cluster = await self._cluster_spec()
         await self._start_heartbeats(cluster)
         assert self.heartbeat is not None
-        self.liveness = HeartbeatLiveness(self.heartbeat, self.run_dir / "lease.json")
+        if self.recorder is not None and self.recorder.service is not self.heartbeat:
+            await self.recorder.stop()  # it watched a heartbeat service now replaced
+            self.recorder = None
+        self.liveness = HeartbeatLiveness(
+            self.heartbeat, self.run_dir / "lease.json", self.recorder
+        )
         self.liveness.start()
         self._start_enforcer()
         self.reconciler = Reconciler(

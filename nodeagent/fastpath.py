@@ -9,8 +9,12 @@ library alone, then loads the rest. This module imports nothing heavy.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -76,3 +80,62 @@ async def start_cached(lib_dir: Path) -> HeartbeatService | None:
     await service.start()
     log.info("heartbeats started from the cached configuration (%d peers)", len(config.peers))
     return service
+
+
+# A lease that grew by less than this is not worth a write.
+PERSIST_STEP = 0.02
+
+
+def read_recorded_lease(path: Path) -> float:
+    try:
+        return float(json.loads(path.read_text())["expiry"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("-inf")
+
+
+class LeaseRecorder:
+    """Records the serving lease on tmpfs for the lease enforcer and the next agent.
+
+    Started with the heartbeats, before the agent's slow start-up (etcd, imports): the
+    lease a restarted agent inherits must be extended as soon as its peers acknowledge
+    it, or the enforcer would stop what the previous agent left running.
+    """
+
+    def __init__(self, service: HeartbeatService, path: Path) -> None:
+        self.service = service
+        self.path = path
+        self.persisted = read_recorded_lease(path)
+        self._task: asyncio.Task[None] | None = None
+
+    def persist(self) -> None:
+        m = self.service.membership
+        expiry = m.lease_expiry(time.monotonic())
+        if expiry <= self.persisted + PERSIST_STEP:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        record = {"expiry": expiry, "stopMargin": m.timing.stop_margin, "pid": os.getpid()}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(record))
+            tmp.replace(self.path)
+            self.persisted = expiry
+        except OSError as exc:
+            log.warning("cannot record the serving lease in %s: %s", self.path, exc)
+
+    async def _run(self) -> None:
+        # Twice a keepalive: the enforcer's copy lags the real lease by at most that.
+        interval = self.service.membership.timing.keepalive / 2
+        while True:
+            self.persist()
+            await asyncio.sleep(interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="lease-recorder")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -13,18 +13,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 from controller.decide import Liveness
+from nodeagent.fastpath import LeaseRecorder
 from nodeagent.heartbeat.service import HeartbeatService
 
 log = logging.getLogger(__name__)
-
-# Writing the lease on every extension would be a tmpfs write per heartbeat; a lease
-# that grew by less than this is not worth recording.
-PERSIST_STEP = 0.02
 
 
 def read_inherited_lease(path: Path, now: float) -> float:
@@ -45,12 +41,14 @@ def _hex(incarnation: int | None) -> str | None:
 class HeartbeatLiveness:
     """Implements controller.liveness.LivenessSource."""
 
-    def __init__(self, service: HeartbeatService, lease_file: Path) -> None:
+    def __init__(
+        self, service: HeartbeatService, lease_file: Path, recorder: LeaseRecorder | None = None
+    ) -> None:
         self.service = service
         self.lease_file = lease_file
         now = time.monotonic()
         self.inherited = read_inherited_lease(lease_file, now)
-        self._persisted = self.inherited
+        self.recorder = recorder or LeaseRecorder(service, lease_file)
         self._listeners: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task[None]] = []
         if self.inherited > now:
@@ -95,8 +93,8 @@ class HeartbeatLiveness:
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._relay(), name="liveness-relay"),
-            asyncio.create_task(self._persist_loop(), name="lease-persist"),
         ]
+        self.recorder.start()
         m = self.service.membership
         end = self.inherited - m.timing.stop_margin
         if end > time.monotonic():
@@ -106,6 +104,7 @@ class HeartbeatLiveness:
             loop.call_later(end - time.monotonic() + 0.001, self._fire)
 
     async def stop(self) -> None:
+        await self.recorder.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -116,25 +115,5 @@ class HeartbeatLiveness:
         async for _event in self.service.watch():
             self._fire()
 
-    async def _persist_loop(self) -> None:
-        # Twice a keepalive: the enforcer's copy of the lease lags the real one by at most
-        # half a keepalive (see nodeagent/enforcer.py).
-        interval = self.service.membership.timing.keepalive / 2
-        while True:
-            self.persist()
-            await asyncio.sleep(interval)
-
     def persist(self) -> None:
-        m = self.service.membership
-        expiry = m.lease_expiry(time.monotonic())
-        if expiry <= self._persisted + PERSIST_STEP:
-            return
-        tmp = self.lease_file.with_suffix(".tmp")
-        record = {"expiry": expiry, "stopMargin": m.timing.stop_margin, "pid": os.getpid()}
-        try:
-            self.lease_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(record))
-            tmp.replace(self.lease_file)
-            self._persisted = expiry
-        except OSError as exc:
-            log.warning("cannot record the serving lease in %s: %s", self.lease_file, exc)
+        self.recorder.persist()

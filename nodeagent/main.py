@@ -37,6 +37,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 async def _run(args: argparse.Namespace) -> int:
     lib_dir = Path(args.lib_dir)
     heartbeat = await fastpath.start_cached(lib_dir)
+    recorder = None
+    if heartbeat is not None:
+        # Keep extending the serving lease on disk from now on: the enforcer watches it.
+        recorder = fastpath.LeaseRecorder(heartbeat, Path(args.run_dir) / "lease.json")
+        recorder.start()
     # Everything below may take most of a second to import; heartbeats already flow.
     from controller.bootstrap.node_config import load_node_config
     from controller.errors import VigilError
@@ -53,7 +58,12 @@ async def _run(args: argparse.Namespace) -> int:
         )
         return 1
     agent = Agent(
-        config, Path(args.config), run_dir=Path(args.run_dir), lib_dir=lib_dir, heartbeat=heartbeat
+        config,
+        Path(args.config),
+        run_dir=Path(args.run_dir),
+        lib_dir=lib_dir,
+        heartbeat=heartbeat,
+        recorder=recorder,
     )
     return await agent.run()
 
