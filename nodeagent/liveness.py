@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from pathlib import Path
 
 from controller.decide import Liveness
-from nodeagent.fastpath import LeaseRecorder
+from nodeagent.fastpath import LeaseRecorder, read_recorded_lease
 from nodeagent.heartbeat.service import HeartbeatService
 
 log = logging.getLogger(__name__)
 
 
 def read_inherited_lease(path: Path, now: float) -> float:
-    try:
-        data = json.loads(path.read_text())
-        expiry = float(data["expiry"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return float("-inf")
+    expiry = read_recorded_lease(path)
     # A file from before a reboot would hold a time of another clock epoch: a reboot
     # empties /run, and an expiry far beyond any lease is refused as well.
     return expiry if expiry - now < 3600 else float("-inf")
