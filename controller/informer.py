@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from controller.api.decode import SchemaError, decode
 from controller.api.meta import Object, Status
+from controller.placement import FailureRecord, PlacementRecord
 from controller.store import keys
 from controller.store.base import KeyValue, Store
 from controller.store.errors import CompactedError, StoreError
@@ -128,6 +129,14 @@ class Informer:
             with contextlib.suppress(ValueError):
                 out[kv.key[len(prefix) :]] = self._cached(kv, model.model_validate)
         return out
+
+    def placements(self) -> dict[str, PlacementRecord]:
+        """placement/<group> records, by group."""
+        records = (PlacementRecord.from_dict(kv.value) for kv in self.under(keys.PLACEMENT))
+        return {record.group: record for record in records}
+
+    def failures(self) -> list[FailureRecord]:
+        return [FailureRecord.from_dict(kv.value) for kv in self.under(keys.FAILURES)]
 
     def status_revision(self, kind: str, name: str) -> int:
         kv = self._items.get(keys.status_key(kind, name))

@@ -18,7 +18,7 @@ from controller.decide import Outcome, Snapshot, decide
 from controller.informer import Informer
 from controller.liveness import LivenessSource
 from controller.objectstore import ObjectStore, make_event
-from controller.placement import FailureRecord, PlacementRecord
+from controller.placement import PlacementRecord
 from controller.store import keys
 from controller.store.base import Op, Put, Store
 from controller.store.errors import ConflictError, StoreError
@@ -34,20 +34,15 @@ def snapshot_from(informer: Informer, liveness: LivenessSource, now: float) -> S
         n: g for n, g in informer.objects("ResourceGroup").items() if isinstance(g, ResourceGroup)
     }
     nodes = {n: o for n, o in informer.objects("Node").items() if isinstance(o, Node)}
-    placements = {}
-    for kv in informer.under(keys.PLACEMENT):
-        record = PlacementRecord.from_dict(kv.value)
-        placements[record.group] = record
-    failures = [FailureRecord.from_dict(kv.value) for kv in informer.under(keys.FAILURES)]
     cluster = next((c for c in clusters.values() if isinstance(c, Cluster)), None)
     return Snapshot(
         cluster=cluster,
         groups=groups,
         nodes=nodes,
         liveness=liveness.liveness(),
-        placements=placements,
+        placements=informer.placements(),
         statuses=informer.statuses("ResourceGroup", ResourceGroupStatus),
-        failures=failures,
+        failures=informer.failures(),
         now=now,
     )
 

@@ -25,7 +25,6 @@ from controller.cli.config import ClientConfig
 from controller.cli.output import use_colour
 from controller.errors import InputError, NotFoundError
 from controller.informer import Informer
-from controller.placement import FailureRecord, PlacementRecord
 from controller.status_view import StatusSnapshot, render, to_json
 from controller.store import keys
 from controller.store.base import Delete, Store
@@ -47,11 +46,8 @@ def _snapshot(informer: Informer, cluster_name: str) -> StatusSnapshot:
             if isinstance(o, ResourceGroup)
         },
         group_status=informer.statuses("ResourceGroup", ResourceGroupStatus),
-        placements={
-            r.group: r
-            for r in (PlacementRecord.from_dict(kv.value) for kv in informer.under(keys.PLACEMENT))
-        },
-        failures=[FailureRecord.from_dict(kv.value) for kv in informer.under(keys.FAILURES)],
+        placements=informer.placements(),
+        failures=informer.failures(),
     )
 
 

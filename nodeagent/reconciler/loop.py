@@ -153,13 +153,6 @@ class Reconciler:
 
     # -- one turn -----------------------------------------------------------------------
 
-    def _placements(self) -> dict[str, PlacementRecord]:
-        out = {}
-        for kv in self.informer.under(keys.PLACEMENT):
-            record = PlacementRecord.from_dict(kv.value)
-            out[record.group] = record
-        return out
-
     def _mode(self, record: PlacementRecord | None, serving: bool) -> Mode:
         if not serving or record is None or record.node != self.node:
             return "stop"
@@ -190,7 +183,7 @@ class Reconciler:
                 for name, g in self.informer.objects("ResourceGroup").items()
                 if isinstance(g, ResourceGroup)
             }
-            placements = self._placements()
+            placements = self.informer.placements()
             self._record_vips(groups)
             views: list[GroupView] = []
             blocked: dict[str, str] = {}
