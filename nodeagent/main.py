@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
 from nodeagent import fastpath
+from nodeagent.loopwatch import LoopWatch
 from nodeagent.realtime import make_realtime
 
 log = logging.getLogger("vigil-agent")
@@ -42,7 +44,13 @@ async def _run(args: argparse.Namespace) -> int:
         # Keep extending the serving lease on disk from now on: the enforcer watches it.
         recorder = fastpath.LeaseRecorder(heartbeat, Path(args.run_dir) / "lease.json")
         recorder.start()
-    # Everything below may take most of a second to import; heartbeats already flow.
+    # Stalls longer than a keepalive delay heartbeats; 0.2 s is the shipped keepalive.
+    watch = LoopWatch(heartbeat.config.timing.keepalive if heartbeat is not None else 0.2)
+    watch.start()
+    # Loading the rest takes most of a second of CPU: in a thread, so that this loop keeps
+    # sending heartbeats and extending the lease meanwhile (inline, a restarted agent went
+    # silent for longer than deadtime on a busy machine).
+    await asyncio.to_thread(_import_agent)
     from controller.bootstrap.node_config import load_node_config
     from controller.errors import VigilError
     from nodeagent.agent import Agent
@@ -66,6 +74,11 @@ async def _run(args: argparse.Namespace) -> int:
         recorder=recorder,
     )
     return await agent.run()
+
+
+def _import_agent() -> None:
+    for module in ("controller.bootstrap.node_config", "controller.errors", "nodeagent.agent"):
+        importlib.import_module(module)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,9 +24,9 @@ while True:
         s.connect((address, 80))
         s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
         body = s.recv(200).split(b"\\r\\n\\r\\n")[-1].decode().strip()
-        print(f"{t:.4f} {body or '-'}", flush=True)
+        print(f"{t:.4f} {time.monotonic() - t:.4f} {body or '-'}", flush=True)
     except OSError as e:
-        print(f"{t:.4f} ERR", flush=True)
+        print(f"{t:.4f} {time.monotonic() - t:.4f} ERR {type(e).__name__}", flush=True)
     finally:
         s.close()
     time.sleep(max(0.0, interval - (time.monotonic() - t)))
@@ -37,6 +37,8 @@ while True:
 class Answer:
     time: float
     node: str | None  # None: no answer
+    took: float = 0.0
+    error: str = ""
 
 
 class VipPoller:
@@ -68,8 +70,11 @@ class VipPoller:
         out, _ = self.proc.communicate(timeout=10)
         self.proc = None
         for line in out.splitlines():
-            t, body = line.split(" ", 1)
-            self.answers.append(Answer(float(t), None if body == "ERR" else body))
+            t, took, body = line.split(" ", 2)
+            failed = body.startswith("ERR")
+            self.answers.append(
+                Answer(float(t), None if failed else body, float(took), body[4:] if failed else "")
+            )
         return self.answers
 
     def max_gap(self, start: float | None = None) -> float:

@@ -33,14 +33,6 @@ def agent_pids(lab: VigilLab, node: str) -> list[int]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "flaky, under investigation: in about 1 run of 3 the restarted agent is not heard "
-        "again within deadtime (the group moves, safely) or the service pauses ~2 s while "
-        "the new agent takes over; the VIP is never on two nodes (observer)"
-    ),
-)
 def test_agent_sigkill_keeps_the_group_and_the_service(
     vlab: VigilLab, observer: VipObserver
 ) -> None:
@@ -78,6 +70,13 @@ def test_agent_sigkill_keeps_the_group_and_the_service(
         f"{before['epoch']} -> {after['epoch']}; {len(poller.answers)} polls, answers from "
         f"{sorted(nodes)}, longest gap {gap:.3f} s\n"
     )
+    window = [a for a in poller.answers if a.time >= killed - 0.5]
+    slow = [
+        (round(a.time - killed, 3), round(a.took, 3), a.node or a.error)
+        for a in window
+        if a.took > 0.1 or not a.node
+    ]
+    sys.stderr.write(f"slow or failed polls (t from kill, took, answer): {slow}\n")
     assert after["placed"] == active and after["running"] == active
     assert after["phase"] == "Running" and after["failures"] == {}
     assert nodes == {active}
