@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,8 @@ from controller.store.lease_keeper import LeaseKeeper
 log = logging.getLogger(__name__)
 
 LEADER_TTL = 2  # seconds; etcd refuses less than 1.5 x its election timeout
+REVOKE_ATTEMPT = 0.25  # seconds; a healthy etcd answers in milliseconds; revoking is idempotent
+REVOKE_PAUSE = 0.02
 
 Lead = Callable[[], Coroutine[Any, Any, None]]
 
@@ -52,10 +55,22 @@ class Election:
             return
         holder = str(kv.value.get("node"))
         seen = self.liveness.liveness().get(holder)
-        if holder != self.node and seen is not None and seen.lost:
-            log.warning("leader %s is lost by the heartbeat view: revoking its lease", holder)
-            with contextlib.suppress(StoreError):
-                await self.store.revoke_lease(int(kv.value.get("lease", 0)))
+        if holder == self.node or seen is None or not seen.lost:
+            return
+        log.warning("leader %s is lost by the heartbeat view: revoking its lease", holder)
+        # Short attempts, repeated: when the lost node also led etcd, a request sent around
+        # its death can be dropped, and etcd answers only after its own ~5 s timeout.
+        deadline = time.monotonic() + LEADER_TTL
+        while time.monotonic() < deadline:
+            try:
+                await self.store.revoke_lease(int(kv.value.get("lease", 0)), REVOKE_ATTEMPT)
+                return
+            except StoreError as exc:
+                log.info("revoking the lost leader's lease: %s; trying again", exc)
+                await asyncio.sleep(REVOKE_PAUSE)  # a refusal comes at once: do not spin
+            current = self.informer.get(keys.LEADER)
+            if current is None or current.mod_revision != kv.mod_revision:
+                return
 
     async def run(self, lead: Lead) -> None:
         changed = [self.informer.subscribe(), self.liveness.subscribe()]

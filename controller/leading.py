@@ -7,6 +7,7 @@ writes each placement with a compare-and-swap on the revision it read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -26,6 +27,12 @@ from controller.store.errors import ConflictError, StoreError
 log = logging.getLogger(__name__)
 
 RESYNC = 2.0
+# A placement write is on the failover's critical path. When the node that died also led
+# etcd, a write sent around its death can be dropped and etcd answers only after its own
+# ~5 s timeout: give up sooner and decide again (the write has a compare-and-swap, so one
+# that was applied after all makes the next attempt conflict, never apply twice).
+WRITE_ATTEMPT = 0.5
+RETRY = 0.1
 
 
 def snapshot_from(informer: Informer, liveness: LivenessSource, now: float) -> Snapshot:
@@ -61,6 +68,7 @@ class Leader:
 
     async def run(self) -> None:
         wakes = [self.informer.subscribe(), self.liveness.subscribe()]
+        retry = RETRY
         while True:
             try:
                 await self.turn()
@@ -68,7 +76,11 @@ class Leader:
                 log.info("placement changed under the controller, deciding again: %s", exc)
                 continue
             except StoreError as exc:
-                log.warning("controller: store: %s", exc)
+                log.warning("controller: store: %s; deciding again in %.1f s", exc, retry)
+                await asyncio.sleep(retry)
+                retry = min(2 * retry, RESYNC)
+                continue
+            retry = RETRY
             await wait_any(wakes, RESYNC)
 
     async def turn(self) -> Outcome:
@@ -122,7 +134,7 @@ class Leader:
         )
         ops: list[Op] = [Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)]
         ops += await self.objects.event_puts([event])
-        await self.store.commit(ops)
+        await self.store.commit(ops, timeout=WRITE_ATTEMPT)
         log.info(
             "placement %s -> %s (epoch %d): %s", record.group, where, record.epoch, record.reason
         )

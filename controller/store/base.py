@@ -187,8 +187,10 @@ class Store(abc.ABC):
     async def delete(self, key: str, *, expect_revision: int | None = None) -> bool: ...
 
     @abc.abstractmethod
-    async def commit(self, ops: Sequence[Op]) -> int:
-        """Apply all ops in one transaction, all-or-nothing; return the new revision."""
+    async def commit(self, ops: Sequence[Op], timeout: float | None = None) -> int:
+        """Apply all ops in one transaction, all-or-nothing; return the new revision.
+        `timeout` shortens the store's own for callers that retry (a timed-out commit may
+        still have been applied: retry with the same preconditions)."""
 
     @abc.abstractmethod
     async def revision(self) -> int: ...
@@ -210,9 +212,10 @@ class Store(abc.ABC):
     async def grant_lease(self, ttl_seconds: int) -> Lease: ...
 
     @abc.abstractmethod
-    async def revoke_lease(self, lease_id: int) -> None:
+    async def revoke_lease(self, lease_id: int, timeout: float | None = None) -> None:
         """Revoke a lease by id, deleting its keys; for a holder known to be gone (a lost
-        node's leadership). Revoking a gone lease is not an error."""
+        node's leadership). Revoking a gone lease is not an error. `timeout` shortens the
+        store's own for callers that retry."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -119,11 +119,12 @@ class EtcdStore(Store):
         idempotent: bool,
         write: bool = False,
         lease_id: int | None = None,
+        timeout: float | None = None,
     ) -> T:
         """Run fn(connection) within the timeout, reconnecting (next endpoint) when safe."""
         if self._closed:
             raise StoreError("store is closed")
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             channel = await self._conn.ensure(deadline)
             try:
@@ -135,7 +136,7 @@ class EtcdStore(Store):
                     continue
                 unsure = write and not not_sent(e)
                 raise translate(
-                    e, self._conn, write=write, lease_id=lease_id, unsure=unsure
+                    e, self._conn, write=write, lease_id=lease_id, unsure=unsure, timeout=timeout
                 ) from None
 
     # -- reads ---------------------------------------------------------------------------
@@ -174,7 +175,7 @@ class EtcdStore(Store):
             )
         return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=self._full(op.key)))
 
-    async def _txn(self, ops: Sequence[Op]) -> Any:
+    async def _txn(self, ops: Sequence[Op], timeout: float | None = None) -> Any:
         """One etcd Txn; on a failed compare raise ConflictError with actual revisions.
 
         The failure branch reads every compared key, so the revisions in the error come
@@ -199,8 +200,9 @@ class EtcdStore(Store):
             ],
         )
         self.stats.txns += 1
+        within = timeout or self.timeout
         resp = await self._call(
-            lambda c: c.kv.Txn(req, timeout=self.timeout), idempotent=False, write=True
+            lambda c: c.kv.Txn(req, timeout=within), idempotent=False, write=True, timeout=within
         )
         if not resp.succeeded:
             actual: dict[str, int | None] = {}
@@ -248,10 +250,10 @@ class EtcdStore(Store):
         )
         return bool(dresp.deleted)
 
-    async def commit(self, ops: Sequence[Op]) -> int:
+    async def commit(self, ops: Sequence[Op], timeout: float | None = None) -> int:
         ops = list(ops)
         validate_ops(ops)
-        resp = await self._txn(ops)
+        resp = await self._txn(ops, timeout)
         return int(resp.header.revision)
 
     async def compact(self, revision: int) -> None:
@@ -297,17 +299,19 @@ class EtcdStore(Store):
             raise LeaseNotFoundError(lease_id)
         return int(resp.TTL)
 
-    async def revoke_lease(self, lease_id: int) -> None:
-        await self._revoke_lease(lease_id)
+    async def revoke_lease(self, lease_id: int, timeout: float | None = None) -> None:
+        await self._revoke_lease(lease_id, timeout)
 
-    async def _revoke_lease(self, lease_id: int) -> None:
+    async def _revoke_lease(self, lease_id: int, timeout: float | None = None) -> None:
         self.stats.lease_ops += 1
         req = rpc.LeaseRevokeRequest(ID=lease_id)
+        within = timeout or self.timeout
         with contextlib.suppress(LeaseNotFoundError):
             await self._call(
-                lambda c: c.lease.LeaseRevoke(req, timeout=self.timeout),
+                lambda c: c.lease.LeaseRevoke(req, timeout=within),
                 idempotent=True,
                 lease_id=lease_id,
+                timeout=within,
             )
 
     # -- watch ---------------------------------------------------------------------------

@@ -272,13 +272,15 @@ def translate(
     write: bool = False,
     lease_id: int | None = None,
     unsure: bool = False,
+    timeout: float | None = None,
 ) -> StoreError:
     """Map a grpc failure of one request to the StoreError a caller can act on."""
+    waited = timeout or conn.timeout
     if isinstance(e, StoreError):
         return e
     if isinstance(e, TimeoutError):
         return StoreUnavailableError(
-            conn.urls, f"no answer within {conn.timeout:g}s (etcd without quorum, or overloaded)"
+            conn.urls, f"no answer within {waited:g}s (etcd without quorum, or overloaded)"
         )
     if not isinstance(e, rpc.AioRpcError):
         return StoreError(f"etcd request failed: {e!r}")
@@ -291,7 +293,7 @@ def translate(
     if code == c.DEADLINE_EXCEEDED:
         return StoreUnavailableError(
             conn.urls,
-            f"no answer within {conn.timeout:g}s (etcd without quorum, or overloaded){maybe}",
+            f"no answer within {waited:g}s (etcd without quorum, or overloaded){maybe}",
         )
     if code == c.CANCELLED:
         return StoreUnavailableError(conn.urls, f"request cancelled: {details}{maybe}")

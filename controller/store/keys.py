@@ -60,6 +60,11 @@ def fencing_key(node: str) -> str:
     return f"{FENCING}{_check_name('node name', node)}"
 
 
+def volume_fencing_key(volume: str) -> str:
+    """blockrepl's resource-level fencing record of one volume (blockrepl/fencing.py)."""
+    return f"volumes/{_check_name('volume name', volume)}/fencing"
+
+
 def failure_prefix(group: str) -> str:
     return f"{FAILURES}{_check_name('group name', group)}/"
 

@@ -219,7 +219,7 @@ class MemoryStore(Store):
     def _next_lease_deadline(self) -> float | None:
         return min((st.deadline for st in self._leases.values()), default=None)
 
-    async def revoke_lease(self, lease_id: int) -> None:
+    async def revoke_lease(self, lease_id: int, timeout: float | None = None) -> None:
         self._enter()
         self.stats.lease_ops += 1
         self._revoke_lease(lease_id)
@@ -298,7 +298,7 @@ class MemoryStore(Store):
         self._check_conflicts(ops)
         return self._write([op for op in ops if isinstance(op, Put | Delete)])
 
-    async def commit(self, ops: Sequence[Op]) -> int:
+    async def commit(self, ops: Sequence[Op], timeout: float | None = None) -> int:
         ops = list(ops)
         validate_ops(ops)
         self._check_size(ops)
@@ -350,7 +350,10 @@ class MemoryStore(Store):
             deadline = self._next_lease_deadline()
             timeout = None if deadline is None else max(deadline - self.clock(), 0.0) + 0.001
             try:
-                await asyncio.wait_for(wake.wait(), min(timeout, 0.05) if timeout else None)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
+                # that arrives as the event is set, and this watch then never ends.
+                async with asyncio.timeout(min(timeout, 0.05) if timeout else None):
+                    await wake.wait()
             except TimeoutError:
                 if self._available and not self._closed:
                     self._expire_leases()

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab import state
 from lab.cluster import DEFAULT_TIMING, TUNED_TIMING, VigilLab
 from lab.testing import unique_lab_name
 
@@ -43,8 +44,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def one_kill(lab: VigilLab, rng: random.Random) -> dict[str, Any]:
+# Lines of the survivors' logs that explain a slow failover.
+EXPLAINS = (
+    "lost ",
+    "placement ",
+    "leader",
+    "leads",
+    "blocked",
+    "etcd",
+    "-> dead",
+    "not moved",
+    "stopping",
+)
+
+
+def log_excerpt(lab: VigilLab, node: str, start: float, end: float) -> list[str]:
+    """The node's log lines stamped between two wall-clock times that explain a failover."""
+    lo, hi = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) for t in (start, end + 1))
+    try:
+        text = state.log_path(lab.lab.name, node).read_text(errors="replace")
+    except OSError:
+        return []
+    return [
+        f"{node}: {line}"
+        for line in text.splitlines()
+        if lo <= line[:19] <= hi and any(word in line for word in EXPLAINS)
+    ]
+
+
+def one_kill(lab: VigilLab, rng: random.Random, slow: float) -> dict[str, Any]:
     victim = lab.wait_running("web", within=60)
+    leader = lab.status()["leader"]
     probe = lab.lab.popen_in(
         "client",
         [sys.executable, "-S", str(PROBE), lab.vip(), "--interval", "0.01", "--timeout", "0.3"],
@@ -53,6 +83,7 @@ def one_kill(lab: VigilLab, rng: random.Random) -> dict[str, Any]:
     )
     time.sleep(0.5 + rng.uniform(0.0, 1.0))
     killed_at = time.monotonic()
+    killed_wall = time.time()
     lab.lab.kill(victim)
     # Watch the client's own record of answers: polling `ha status` here would load the
     # CPU during the very failover being measured.
@@ -76,12 +107,19 @@ def one_kill(lab: VigilLab, rng: random.Random) -> dict[str, Any]:
         default=None,
     )
     last_old = max((a["t1"] for a in answers if a["node"] == victim), default=None)
+    gap = None if first is None else first - killed_at
+    explain: list[str] = []
+    if gap is None or gap > slow or os.environ.get("VIGIL_BENCH_EXPLAIN"):
+        for node in sorted(set(lab.nodes) - {victim}):
+            explain += log_excerpt(lab, node, killed_wall - 1, killed_wall + (gap or 20))
     lab.lab.reboot(victim)
     lab.wait_ready(within=60)
     return {
         "victim": victim,
+        "controller_leader": leader,
         "survivor": survivor,
-        "gap_s": None if first is None else first - killed_at,
+        "gap_s": gap,
+        "explain": explain,
         "last_answer_from_victim_s": None if last_old is None else last_old - killed_at,
         "attempts": len(answers),
     }
@@ -138,15 +176,24 @@ def run_config(name: str, kills: int, soak_s: float, seed: int) -> dict[str, Any
             lab.wait_running("web", within=60)
             runs = []
             for i in range(kills):
-                result = one_kill(lab, rng)
+                result = one_kill(
+                    lab, rng, slow=3 * float(timing["deadtime"].removesuffix("ms")) / 1000
+                )
                 runs.append(result)
                 gap = result["gap_s"]
                 shown = "none" if gap is None else f"{gap:.3f} s"
                 print(
                     f"  [{name}] kill {i + 1}/{kills}: {result['victim']} -> "
-                    f"{result['survivor']}: gap {shown}",
+                    f"{result['survivor']}: gap {shown}"
+                    + (
+                        " (controller leader killed)"
+                        if result["controller_leader"] == result["victim"]
+                        else ""
+                    ),
                     flush=True,
                 )
+                for line in result["explain"]:
+                    print(f"      {line}", flush=True)
             soaked = soak(lab, soak_s) if soak_s > 0 else None
         finally:
             lab.down()
