@@ -10,7 +10,8 @@ class BlockBackend(Protocol):
 
     ``pwrite``/``trim``/``write_zeroes`` complete when the data is in the local page cache
     (or further); with ``fua`` they complete only once durable. ``flush`` makes every
-    previously completed write durable.
+    previously completed write durable. ``pwrite`` must not keep a reference to ``data``
+    once it returned or raised: the NBD server reuses the buffer for a later request.
     """
 
     @property
@@ -21,7 +22,7 @@ class BlockBackend(Protocol):
 
     async def pread(self, offset: int, length: int) -> bytes: ...
 
-    async def pwrite(self, offset: int, data: bytes, fua: bool = False) -> None: ...
+    async def pwrite(self, offset: int, data: bytes | bytearray, fua: bool = False) -> None: ...
 
     async def flush(self) -> None: ...
 

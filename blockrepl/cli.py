@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Any
 
+from blockrepl.diskerror import parse_on_io_error
 from blockrepl.errors import BlockReplError
 from blockrepl.generation import MdFlag
 from blockrepl.layout import AL_DEFAULT_EXTENTS, BM_BYTES_PER_BIT, MdKind
@@ -142,15 +143,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return asyncio.run(_serve_replicated(args, listens))
     if not args.unix and not args.listen:
         raise UsageError("serve needs --unix SOCK and/or --listen HOST:PORT")
+    if args.metrics_listen:
+        raise UsageError("--metrics-listen needs replication: add --peer and/or --listen-repl")
     return asyncio.run(_serve(args, listens))
 
 
 async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, int]]) -> int:
+    from blockrepl.replication.fence_cli import build_fencer
+    from blockrepl.replication.fence_cli import config_from_args as fence_config
     from blockrepl.replication.node import ReplConfig
     from blockrepl.replication.serve import read_secret, serve_replicated
+    from blockrepl.replication.splitbrain_cli import config_from_args as sb_config
 
     if not args.secret_file:
         raise UsageError("--peer/--listen-repl need --secret-file F (the volume's shared secret)")
+    if args.csums_after_crash_only and not args.csums:
+        raise UsageError("--csums-after-crash-only restricts --csums: add --csums as well")
     cfg = ReplConfig(
         volume=args.volume or args.export_name,
         secret=read_secret(args.secret_file),
@@ -160,7 +168,13 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
         ping_interval=args.ping_interval,
         timeout=args.timeout,
         resync_rate=parse_size(args.resync_rate),
+        csums=args.csums,
+        csums_after_crash_only=args.csums_after_crash_only,
+        on_io_error=parse_on_io_error(args.on_io_error),
+        **sb_config(args),
+        **fence_config(args),
     )
+    fencer = build_fencer(args, args.peer or "")
     md = _load(args, writable=True)
     try:
         return await serve_replicated(
@@ -174,6 +188,10 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
             listens,
             args.control or args.backing + ".ctl",
             lambda: _write_pidfile(args.pidfile) if args.pidfile else None,
+            metrics_listen=_parse_listen(args.metrics_listen, "--metrics-listen")
+            if args.metrics_listen
+            else None,
+            fencer=fencer,
         )
     except BaseException:
         md.close_fd()
@@ -188,7 +206,11 @@ def cmd_control(args: argparse.Namespace) -> int:
     if not answer.get("ok"):
         raise UsageError(f"{args.command} refused: {answer.get('error')}")
     st = answer["status"]
-    if args.command == "status" and not args.json:
+    if args.command == "status" and getattr(args, "output", None) == "prometheus":
+        from blockrepl.metrics import render
+
+        print(render(st), end="")
+    elif args.command == "status" and not args.json and args.output != "json":
         for key, value in st.items():
             print(f"{key}: {value}")
     else:
@@ -207,7 +229,7 @@ async def _serve(args: argparse.Namespace, listens: list[tuple[str, int]]) -> in
     except BaseException:
         md.close_fd()
         raise
-    backend = LocalDiskBackend(md, args.backing)
+    backend = LocalDiskBackend(md, args.backing, on_io_error=parse_on_io_error(args.on_io_error))
     server = NbdServer([Export(args.export_name, backend)])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -274,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", action="append", metavar="HOST:PORT")
     p.add_argument("--export-name", default="blockrepl")
     p.add_argument("--force", action="store_true", help="promote an Inconsistent (new) disk")
+    p.add_argument(
+        "--on-io-error",
+        choices=["detach", "pass_on"],
+        default="detach",
+        help="backing-disk I/O error: detach (go Diskless, serve via the peer; default) "
+        "or pass_on (EIO for that request, stay attached)",
+    )
     p.add_argument("--pidfile")
     p.add_argument("-v", "--verbose", action="store_true")
     r = p.add_argument_group("replication (any of --peer/--listen-repl enables it)")
@@ -287,20 +316,49 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=5.0, help="peer declared gone after (s)")
     r.add_argument("--ping-interval", type=float, default=1.0)
     r.add_argument("--resync-rate", default="100M", help="resync bytes/s (0 = unlimited)")
+    r.add_argument(
+        "--csums",
+        action="store_true",
+        help="checksum resync (as sync source): send digests first, data only where they differ",
+    )
+    r.add_argument(
+        "--csums-after-crash-only",
+        action="store_true",
+        help="use --csums only for the first resync after a Primary crashed",
+    )
+    from blockrepl.replication import fence_cli, splitbrain_cli
+
+    splitbrain_cli.add_serve_options(r)
+    fence_cli.add_serve_options(p.add_argument_group("resource-level fencing"))
+    r.add_argument(
+        "--metrics-listen", metavar="HOST:PORT", help="serve Prometheus GET /metrics here"
+    )
     p.set_defaults(func=cmd_serve)
 
     for name, text in (
         ("status", "role, connection, disk state, sync progress of a running replica"),
         ("promote", "make the replica Primary"),
         ("demote", "make the replica Secondary"),
+        ("outdate", "mark a disconnected Secondary Outdated (what a fence-peer handler runs)"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--control", required=True, metavar="SOCK")
         if name == "status":
             p.add_argument("--json", action="store_true")
+            p.add_argument(
+                "-o",
+                "--output",
+                choices=["text", "json", "prometheus"],
+                default="text",
+                help="prometheus: text exposition format 0.0.4, as served on /metrics",
+            )
         if name == "promote":
             p.add_argument("--force", action="store_true", help="promote an Inconsistent disk")
         p.set_defaults(func=cmd_control)
+    from blockrepl.replication.verify_cli import add_parser as add_verify
+
+    add_verify(sub)
+    splitbrain_cli.add_parser(sub)
     return ap
 
 

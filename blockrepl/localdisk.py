@@ -2,6 +2,11 @@
 
 Every write is marked in the dirty bitmap (there is no peer to acknowledge it) after its
 AL extents are active. Disk I/O runs in a small thread pool.
+
+Device errors (EIO & co., also from ``fdatasync``: buffered writes report a failed
+writeback only there) go through :meth:`LocalDiskBackend.disk_error`, which applies the
+``on-io-error`` policy (see diskerror.py). Without a peer nothing can mask the error: the
+request gets EIO either way; after a detach every later request gets EIO too.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import logging
 import os
 import stat
 import struct
@@ -19,13 +25,18 @@ from functools import partial
 from typing import Any
 
 from blockrepl.algate import ActivityGate
+from blockrepl.diskerror import DiskFailure, FailedBlocks, OnIoError, Unflushed, is_device_error
+from blockrepl.generation import MdFlag
 from blockrepl.layout import AL_EXTENT_SIZE
 from blockrepl.metadata import MetadataStore
+
+log = logging.getLogger(__name__)
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
 BLKZEROOUT = 0x127F
 ZERO_CHUNK = 1024 * 1024
+INLINE_WRITE = 64 * 1024  # no-peer writes up to this size skip the thread pool
 # Largest piece one AL activation covers: 4 extents, aligned (the AL holds >= 7).
 AL_PIECE = 4 * AL_EXTENT_SIZE
 
@@ -40,7 +51,7 @@ def punch_hole(fd: int, offset: int, length: int) -> None:
         raise OSError(err, f"fallocate(PUNCH_HOLE): {os.strerror(err)}")
 
 
-def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, offset)
@@ -67,7 +78,13 @@ def write_zero_range(fd: int, offset: int, length: int) -> None:
 
 
 class LocalDiskBackend:
-    def __init__(self, store: MetadataStore, data_path: str, workers: int = 4) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        data_path: str,
+        workers: int = 4,
+        on_io_error: OnIoError = OnIoError.DETACH,
+    ) -> None:
         self.store = store
         self.data_path = data_path
         self._fd = os.open(data_path, os.O_RDWR)
@@ -75,9 +92,104 @@ class LocalDiskBackend:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blockrepl-io")
         self.gate = ActivityGate(store, self._run)
         self._closed = False
+        self.on_io_error = on_io_error
+        self.detached = False  # Diskless: the backing device is not touched any more
+        self.failure: DiskFailure | None = None  # the first device error
+        self.last_failure: DiskFailure | None = None
+        self.io_errors = 0
+        self.failed = FailedBlocks()  # pass_on: blocks whose local copy is bad
+        self.unflushed = Unflushed()
+        self.metadata_note = ""  # what recording the failure in the metadata did
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+
+    # ------------------------------------------------------------------ device errors
+    def record_failure(self, op: str, exc: OSError, offset: int | None, length: int) -> bool:
+        """Bookkeeping of a device error (event-loop thread); True if the metadata must be
+        updated (first error: the disk stops being UpToDate)."""
+        failure = DiskFailure.from_exc(op, exc, offset, length)
+        self.io_errors += 1
+        self.last_failure = failure
+        first = self.failure is None
+        if first:
+            self.failure = failure
+        # Which blocks may now differ from the peer: the request's, or for a flush error
+        # everything written since the last good flush.
+        ranges = [(offset, length)] if offset is not None else self.unflushed.ranges()
+        for off, n in ranges:
+            self.store.bitmap.set_range(off, min(n, self.size - off))
+        if self.on_io_error is OnIoError.DETACH:
+            if not self.detached:
+                log.error(
+                    "%s error at %s on the backing disk: %s; detaching (Diskless)", op, offset, exc
+                )
+                self.detached = True
+                self.on_detached()
+        else:
+            if offset is not None:
+                self.failed.add(offset, length)
+            log.error(
+                "%s error at %s on the backing disk: %s; passed on (pass_on)", op, offset, exc
+            )
+        # DRBD clears MDF_CONSISTENT/MDF_WAS_UP_TO_DATE when the disk drops below
+        # UpToDate: a restart then attaches Inconsistent and resyncs instead of trusting it.
+        return first
+
+    def on_detached(self) -> None:
+        """Hook: the disk was just dropped (before the metadata is updated)."""
+
+    def persist_failure(self) -> None:
+        """Blocking: write the Inconsistent flags and the bitmap, if the metadata still
+        can be written (best effort: the device is failing)."""
+        sb = self.store.sb.with_flags(clear=MdFlag.CONSISTENT | MdFlag.WAS_UP_TO_DATE)
+        try:
+            self.store.write_superblock(sb)
+            self.store.flush_bitmap()
+            self.metadata_note = "recorded: metadata marked Inconsistent, bitmap written"
+        except OSError as exc:
+            self.store.sb = sb  # in memory at least: status and handshakes say Inconsistent
+            self.metadata_note = (
+                f"metadata not writable ({exc}): a restart on this device would still "
+                "claim Consistent; the peer started a new generation, so its UUIDs decide"
+            )
+            log.error("could not record the disk failure in the metadata: %s", exc)
+
+    async def disk_error(self, op: str, exc: OSError, offset: int | None, length: int) -> None:
+        if self.record_failure(op, exc, offset, length):
+            await self._run(self.persist_failure)
+
+    async def _io(self, op: str, offset: int | None, length: int, fn: Any, *args: Any) -> Any:
+        try:
+            return await self._run(fn, *args)
+        except OSError as exc:
+            if is_device_error(exc):
+                await self.disk_error(op, exc, offset, length)
+            raise
+
+    async def _inline(self, op: str, offset: int | None, length: int, fn: Any, *args: Any) -> Any:
+        """Like :meth:`_io` on the event-loop thread: a small page-cache write costs less
+        than the thread hop (which is worth it for big ones: they overlap the next recv)."""
+        try:
+            return fn(*args)
+        except OSError as exc:
+            if is_device_error(exc):
+                await self.disk_error(op, exc, offset, length)
+            raise
+
+    async def _sync(self) -> None:
+        """fdatasync, attributing a failed writeback to the unflushed extents."""
+        epoch = self.unflushed.snapshot()
+        await self._io("flush", None, 0, os.fdatasync, self._fd)
+        self.unflushed.flushed(epoch)
+
+    def _usable(self, offset: int, length: int, reading: bool) -> None:
+        if self.detached:
+            raise OSError(
+                errno.EIO, "backing disk detached after an I/O error (Diskless, no peer to serve)"
+            )
+        if reading and self.failed.touches(offset, length):
+            raise OSError(errno.EIO, f"[{offset}, +{length}) failed on the backing disk before")
 
     @property
     def size(self) -> int:
@@ -94,45 +206,57 @@ class LocalDiskBackend:
 
     async def pread(self, offset: int, length: int) -> bytes:
         self._check(offset, length)
-        data: bytes = await self._run(os.pread, self._fd, length, offset)
+        self._usable(offset, length, reading=True)
+        data: bytes = await self._io("read", offset, length, os.pread, self._fd, length, offset)
         if len(data) < length:  # sparse tail of a file that was never written
             data += bytes(length - len(data))
         return data
 
-    async def pwrite(self, offset: int, data: bytes, fua: bool = False) -> None:
+    async def pwrite(self, offset: int, data: bytes | bytearray, fua: bool = False) -> None:
         self._check(offset, len(data))
         view = memoryview(data)
         for off, n in pieces(offset, len(data)):
+            self._usable(off, n, reading=False)
             async with self.gate.writing(off, n):
                 self.store.bitmap.set_range(off, n)
-                await self._run(pwrite_all, self._fd, view[off - offset : off - offset + n], off)
+                piece = view[off - offset : off - offset + n]
+                if n <= INLINE_WRITE:
+                    await self._inline("write", off, n, pwrite_all, self._fd, piece, off)
+                else:
+                    await self._io("write", off, n, pwrite_all, self._fd, piece, off)
+                self.unflushed.add(off, n)
         if fua:
-            await self._run(os.fdatasync, self._fd)
+            await self._sync()
 
     async def flush(self) -> None:
-        await self._run(os.fdatasync, self._fd)
+        self._usable(0, 0, reading=False)
+        await self._sync()
 
     async def trim(self, offset: int, length: int, fua: bool = False) -> None:
         self._check(offset, length)
+        self._usable(offset, length, reading=False)
         if self._is_blockdev:
             return  # advisory; contents stay as they are, so nothing is out of sync
         for off, n in pieces(offset, length):
             async with self.gate.writing(off, n):
                 self.store.bitmap.set_range(off, n)
-                await self._run(punch_hole, self._fd, off, n)
+                await self._io("trim", off, n, punch_hole, self._fd, off, n)
+                self.unflushed.add(off, n)
         if fua:
-            await self._run(os.fdatasync, self._fd)
+            await self._sync()
 
     async def write_zeroes(
         self, offset: int, length: int, fua: bool = False, may_trim: bool = True
     ) -> None:
         self._check(offset, length)
         for off, n in pieces(offset, length):
+            self._usable(off, n, reading=False)
             async with self.gate.writing(off, n):
                 self.store.bitmap.set_range(off, n)
-                await self._run(self._zero, off, n, may_trim)
+                await self._io("zero", off, n, self._zero, off, n, may_trim)
+                self.unflushed.add(off, n)
         if fua:
-            await self._run(os.fdatasync, self._fd)
+            await self._sync()
 
     def _zero(self, offset: int, length: int, may_trim: bool) -> None:
         if self._is_blockdev:
@@ -155,8 +279,18 @@ class LocalDiskBackend:
             return
         self._closed = True
         try:
-            await self._run(os.fdatasync, self._fd)
-            await self._run(self.store.close, clean)
+            if self.detached:
+                # Diskless: the failure is already recorded; do not touch the device.
+                self.store.close_fd()
+            else:
+                try:
+                    await self._sync()
+                except OSError as exc:  # recorded in the bitmap by disk_error
+                    log.error("final flush of the backing disk failed: %s", exc)
+                if self.detached:
+                    self.store.close_fd()
+                else:
+                    await self._run(self.store.close, clean)
         finally:
             os.close(self._fd)
             self._pool.shutdown(wait=True)

@@ -9,17 +9,29 @@ resynced later. If the peer is lost meanwhile the write completes locally (degra
 
 The Secondary applies the peer's writes through :meth:`apply_write` & co. on a single
 thread, which keeps the Primary's order without explicit epochs.
+
+Backing-disk errors (diskerror.py). ``detach``: the disk is dropped (Diskless); the
+failed request and every later one is served by the connected UpToDate peer (reads via
+READ_REQ, writes replicated only, acknowledged per the protocol: with C the data is on
+the peer's disk); without such a peer the request gets EIO. ``pass_on``: the request gets
+EIO; a write that failed locally but reached the peer keeps its dirty bits (set again
+after the peer's ack would have cleared them) so a resync repairs the local copy.
+A Secondary whose disk fails drops the link (the Primary keeps the unacknowledged writes
+dirty); detached, it refuses to reconnect until restarted on a working device.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from blockrepl.diskerror import OnIoError, is_device_error
 from blockrepl.localdisk import LocalDiskBackend, pieces, punch_hole, pwrite_all
 from blockrepl.metadata import MetadataStore
+from blockrepl.replication import diskless
 
 if TYPE_CHECKING:
     from blockrepl.replication.node import ReplicaNode
@@ -29,13 +41,65 @@ INLINE_MAX = 1024 * 1024
 Local = Callable[[int, int], Awaitable[None]]
 
 
+def _eio(why: str) -> OSError:
+    return OSError(errno.EIO, why)
+
+
 class ReplicatedBackend(LocalDiskBackend):
-    def __init__(self, store: MetadataStore, data_path: str, workers: int = 4) -> None:
-        super().__init__(store, data_path, workers)
+    def __init__(
+        self,
+        store: MetadataStore,
+        data_path: str,
+        workers: int = 4,
+        on_io_error: OnIoError = OnIoError.DETACH,
+    ) -> None:
+        super().__init__(store, data_path, workers, on_io_error)
         self.node: ReplicaNode | None = None
 
+    # ------------------------------------------------------------------ disk errors
+    def on_detached(self) -> None:
+        node = self.node
+        if node is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a Secondary's apply thread: the link belongs to the loop
+            if node.conn is not None:
+                node.conn.loop.call_soon_threadsafe(self.on_detached)
+            return
+        # Before any write goes to the peer alone: the peer must start tracking them.
+        diskless.announce(node)
+        conn = node.conn
+        if conn is not None and node.sync_state is not None:
+            conn.fail(ConnectionError("backing disk detached during a resync"))
+
+    def _peer_for_diskless(self) -> Connection:
+        node = self.node
+        conn = diskless.peer_usable(node) if node is not None else None
+        if conn is None:
+            raise _eio("backing disk detached (Diskless) and no UpToDate peer is connected")
+        return conn
+
+    async def pread(self, offset: int, length: int) -> bytes:
+        if not self.detached:
+            try:
+                return await super().pread(offset, length)
+            except OSError as exc:
+                if not (self.detached and is_device_error(exc)):
+                    raise
+        self._check(offset, length)
+        conn = self._peer_for_diskless()
+        try:
+            return await diskless.read_via_peer(conn, offset, length)
+        except ConnectionError as exc:
+            raise _eio(f"Diskless: the peer was lost before it answered the read ({exc})") from exc
+
+    async def read_local(self, offset: int, length: int) -> bytes:
+        """This node's own copy (resync source, the peer's READ_REQ): never via the peer."""
+        return await LocalDiskBackend.pread(self, offset, length)
+
     # ------------------------------------------------------------------ Primary
-    async def pwrite(self, offset: int, data: bytes, fua: bool = False) -> None:
+    async def pwrite(self, offset: int, data: bytes | bytearray, fua: bool = False) -> None:
         self._check(offset, len(data))
         view = memoryview(data)
 
@@ -45,6 +109,7 @@ class ReplicatedBackend(LocalDiskBackend):
                 pwrite_all(self._fd, piece, off)  # page cache: cheaper than a thread hop
             else:
                 await self._run(pwrite_all, self._fd, piece, off)
+            self.unflushed.add(off, n)
 
         def send(off: int, n: int) -> Awaitable[bool] | None:
             conn = self._conn()
@@ -61,6 +126,7 @@ class ReplicatedBackend(LocalDiskBackend):
 
         async def local(off: int, n: int) -> None:
             await self._run(self._zero, off, n, may_trim)
+            self.unflushed.add(off, n)
 
         def send(off: int, n: int) -> Awaitable[bool] | None:
             conn = self._conn()
@@ -75,6 +141,7 @@ class ReplicatedBackend(LocalDiskBackend):
 
         async def local(off: int, n: int) -> None:
             await self._run(punch_hole, self._fd, off, n)
+            self.unflushed.add(off, n)
 
         def send(off: int, n: int) -> Awaitable[bool] | None:
             conn = self._conn()
@@ -88,9 +155,18 @@ class ReplicatedBackend(LocalDiskBackend):
             remote = conn.send_flush() if conn else None
         except ConnectionError:
             remote = None
-        await self._run(os.fdatasync, self._fd)
-        if remote is not None:
-            await remote
+        local_error: OSError | None = None
+        if not self.detached:
+            try:
+                await self._sync()
+            except OSError as exc:
+                if not (self.detached and is_device_error(exc)):
+                    local_error = exc  # pass_on: reported once the peer's flush is done
+        remote_ok = await remote if remote is not None else False
+        if local_error is not None:
+            raise local_error
+        if self.detached and not remote_ok:
+            raise _eio("Diskless: the flush did not reach an UpToDate peer")
         if self.node is not None:
             await self.node.gen_ready.wait()
 
@@ -106,15 +182,29 @@ class ReplicatedBackend(LocalDiskBackend):
         send: Callable[[int, int], Awaitable[bool] | None],
     ) -> None:
         node = self.node
+        if node is not None and not node.is_primary:
+            raise OSError(errno.EROFS, "replica was demoted to Secondary: read-only")
+        if self.detached:
+            await self._replicate_only(offset, length, send)
+            return
+        if self.failure is not None and node is not None and diskless.peer_usable(node) is None:
+            # pass_on left this disk Inconsistent; writing it alone would let the next
+            # resync (peer = source) overwrite them (DRBD: on-no-data-accessible io-error).
+            raise _eio("disk Inconsistent after an I/O error and no UpToDate peer connected")
         waits: list[Awaitable[bool]] = []
+        unsent: list[tuple[int, int]] = []  # pieces only the local disk was to get
+        failed: list[tuple[int, int]] = []
+        error: OSError | None = None
         for off, n in pieces(offset, length):
+            if self.detached:  # this or another request just detached the disk
+                error = error or _eio("backing disk detached during the write")
+                unsent.append((off, n))
+                continue
             if node is None:
                 async with self.gate.writing(off, n):
                     self.store.bitmap.set_range(off, n)
-                    await local(off, n)
+                    await self._local(local, off, n)
                 continue
-            if not node.is_primary:
-                raise OSError(errno.EROFS, "replica was demoted to Secondary: read-only")
             async with node.conflicts.app(off, n), self.gate.writing(off, n):
                 self.store.bitmap.set_range(off, n)
                 try:
@@ -123,37 +213,108 @@ class ReplicatedBackend(LocalDiskBackend):
                     fut = None  # link just died: the dirty bit stays, resync later
                 if fut is not None:
                     waits.append(fut)
-                await local(off, n)
-        if fua:
-            await self._run(os.fdatasync, self._fd)
-        for fut in waits:
-            await fut  # resolves False (degraded) instead of raising when the peer is lost
+                else:
+                    unsent.append((off, n))
+                try:
+                    await self._local(local, off, n)
+                except OSError as exc:
+                    failed.append((off, n))
+                    error = error or exc
+        if fua and error is None:
+            try:
+                await self._sync()
+            except OSError as exc:
+                error = exc
+        # Resolve False (degraded) instead of raising when the peer is lost.
+        remote_ok = [await fut for fut in waits]
+        if error is not None:
+            for off, n in failed:
+                self.store.bitmap.set_range(off, n)  # the peer's ack cleared them: resync
+            if not self.detached or not is_device_error(error):
+                raise error
+            # detach: the peer must hold every piece, also those not sent yet.
+            if unsent:
+                await self._replicate_pieces(unsent, send)
+            if not all(remote_ok):
+                raise _eio("local disk failed and the peer did not confirm the write")
         if node is not None:
             await node.gen_ready.wait()
 
+    async def _local(self, local: Local, off: int, n: int) -> None:
+        try:
+            await local(off, n)
+        except OSError as exc:
+            if is_device_error(exc):
+                await self.disk_error("write", exc, off, n)
+            raise
+
+    async def _replicate_only(
+        self, offset: int, length: int, send: Callable[[int, int], Awaitable[bool] | None]
+    ) -> None:
+        """Diskless: the peer's copy is the only one; the peer marks its bitmap."""
+        await self._replicate_pieces(pieces(offset, length), send)
+        node = self.node
+        if node is not None:
+            await node.gen_ready.wait()
+
+    async def _replicate_pieces(
+        self, todo: list[tuple[int, int]], send: Callable[[int, int], Awaitable[bool] | None]
+    ) -> None:
+        node = self.node
+        self._peer_for_diskless()
+        assert node is not None
+        waits: list[Awaitable[bool]] = []
+        for off, n in todo:
+            async with node.conflicts.app(off, n):
+                try:
+                    fut = send(off, n) if diskless.peer_usable(node) is not None else None
+                except ConnectionError:
+                    fut = None
+                if fut is None:
+                    raise _eio("Diskless: the write could not be sent to an UpToDate peer")
+                waits.append(fut)
+        results = [await fut for fut in waits]
+        if not all(results):
+            raise _eio("Diskless: the peer was lost before it confirmed the write")
+
     # ------------------------------------------------------------------ Secondary
     # Blocking; run on the connection's single apply thread.
+    # A device error raises after being recorded: the link drops and the Primary keeps
+    # the unacknowledged writes dirty.
     def apply_write(self, offset: int, data: memoryview, fua: bool) -> None:
         self._check(offset, len(data))
-        pwrite_all(self._fd, data, offset)
+        self._applying("write", offset, len(data), pwrite_all, self._fd, data, offset)
         if fua:
-            os.fdatasync(self._fd)
+            self.apply_flush()
 
     def apply_zero(self, offset: int, length: int, fua: bool, trim: bool) -> None:
         self._check(offset, length)
         if trim:
             if not self._is_blockdev:
-                punch_hole(self._fd, offset, length)
+                self._applying("trim", offset, length, punch_hole, self._fd, offset, length)
         else:
-            self._zero(offset, length, True)
+            self._applying("zero", offset, length, self._zero, offset, length, True)
         if fua:
-            os.fdatasync(self._fd)
+            self.apply_flush()
 
     def apply_flush(self) -> None:
-        os.fdatasync(self._fd)
+        epoch = self.unflushed.snapshot()
+        self._applying("flush", None, 0, os.fdatasync, self._fd)
+        self.unflushed.flushed(epoch)
 
-    async def read_local(self, offset: int, length: int) -> bytes:
-        return await self.pread(offset, length)
+    def _applying(
+        self, op: str, offset: int | None, length: int, fn: Callable[..., object], *args: object
+    ) -> None:
+        if self.detached:
+            raise _eio("backing disk detached after an I/O error: cannot apply the peer's write")
+        try:
+            fn(*args)
+        except OSError as exc:
+            if is_device_error(exc) and self.record_failure(op, exc, offset, length):
+                self.persist_failure()
+            raise
+        if offset is not None:
+            self.unflushed.add(offset, length)
 
     async def run_blocking(self, fn: Callable[..., object], *args: object) -> object:
         return await self._run(fn, *args)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from blockrepl.backend import BlockBackend
 from blockrepl.nbd import protocol as p
+from blockrepl.nbd.bufstream import BufferPool, Conn
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,21 @@ class NbdServer:
         self._shutting_down = False
         self.stats = {"connections": 0, "protocol_errors": 0, "requests": 0}
 
+    @property
+    def clients(self) -> int:
+        """Open client connections (a Primary with clients cannot give up its role)."""
+        return len(self._conns)
+
     # ------------------------------------------------------------------ listeners
     async def listen_unix(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        self._servers.append(await asyncio.start_unix_server(self._on_connect, path=path))
+        loop = asyncio.get_running_loop()
+        self._servers.append(await loop.create_unix_server(self._protocol, path=path))
 
     async def listen_tcp(self, host: str, port: int) -> int:
-        server = await asyncio.start_server(self._on_connect, host=host, port=port)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(self._protocol, host=host, port=port)
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
@@ -85,7 +93,11 @@ class NbdServer:
         for server in self._servers:
             await server.wait_closed()
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _protocol(self) -> Conn:
+        return Conn(self._on_connect)
+
+    async def _on_connect(self, conn: Conn) -> None:
+        reader = writer = conn
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
@@ -110,9 +122,7 @@ class NbdServer:
                 await writer.wait_closed()
 
     # ------------------------------------------------------------------ handshake
-    async def _handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> Export:
+    async def _handshake(self, reader: Conn, writer: Conn) -> Export:
         writer.write(p.encode_greeting(OFFERED))
         await writer.drain()
         cflags = p.decode_client_flags(await reader.readexactly(4), OFFERED)
@@ -144,9 +154,7 @@ class NbdServer:
     def _lookup(self, name: str) -> Export | None:
         return self.default if name == "" else self.exports.get(name)
 
-    def _option(
-        self, hdr: p.OptionHeader, data: bytes, writer: asyncio.StreamWriter
-    ) -> Export | None:
+    def _option(self, hdr: p.OptionHeader, data: bytes, writer: Conn) -> Export | None:
         opt = hdr.option
         if self._shutting_down and opt != p.Opt.ABORT:
             raise p.OptionError(p.Rep.ERR_SHUTDOWN, "server is shutting down")
@@ -184,19 +192,20 @@ class NbdServer:
         raise p.OptionError(p.Rep.ERR_UNSUP, f"option {name} is not supported")
 
     # ------------------------------------------------------------------ transmission
-    async def _transmission(
-        self, export: Export, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _transmission(self, export: Export, reader: Conn, writer: Conn) -> None:
         slots = asyncio.Semaphore(self.max_in_flight)
         tasks: set[asyncio.Task[None]] = set()
+        pool = BufferPool()
         try:
             while True:
                 req = p.decode_request(await reader.readexactly(p.REQUEST_SIZE))
-                payload = await reader.readexactly(req.length) if req.cmd == p.Cmd.WRITE else b""
+                payload = pool.get(req.length if req.cmd == p.Cmd.WRITE else 0)
+                if payload:
+                    await reader.readinto(memoryview(payload))
                 if req.cmd == p.Cmd.DISC:
                     break
                 await slots.acquire()
-                task = asyncio.create_task(self._serve(export, req, payload, writer))
+                task = asyncio.create_task(self._serve(export, req, payload, writer, pool))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 task.add_done_callback(lambda _t: slots.release())
@@ -206,7 +215,12 @@ class NbdServer:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _serve(
-        self, export: Export, req: p.Request, payload: bytes, writer: asyncio.StreamWriter
+        self,
+        export: Export,
+        req: p.Request,
+        payload: bytearray,
+        writer: Conn,
+        pool: BufferPool,
     ) -> None:
         self.stats["requests"] += 1
         data = b""
@@ -224,15 +238,18 @@ class NbdServer:
             # A bug must cost one request (EIO), never a lost reply that hangs the client.
             log.exception("NBD %s failed unexpectedly", req.cmd)
             error = errno.EIO
+        pool.put(payload)  # the backend is done with it (also when it failed)
         if writer.is_closing():
             return
-        writer.write(p.encode_simple_reply(req.cookie, error))
         if data:
+            writer.write(p.encode_simple_reply(req.cookie, error))
             writer.write(data)
+        else:
+            writer.write_corked(p.encode_simple_reply(req.cookie, error))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 
-    async def _dispatch(self, b: BlockBackend, req: p.Request, payload: bytes) -> bytes:
+    async def _dispatch(self, b: BlockBackend, req: p.Request, payload: bytearray) -> bytes:
         fua = bool(req.flags & p.CmdFlag.FUA)
         cmd = p.Cmd(req.cmd)
         if cmd is p.Cmd.READ:
@@ -249,5 +266,5 @@ class NbdServer:
         return b""
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
+def _peer(writer: Conn) -> str:
     return str(writer.get_extra_info("peername") or "unix client")

@@ -10,7 +10,6 @@ block's dirty bit is cleared only when no unacknowledged write covers it.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,7 +27,7 @@ class Conflicts:
         self._next = 0
         self._cond = asyncio.Condition()
         self._waiters = 0
-        self.unacked: Counter[int] = Counter()
+        self.unacked: dict[int, int] = {}  # block -> replicated writes not yet acked
 
     # ------------------------------------------------------------ range exclusion
     @asynccontextmanager
@@ -84,18 +83,30 @@ class Conflicts:
         return range(offset // BM_BYTES_PER_BIT, (offset + length - 1) // BM_BYTES_PER_BIT + 1)
 
     def sent(self, offset: int, length: int) -> None:
-        self.unacked.update(self.blocks(offset, length))
+        # A plain dict and C-level bulk operations: a 1 MiB write touches 256 blocks, and
+        # per-block Counter calls were a tenth of the Primary's CPU per replicated write.
+        u, rng = self.unacked, self.blocks(offset, length)
+        if u.keys().isdisjoint(rng):
+            u.update(dict.fromkeys(rng, 1))
+            return
+        for b in rng:
+            u[b] = u.get(b, 0) + 1
 
     def done(self, offset: int, length: int) -> list[int]:
         """Forget one replicated write; returns the blocks no other write still covers."""
+        u, rng = self.unacked, self.blocks(offset, length)
+        if set(map(u.get, rng)) == {1}:  # no other unacked write overlaps (the usual case)
+            for b in rng:
+                del u[b]
+            return list(rng)
         free = []
-        for b in self.blocks(offset, length):
-            n = self.unacked[b] - 1
+        for b in rng:
+            n = u.get(b, 0) - 1
             if n <= 0:
-                del self.unacked[b]
+                u.pop(b, None)
                 free.append(b)
             else:
-                self.unacked[b] = n
+                u[b] = n
         return free
 
     def busy(self, block: int) -> bool:

@@ -1,7 +1,10 @@
 """Control socket: one JSON request per line on a unix socket, one JSON answer per line.
 
 Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false}``, ``{"cmd": "demote"}``,
-``{"cmd": "set-resync-rate", "rate": BYTES_PER_S}`` (0 = unlimited).
+``{"cmd": "set-resync-rate", "rate": BYTES_PER_S}`` (0 = unlimited),
+``{"cmd": "outdate"}`` (fenced.py),
+``{"cmd": "verify", "resync": false, "start": 0}``, ``{"cmd": "verify-stop"}`` (verify.py),
+``{"cmd": "resolve", "discard_mine": false}`` (leave StandAlone after a split brain).
 Answers: ``{"ok": true, "status": {...}}`` or ``{"ok": false, "error": "..."}``.
 """
 
@@ -63,18 +66,44 @@ class ControlServer:
                 await self.node.promote(force=bool(req.get("force", False)))
             elif cmd == "demote":
                 await self.node.demote()
+            elif cmd == "outdate":
+                from blockrepl.replication.fenced import outdate_self
+
+                await outdate_self(self.node)
             elif cmd == "set-resync-rate":
                 rate = req.get("rate")
                 if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
                     raise ValueError('set-resync-rate needs "rate": bytes per second >= 0')
                 self.node.resync_rate = rate
+            elif cmd in ("verify", "verify-stop"):
+                await _verify(self.node, cmd, req)
+            elif cmd == "resolve":
+                from blockrepl.replication.splitbrain import resolve
+
+                discard = req.get("discard_mine", False)
+                if not isinstance(discard, bool):
+                    raise ValueError('resolve "discard_mine" must be true or false')
+                resolve(self.node, discard_mine=discard)
             elif cmd != "status":
                 raise ValueError(
-                    f"unknown cmd {cmd!r}: use status, promote, demote or set-resync-rate"
+                    f"unknown cmd {cmd!r}: use status, promote, demote, set-resync-rate, "
+                    "verify, verify-stop, resolve or outdate"
                 )
         except (ValueError, BlockReplError, OSError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": True, "status": self.node.status()}
+
+
+async def _verify(node: ReplicaNode, cmd: str, req: dict[str, Any]) -> None:
+    from blockrepl.replication import verify
+
+    if cmd == "verify-stop":
+        await verify.stop_verify(node)
+        return
+    resync = req.get("resync", False)
+    if not isinstance(resync, bool):
+        raise ValueError('verify "resync" must be true or false')
+    verify.start_verify(node, resync, req.get("start", 0))
 
 
 def request(path: str, cmd: str, timeout: float = 30.0, **extra: Any) -> dict[str, Any]:

@@ -1,9 +1,13 @@
 """Connect-time identity exchange and sync decision (pure).
 
-The HANDSHAKE payload is a JSON object with exactly the fields of :class:`Identity`.
-:func:`incompatibility` refuses peers of another volume, size, block size or protocol;
-:func:`decide` runs :func:`blockrepl.uuids.compare_uuids` plus DRBD's post-processing
-(disk-state override, split-brain/unrelated → disconnect, rr-conflict → disconnect).
+The HANDSHAKE payload is a JSON object with the fields of :class:`Identity` (the ones
+added after the first release are optional, so an older peer's payload still decodes).
+:func:`incompatibility` refuses peers of another volume, size, block size, protocol or
+split-brain policy; :func:`decide` runs :func:`blockrepl.uuids.compare_uuids` plus DRBD's
+post-processing: disk-state override, after-sb policies (:mod:`blockrepl.replication.
+splitbrain_policy`), ``--discard-my-data``, unrelated → disconnect, rr-conflict → disconnect.
+Both ends run :func:`decide` on the same two identities (with opposite
+``resolve_conflicts``), so they reach mirror-image answers without another round trip.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ from enum import Enum
 
 from blockrepl.generation import Generation
 from blockrepl.layout import BM_BYTES_PER_BIT
+from blockrepl.replication.splitbrain_policy import (
+    DISCONNECT,
+    SbVerdict,
+    policy_problem,
+    resolve_split_brain,
+)
 from blockrepl.replication.wire import BadPayload
 from blockrepl.uuids import Sync, compare_uuids
 
@@ -37,6 +47,10 @@ class Identity:
     crashed_primary: bool
     dirty_bits: int
     device_uuid: str
+    # Since item 5 (split-brain recovery); missing in an older peer's payload.
+    after_sb: tuple[str, str, str] = (DISCONNECT, DISCONNECT, DISCONNECT)
+    node_name: str = ""
+    discard_mine: bool = False  # `blockrepl resolve --discard-mine` (DRBD --discard-my-data)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -58,6 +72,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "dirty_bits": int,
     "device_uuid": str,
 }
+_OPTIONAL: dict[str, type] = {"after_sb": list, "node_name": str, "discard_mine": bool}
 
 
 def decode_identity(payload: bytes) -> Identity:
@@ -65,12 +80,25 @@ def decode_identity(payload: bytes) -> Identity:
         obj = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadPayload(f"HANDSHAKE payload is not JSON: {exc}") from None
-    if not isinstance(obj, dict) or set(obj) != set(_TYPES):
+    if (
+        not isinstance(obj, dict)
+        or not set(_TYPES) <= set(obj)
+        or not set(obj) <= set(_TYPES) | set(_OPTIONAL)
+    ):
         got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise BadPayload(f"HANDSHAKE fields {got}, expected {sorted(_TYPES)}")
-    for key, typ in _TYPES.items():
+        raise BadPayload(
+            f"HANDSHAKE fields {got}, expected {sorted(_TYPES)} (optional {sorted(_OPTIONAL)})"
+        )
+    for key, typ in {**_TYPES, **_OPTIONAL}.items():
+        if key not in obj:
+            continue
         if not isinstance(obj[key], typ) or (typ is int and isinstance(obj[key], bool)):
             raise BadPayload(f"HANDSHAKE field {key!r} has the wrong type")
+    if "after_sb" in obj:
+        asb = obj["after_sb"]
+        if len(asb) != 3 or not all(isinstance(x, str) for x in asb):
+            raise BadPayload("HANDSHAKE field 'after_sb' must be 3 policy names [0pri, 1pri, 2pri]")
+        obj["after_sb"] = tuple(asb)
     gen = obj["generation"]
     if len(gen) != 4 or not all(isinstance(u, int) and 0 <= u < 2**64 for u in gen):
         raise BadPayload("HANDSHAKE field 'generation' must be 4 unsigned 64-bit integers")
@@ -91,7 +119,16 @@ def incompatibility(me: Identity, peer: Identity) -> str | None:
         return f"peer bitmap block size {peer.block_size}, this node {me.block_size}"
     if peer.protocol != me.protocol:
         return f"peer uses protocol {peer.protocol}, this node {me.protocol}: use the same"
-    if peer.primary and me.primary:
+    if peer.after_sb != me.after_sb:
+        return (
+            f"split-brain policies differ: this node after-sb-0pri/1pri/2pri = "
+            f"{'/'.join(me.after_sb)}, the peer {'/'.join(peer.after_sb)}: "
+            "configure both replicas with the same --after-sb-* options"
+        )
+    why = policy_problem(me.after_sb, me.node_name, peer.node_name)
+    if why is not None:
+        return why
+    if peer.primary and me.primary and me.after_sb[2] == DISCONNECT:
         return "both nodes are Primary; demote one before connecting (split brain risk)"
     return None
 
@@ -102,6 +139,15 @@ class Decision:
     full: bool
     rule: int
     reason: str
+    split_brain: bool = False  # DISCONNECT because of an unresolved split brain
+    demote_self: bool = False  # I am a Primary that lost a split brain: demote, then sync
+
+
+def _from_verdict(v: SbVerdict, rule: int) -> Decision:
+    if v.action is None:
+        return Decision(Action.DISCONNECT, False, rule, v.reason, split_brain=True)
+    action = Action.SOURCE if v.action > 0 else Action.TARGET
+    return Decision(action, v.full, rule, v.reason, demote_self=v.demote_self)
 
 
 def decide(me: Identity, peer: Identity, resolve_conflicts: bool) -> Decision:
@@ -117,19 +163,25 @@ def decide(me: Identity, peer: Identity, resolve_conflicts: bool) -> Decision:
     hg = d.sync
     if hg is Sync.UNRELATED:
         return Decision(Action.DISCONNECT, False, d.rule, "unrelated data (no common UUID)")
+    split = hg in (Sync.SPLIT_BRAIN_AUTO, Sync.SPLIT_BRAIN_DISCONNECT)
+    if me.primary and peer.primary and not split:
+        # Only a split brain with an after-sb-2pri policy lets two Primaries this far.
+        return Decision(
+            Action.DISCONNECT,
+            False,
+            d.rule,
+            "both nodes are Primary and their data did not diverge: demote one (one Primary only)",
+        )
     # Exactly one side Inconsistent: the consistent side is the source, whatever the UUIDs.
     if me.consistent != peer.consistent:
         full = hg in (Sync.SOURCE_FULL, Sync.TARGET_FULL, Sync.SPLIT_BRAIN_DISCONNECT)
         action = Action.SOURCE if me.consistent else Action.TARGET
         return Decision(action, full, d.rule, "disk-state override")
-    if hg in (Sync.SPLIT_BRAIN_AUTO, Sync.SPLIT_BRAIN_DISCONNECT):
-        return Decision(
-            Action.DISCONNECT,
-            False,
-            d.rule,
-            "split brain detected (both sides wrote since they parted); resolve by hand: "
-            "discard one side's data (recreate its metadata) and reconnect",
+    if split:
+        verdict = resolve_split_brain(
+            me, peer, resolve_conflicts, auto=hg is Sync.SPLIT_BRAIN_AUTO, rule=d.rule
         )
+        return _from_verdict(verdict, d.rule)
     if hg > 0 and not me.consistent:
         return Decision(Action.DISCONNECT, False, d.rule, "I would be source but am Inconsistent")
     if hg < 0 and me.primary:

@@ -13,16 +13,18 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blockrepl import generation as gen_ops
+from blockrepl.diskerror import OnIoError
 from blockrepl.errors import BlockReplError, RoleError
 from blockrepl.generation import MdFlag
 from blockrepl.layout import BM_BYTES_PER_BIT
 from blockrepl.metadata import MetadataStore
 from blockrepl.replicated import ReplicatedBackend
-from blockrepl.replication import wire
+from blockrepl.replication import diskless, fenced, splitbrain, wire
 from blockrepl.replication.conflicts import Conflicts
 from blockrepl.replication.handshake import (
     Action,
@@ -33,7 +35,12 @@ from blockrepl.replication.handshake import (
 )
 from blockrepl.replication.link import AuthError, Link, PeerError
 from blockrepl.replication.peer import Connection
+from blockrepl.replication.syncrate import RateWindow
 from blockrepl.replication.wire import MsgType
+
+if TYPE_CHECKING:
+    from blockrepl.fencing import PeerFencer
+    from blockrepl.replication.verify import VerifyRun
 
 log = logging.getLogger(__name__)
 # Above the largest frame: with asyncio's 64 KiB default a 1 MiB frame pauses and resumes
@@ -51,7 +58,15 @@ class ReplConfig:
     ping_interval: float = 1.0
     timeout: float = 5.0
     resync_rate: int = 100 * 1024 * 1024
+    csums: bool = False  # checksum resync: skip marked blocks already equal (csum_resync.py)
+    csums_after_crash_only: bool = False  # ... only for the first resync after a crash
     retry: float = 0.5
+    # after-sb-0pri/1pri/2pri (DRBD names; see blockrepl.replication.splitbrain_policy)
+    after_sb: tuple[str, str, str] = ("disconnect", "disconnect", "disconnect")
+    node_name: str = ""  # for discard-node-NAME; also the replica id in fencing records
+    fencing: str = "dont-care"  # or "resource-only" (blockrepl/fencing.py)
+    peer_id: str = ""  # the peer's replica id, named in the fencing record
+    on_io_error: OnIoError = OnIoError.DETACH  # backing-disk errors (blockrepl/diskerror.py)
 
 
 class Refused(BlockReplError):
@@ -59,7 +74,13 @@ class Refused(BlockReplError):
 
 
 class ReplicaNode:
-    def __init__(self, store: MetadataStore, disk: ReplicatedBackend, cfg: ReplConfig) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        disk: ReplicatedBackend,
+        cfg: ReplConfig,
+        fencer: PeerFencer | None = None,
+    ) -> None:
         self.store = store
         self.disk = disk
         self.cfg = cfg
@@ -72,7 +93,10 @@ class ReplicaNode:
         self.gen_ready = asyncio.Event()
         self.gen_ready.set()
         self.sync_state: dict[str, Any] | None = None
+        self.sync_rate: RateWindow | None = None  # speed of the running resync
         self.last_sync: dict[str, Any] | None = None
+        self.verify: VerifyRun | None = None  # the online verify this node runs as source
+        self.last_verify: dict[str, Any] | None = None
         self.totals = {"bytes_in": 0, "bytes_out": 0, "connections": 0}
         self._busy = False  # a connection is being set up or is up
         self._server: asyncio.Server | None = None
@@ -80,6 +104,11 @@ class ReplicaNode:
         self._stopping = False
         self.bound_port = 0
         self.resync_rate = cfg.resync_rate  # adjustable at run time (control socket)
+        self.discard_mine = False  # `resolve --discard-mine`: be sync target next time
+        self.in_use: Callable[[], int] = lambda: 0  # open NBD clients (set by serve)
+        self.fencer = fencer
+        self.fence_status: dict[str, Any] | None = None  # last fencing of the peer
+        self.fence_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -129,7 +158,7 @@ class ReplicaNode:
         host, port = self.cfg.peer
         while not self._stopping:
             # After a split brain stay StandAlone: a human must pick the data to discard.
-            if not self._busy and self.state != "SplitBrain":
+            if not self._busy and self.state != "SplitBrain" and not self.disk.detached:
                 try:
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(host, port, limit=STREAM_LIMIT), self.cfg.timeout
@@ -145,6 +174,12 @@ class ReplicaNode:
         if self._busy or self._stopping:
             await link.refuse("this node already has a replication connection")
             return
+        if self.state == "SplitBrain":
+            await link.refuse(splitbrain.STANDALONE)
+            return
+        if self.disk.detached:
+            await link.refuse(diskless.NO_RECONNECT)
+            return
         await self._session(link, dialer=False)
 
     async def _session(self, link: Link, dialer: bool) -> None:
@@ -153,8 +188,10 @@ class ReplicaNode:
         try:
             conn = await self._handshake(link, dialer)
             self.conn = conn
+            fenced.spawn(self, fenced.hold_writes(self, conn))
             self.state = "Connected"
             self.last_error = ""
+            self.discard_mine = False
             self.totals["connections"] += 1
             log.info("connected to %s: %s", link.peername, conn.decision)
             if conn.decision.action is Action.NONE and self.store.sb.has(MdFlag.CRASHED_PRIMARY):
@@ -193,27 +230,37 @@ class ReplicaNode:
             raise Refused(why)
         decision = decide(me, peer, resolve_conflicts=not dialer)
         if decision.action is Action.DISCONNECT:
-            self.state = "SplitBrain" if "split brain" in decision.reason else "Refused"
+            self.state = "SplitBrain" if decision.split_brain else "Refused"
             await link.refuse(decision.reason)
             raise Refused(f"{decision.reason} (UUID rule {decision.rule})")
-        return Connection(self, link, peer, decision)
+        if decision.demote_self:
+            await splitbrain.lose_primary(self, link, decision.reason)
+        conn = Connection(self, link, peer, decision)
+        if decision.demote_self:
+            conn.link.send(MsgType.STATE, json.dumps({"role": "secondary"}).encode())
+        return conn
 
     async def _lost_peer(self, conn: Connection) -> None:
         if self.sync_state is not None:
             self.sync_state["interrupted"] = True
             self.last_sync = self.sync_state
             self.sync_state = None
-        await self.disk.run_blocking(self.store.flush_bitmap)
-        if self.is_primary and self.store.generation.bitmap == 0 and self.consistent:
-            # New generation before any further write is acknowledged (gen_ready).
+        if not self.disk.detached:  # Diskless: the failing device is not touched
+            await self.disk.run_blocking(self.store.flush_bitmap)
+        # Writes are held (gen_ready; fenced.hold_writes closed it when the link failed)
+        # until the new generation is durable and, with fencing, the peer is outdated.
+        if self.is_primary:
             self.gen_ready.clear()
-            try:
+        try:
+            if self.is_primary and self.store.generation.bitmap == 0 and self.consistent:
                 sb = replace(
                     self.store.sb, generation=gen_ops.new_current(self.store.generation, True)
                 )
                 await self.disk.run_blocking(self.store.write_superblock, sb)
-            finally:
-                self.gen_ready.set()
+            await fenced.fence_peer(self)
+        finally:
+            self.gen_ready.set()
+        fenced.lost_peer(self)
 
     # ------------------------------------------------------------------ state
     @property
@@ -233,11 +280,16 @@ class ReplicaNode:
             crashed_primary=sb.has(MdFlag.CRASHED_PRIMARY),
             dirty_bits=self.store.bitmap.count(),
             device_uuid=str(sb.device_uuid),
+            after_sb=self.cfg.after_sb,
+            node_name=self.cfg.node_name,
+            discard_mine=self.discard_mine,
         )
 
     def disk_state(self) -> str:
         """DRBD disk states: Outdated = consistent but known to miss newer data (the
-        metadata's WAS_UP_TO_DATE cleared, e.g. by fencing); Diskless is never used here."""
+        metadata's WAS_UP_TO_DATE cleared, e.g. by fencing); Diskless after a detach."""
+        if self.disk.detached:
+            return "Diskless"
         syncing = self.sync_state is not None and self.sync_state["kind"] == "SyncTarget"
         if not self.consistent or syncing:
             return "Inconsistent"
@@ -249,10 +301,13 @@ class ReplicaNode:
         self.state = kind
         self.sync_state = {"kind": kind, "total_bytes": total, "done_bytes": 0}
         self.sync_state["started"] = time.monotonic()
+        self.sync_rate = RateWindow(self.sync_state["started"])
 
     def sync_progress(self, done: int) -> None:
         if self.sync_state is not None:
             self.sync_state["done_bytes"] = done
+            if self.sync_rate is not None:
+                self.sync_rate.add(time.monotonic(), done)
 
     def sync_finished(self, moved: int) -> None:
         st = self.sync_state or {}
@@ -267,6 +322,17 @@ class ReplicaNode:
         }
         self.sync_state = None
         self.state = "Connected"
+        if st.get("kind") == "SyncTarget":
+            fenced.resynced(self)
+
+    def _sync_speed(self, remaining: int) -> dict[str, float | None]:
+        now, window = time.monotonic(), self.sync_rate
+        rate = window.rate(now) if window is not None else None
+        eta = window.eta(now, remaining) if window is not None else None
+        return {
+            "rate_bytes_per_s": None if rate is None else round(rate),
+            "eta_seconds": None if eta is None else round(eta, 1),
+        }
 
     def status(self) -> dict[str, Any]:
         conn = self.conn
@@ -277,6 +343,7 @@ class ReplicaNode:
             total = self.sync_state["total_bytes"] or 1
             sync = dict(self.sync_state, percent=round(100 * self.sync_state["done_bytes"] / total))
             sync.pop("started", None)
+            sync.update(self._sync_speed(sync["total_bytes"] - sync["done_bytes"]))
         return {
             "volume": self.cfg.volume,
             "role": "Primary" if self.is_primary else "Secondary",
@@ -285,11 +352,13 @@ class ReplicaNode:
             "peer_role": peer_role,
             "peer_disk": None
             if conn is None
-            else ("Inconsistent" if sync and sync["kind"] == "SyncSource" else "UpToDate"),
+            else ("Inconsistent" if sync and sync["kind"] == "SyncSource" else conn.peer_disk),
             "protocol": self.cfg.protocol,
             "resync_rate": self.resync_rate,
             "sync": sync,
             "last_sync": self.last_sync,
+            "verify": None if self.verify is None else self.verify.progress(),
+            "last_verify": self.last_verify,
             "out_of_sync_bytes": self.store.bitmap.count() * BM_BYTES_PER_BIT,
             "generation": g.describe(),
             "wire": {
@@ -299,12 +368,16 @@ class ReplicaNode:
             },
             "repl_port": self.bound_port,
             "last_error": self.last_error,
+            "disk_error": diskless.error_status(self),
+            "fencing": self.fence_status,
         }
 
     # ------------------------------------------------------------------ roles
     async def promote(self, force: bool = False) -> None:
         if self.is_primary:
             return
+        if self.disk.detached:
+            raise RoleError(diskless.NO_RECONNECT)
         conn = self.conn
         if conn is not None and conn.peer_primary:
             raise RoleError("the connected peer is Primary; demote it first (one Primary only)")
@@ -312,6 +385,7 @@ class ReplicaNode:
             raise RoleError("this node is SyncTarget (Inconsistent) until the resync finishes")
         if not self.consistent and not force:
             raise RoleError("disk is Inconsistent; refusing to promote (use --force if new)")
+        await fenced.check_promote(self, force)
         await self.disk.run_blocking(self.store.promote, conn is not None, force)
         self.is_primary = True
         self._announce()
@@ -321,7 +395,8 @@ class ReplicaNode:
             return
         await self.disk.flush()
         self.is_primary = False
-        await self.disk.run_blocking(self.store.demote)
+        if not self.disk.detached:  # Diskless: the failing device is not touched
+            await self.disk.run_blocking(self.store.demote)
         self._announce()
 
     def _announce(self) -> None:

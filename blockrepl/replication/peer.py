@@ -20,7 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from blockrepl.layout import BM_BYTES_PER_BIT
-from blockrepl.replication import wire
+from blockrepl.replication import diskless, wire
 from blockrepl.replication.handshake import Action, Decision, Identity
 from blockrepl.replication.link import Link, PeerError
 from blockrepl.replication.resync import ResyncSource, ResyncTarget, merge_bitmap
@@ -69,6 +69,9 @@ class Connection:
         self._peer_bitmap: asyncio.Future[bytes] = self.loop.create_future()
         self.failure: BaseException | None = None
         self._closed = asyncio.Event()
+        self.peer_disk = "UpToDate"  # as announced in STATE ("Diskless" after a detach)
+        self.reads: dict[int, asyncio.Future[bytes]] = {}  # READ_REQ id -> data (diskless)
+        self.read_seq = 0
 
     @property
     def syncing(self) -> bool:
@@ -123,6 +126,10 @@ class Connection:
         for fut in self.flushes.values():
             _resolve(fut, False)
         self.flushes.clear()
+        for rfut in self.reads.values():
+            if not rfut.done():
+                rfut.set_exception(ConnectionError("peer lost before it answered a read"))
+        self.reads.clear()
         await self.loop.run_in_executor(None, partial(self._apply.shutdown, wait=True))
 
     async def run_apply(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -204,6 +211,8 @@ class Connection:
                 d = wire.decode_data(payload, size)
                 self._require_secondary(mtype)
                 fua = bool(d.dflags & DFlag.FUA)
+                if self.peer_disk == "Diskless":
+                    await diskless.track_for_peer(self.node, d.offset, len(d.data))
                 await self._submit(
                     d.seq, self.node.disk.apply_write, d.offset, d.data, False, fua=fua
                 )
@@ -211,6 +220,8 @@ class Connection:
                 z = wire.decode_zero(payload, size)
                 self._require_secondary(mtype)
                 fua, trim = bool(z.dflags & DFlag.FUA), bool(z.dflags & DFlag.TRIM)
+                if self.peer_disk == "Diskless":
+                    await diskless.track_for_peer(self.node, z.offset, z.length)
                 await self._submit(
                     z.seq, self.node.disk.apply_zero, z.offset, z.length, False, trim, fua=fua
                 )
@@ -228,6 +239,10 @@ class Connection:
                 pass
             elif mtype is MsgType.STATE:
                 self._on_state(payload)
+            elif mtype is MsgType.READ_REQ:
+                self.spawn(diskless.serve_read(self, *wire.decode_read_req(payload, size)))
+            elif mtype is MsgType.READ_REPLY:
+                diskless.on_read_reply(self, payload)
             else:
                 await self._on_sync_message(mtype, payload, size)
 
@@ -249,6 +264,14 @@ class Connection:
             self.source.on_ack(*wire.decode_rs_ack(payload))
         elif mtype is MsgType.SYNC_DONE and self.target is not None:
             self.spawn(self.target.on_done(wire.decode_gen(payload)))
+        elif mtype in (MsgType.VERIFY_REQ, MsgType.VERIFY_REPLY):
+            from blockrepl.replication import verify
+
+            await verify.on_message(self, mtype, payload)  # awaited: keeps arrival order
+        elif mtype in (MsgType.RS_CSUM, MsgType.RS_CSUM_REPLY):
+            from blockrepl.replication import csum_resync
+
+            await csum_resync.on_message(self, mtype, payload)  # awaited: arrival order
         else:
             raise wire.BadType(f"unexpected {mtype.name} in this connection state")
 
@@ -290,6 +313,7 @@ class Connection:
         if role not in ("primary", "secondary"):
             raise wire.BadPayload(f"STATE role {role!r} is not primary/secondary")
         self.peer_primary = role == "primary"
+        diskless.on_peer_state(self, json.loads(payload))
 
     async def _keepalive(self) -> None:
         cfg = self.node.cfg

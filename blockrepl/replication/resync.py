@@ -5,6 +5,8 @@ The source merges the target's bitmap into its own (bit-OR), starts a sync gener
 sends each marked run in chunks of at most 1 MiB. A block's bit is cleared when the target
 confirms it has written it (RS_ACK). Both sides persist their bitmaps every
 ``PERSIST_EVERY`` seconds, so a resync interrupted by a crash resumes where it stopped.
+With ``--csums`` a checksum pass (csum_resync.py) first clears the marked blocks the
+target already holds, so the data pass sends only the differing ones.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from blockrepl import generation as gen_ops
@@ -25,6 +27,7 @@ from blockrepl.replication.wire import MsgType
 from blockrepl.superblock import Superblock
 
 if TYPE_CHECKING:
+    from blockrepl.replication.csum_resync import CsumPass
     from blockrepl.replication.peer import Connection
 
 RunBlocking = Callable[..., Awaitable[Any]]
@@ -75,6 +78,29 @@ class TokenBucket:
             await asyncio.sleep((min(n, self.burst) - self.tokens) / self.rate)
 
 
+@dataclass
+class SyncCounters:
+    """What one side of a resync moved, for status ``sync``/``last_sync``."""
+
+    csums: bool = False  # checksum resync (csum_resync.py) was used
+    skipped_blocks: int = 0  # marked blocks whose digests matched: never sent
+    data_bytes: int = 0  # RS_DATA data bytes (sent by the source, written by the target)
+    csum_bytes: int = 0  # checksum frames this side sent (RS_CSUM or RS_CSUM_REPLY)
+
+    def as_status(self) -> dict[str, Any]:
+        return {
+            "csums": self.csums,
+            "skipped_equal_blocks": self.skipped_blocks,
+            "skipped_equal_bytes": self.skipped_blocks * BM_BYTES_PER_BIT,
+            "data_bytes": self.data_bytes,
+            "csum_bytes": self.csum_bytes,
+        }
+
+    def publish(self, into: dict[str, Any] | None) -> None:
+        if into is not None:
+            into.update(self.as_status())
+
+
 async def persist(store: MetadataStore, run: RunBlocking, sb: Superblock | None = None) -> None:
     """Write the dirty bitmap pages (snapshot taken now) and optionally a superblock."""
     await run(store.write_bitmap_snapshot, store.bitmap_snapshot())
@@ -90,6 +116,13 @@ class ResyncSource:
         self.inflight_bytes = 0
         self.acked = asyncio.Event()
         self.sent_bytes = 0
+        self.counters = SyncCounters()
+        self.csum: CsumPass | None = None
+
+    def progress(self) -> None:
+        node = self.conn.node
+        node.sync_progress(self.sent_bytes + self.counters.skipped_blocks * BM_BYTES_PER_BIT)
+        self.counters.publish(node.sync_state)
 
     async def run(self, peer_bitmap: bytes) -> None:
         conn, node = self.conn, self.conn.node
@@ -103,6 +136,13 @@ class ResyncSource:
         conn.link.send(MsgType.SYNC_UUID, wire.u64(gen.bitmap))
         node.sync_started(store.bitmap.count() * BM_BYTES_PER_BIT, "SyncSource")
         bucket = TokenBucket(node.resync_rate)
+        from blockrepl.replication import csum_resync  # late: it imports this module
+
+        self.counters.csums = csum_resync.wanted(node, conn.peer)
+        self.counters.publish(node.sync_state)
+        if self.counters.csums:
+            self.csum = csum_resync.CsumPass(self)
+            await self.csum.run(bucket)  # leaves only the differing blocks marked
         last_persist = time.monotonic()
         while store.bitmap.count():
             sent_any = False
@@ -124,6 +164,7 @@ class ResyncSource:
         await persist(store, node.disk.run_blocking, sb)
         conn.link.send(MsgType.SYNC_DONE, wire.encode_gen(gen.as_tuple()))
         node.sync_finished(self.sent_bytes)
+        self.counters.publish(node.last_sync)
 
     async def _send_chunk(self, bit: int, nbits: int, bucket: TokenBucket) -> None:
         conn = self.conn
@@ -140,7 +181,8 @@ class ResyncSource:
             self.inflight_bytes += length
             conn.link.send(MsgType.RS_DATA, wire.rs_data(off, data))
         self.sent_bytes += length
-        conn.node.sync_progress(self.sent_bytes)
+        self.counters.data_bytes += length
+        self.progress()
         await conn.link.drain()
 
     async def _drain_acks(self) -> None:
@@ -173,6 +215,17 @@ class ResyncTarget:
         self.conn = conn
         self.received = 0
         self.last_persist = time.monotonic()
+        self.counters = SyncCounters()
+
+    def progress(self) -> None:
+        node = self.conn.node
+        node.sync_progress(self.received + self.counters.skipped_blocks * BM_BYTES_PER_BIT)
+        self.counters.publish(node.sync_state)
+
+    def maybe_persist(self) -> None:
+        if time.monotonic() - self.last_persist > PERSIST_EVERY:
+            self.last_persist = time.monotonic()
+            self.conn.spawn(persist(self.conn.node.store, self.conn.run_apply))
 
     async def on_sync_uuid(self, sync_uuid: int) -> None:
         node = self.conn.node
@@ -186,11 +239,10 @@ class ResyncTarget:
         node = self.conn.node
         node.store.bitmap.clear_range(offset, length)
         self.received += length
-        node.sync_progress(self.received)
+        self.counters.data_bytes += length
+        self.progress()
         self.conn.link.send(MsgType.RS_ACK, wire.encode_rs_ack(offset, length))
-        if time.monotonic() - self.last_persist > PERSIST_EVERY:
-            self.last_persist = time.monotonic()
-            self.conn.spawn(persist(node.store, self.conn.run_apply))
+        self.maybe_persist()
 
     async def on_done(self, peer_gen: tuple[int, int, int, int]) -> None:
         node = self.conn.node
@@ -205,3 +257,6 @@ class ResyncTarget:
         )
         await persist(store, self.conn.run_apply, sb)
         node.sync_finished(self.received)
+        self.counters.publish(node.last_sync)
+        # No longer a target: promote() refuses while conn.target is set.
+        self.conn.target = None

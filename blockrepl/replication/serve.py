@@ -9,8 +9,11 @@ import signal
 from collections.abc import Callable
 
 from blockrepl.errors import BlockReplError
+from blockrepl.fencing import PeerFencer
 from blockrepl.generation import MdFlag
 from blockrepl.metadata import MetadataStore
+from blockrepl.metrics import render as render_metrics
+from blockrepl.metrics_http import MetricsServer
 from blockrepl.nbd.server import Export, NbdServer
 from blockrepl.replicated import ReplicatedBackend
 from blockrepl.replication.control import ControlServer
@@ -46,16 +49,20 @@ async def serve_replicated(
     listens: list[tuple[str, int]],
     control: str,
     on_ready: Callable[[], None],
+    metrics_listen: tuple[str, int] | None = None,
+    fencer: PeerFencer | None = None,
 ) -> int:
     md.attach()
     if role == "secondary" and md.sb.has(MdFlag.PRIMARY_IND):
         md.demote()
-    backend = ReplicatedBackend(md, data_path)
-    node = ReplicaNode(md, backend, cfg)
+    backend = ReplicatedBackend(md, data_path, on_io_error=cfg.on_io_error)
+    node = ReplicaNode(md, backend, cfg, fencer)
     if role == "primary":
         await node.promote(force=force)
     nbd = NbdServer([Export(export_name, backend, refuse=lambda: _refuse(node))])
+    node.in_use = lambda: nbd.clients
     ctl = ControlServer(node, control)
+    metrics = MetricsServer(lambda: render_metrics(node.status()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -64,6 +71,9 @@ async def serve_replicated(
         await node.start()
         await ctl.start()
         print(f"control socket on unix:{control}", flush=True)
+        if metrics_listen is not None:
+            mport = await metrics.start(*metrics_listen)
+            print(f"metrics on http://{metrics_listen[0]}:{mport}/metrics", flush=True)
         if node.bound_port:
             assert cfg.listen is not None
             print(f"replication listening on {cfg.listen[0]}:{node.bound_port}", flush=True)
@@ -77,8 +87,11 @@ async def serve_replicated(
         await stop.wait()
     finally:
         await nbd.stop()
+        await metrics.stop()
         await ctl.stop()
         await node.stop()
+        if fencer is not None:
+            await fencer.close()
         await backend.close(clean=True)
         for sock in unix:
             with contextlib.suppress(FileNotFoundError):

@@ -18,7 +18,9 @@ Payloads (``seq`` orders a Primary's replicated requests; acks echo it):
 * BITMAP  the sender's bitmap bytes (bit n = 4 KiB block n, LSB first)
 * SYNC_UUID u64 uuid               SYNC_DONE  4 x u64 generation of the source
 * RS_DATA u64 offset | data        RS_ACK     u64 offset | u32 length
-* PING, PONG  u64 nonce            STATE      UTF-8 JSON {"role": ...}
+* PING, PONG  u64 nonce            STATE      UTF-8 JSON {"role": ..., "disk": ...}
+* READ_REQ u64 id | u64 offset | u32 length   READ_REPLY u64 id | u32 errno | data
+* RS_CSUM u64 offset | u32 length | digests   RS_CSUM_REPLY u64 offset | u32 length | mask
 
 Decoders raise a :class:`FrameError` subclass naming the byte at fault; the connection
 is then dropped. Nothing is written to disk from a frame that failed to decode.
@@ -85,6 +87,12 @@ class MsgType(IntEnum):
     PING = 16
     PONG = 17
     STATE = 18
+    VERIFY_REQ = 19  # online verify (verify.py): u64 offset | u32 length | u32 run id
+    VERIFY_REPLY = 20  # the same 16 bytes | one 16-byte digest per 4 KiB block
+    READ_REQ = 21  # Diskless Primary reads through the peer: u64 id | u64 offset | u32 length
+    READ_REPLY = 22  # u64 id | u32 errno (0 = ok) | data (length bytes when errno is 0)
+    RS_CSUM = 23  # checksum resync (csum_resync.py): u64 offset | u32 length | digests
+    RS_CSUM_REPLY = 24  # u64 offset | u32 length | bitmask of the blocks that differ
 
 
 class DFlag(IntFlag):
@@ -119,6 +127,12 @@ FIXED_LEN: dict[MsgType, int | None] = {
     MsgType.PING: 8,
     MsgType.PONG: 8,
     MsgType.STATE: None,
+    MsgType.VERIFY_REQ: 16,
+    MsgType.VERIFY_REPLY: None,
+    MsgType.READ_REQ: 20,
+    MsgType.READ_REPLY: None,
+    MsgType.RS_CSUM: None,
+    MsgType.RS_CSUM_REPLY: None,
 }
 
 
@@ -260,3 +274,35 @@ def decode_text(payload: bytes, what: str) -> str:
         return payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadPayload(f"{what} payload is not UTF-8 (byte {exc.start})") from None
+
+
+# ---------------------------------------------------------------- diskless reads
+_READ_REQ = struct.Struct(">QQI")
+_READ_REPLY = struct.Struct(">QI")
+READ_MAX = 32 * 1024 * 1024  # one NBD request at most
+
+
+def encode_read_req(req_id: int, offset: int, length: int) -> bytes:
+    return _READ_REQ.pack(req_id, offset, length)
+
+
+def decode_read_req(payload: bytes, size: int) -> tuple[int, int, int]:
+    req_id, offset, length = _READ_REQ.unpack(payload)
+    if length == 0 or length > READ_MAX:
+        raise BadPayload(f"READ_REQ length {length} (bytes 16-19) must be 1..{READ_MAX}")
+    _check_range("READ_REQ", offset, length, size)
+    return int(req_id), int(offset), int(length)
+
+
+def encode_read_reply(req_id: int, err: int, data: bytes = b"") -> bytes:
+    return _READ_REPLY.pack(req_id, err) + data
+
+
+def decode_read_reply(payload: bytes) -> tuple[int, int, memoryview]:
+    if len(payload) < _READ_REPLY.size:
+        raise BadPayload(f"READ_REPLY payload of {len(payload)} bytes is < {_READ_REPLY.size}")
+    req_id, err = _READ_REPLY.unpack_from(payload)
+    data = memoryview(payload)[_READ_REPLY.size :]
+    if err and data:
+        raise BadPayload(f"READ_REPLY with errno {err} carries {len(data)} data bytes")
+    return int(req_id), int(err), data

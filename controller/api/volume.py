@@ -7,18 +7,13 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
+from blockrepl.replication.splitbrain_policy import AFTER_SB_0PRI, DISCARD_NODE
 from controller.api.fields import AbsPath, HostPort, Name
 from controller.api.meta import ApiModel, Object, Status
 from controller.api.units import Duration, Size
 
-AFTER_SB_0PRI = (
-    "disconnect",
-    "discard-younger-primary",
-    "discard-older-primary",
-    "discard-zero-changes",
-    "discard-least-changes",
-)
-DISCARD_NODE_PREFIX = "discard-node-"
+# One vocabulary: the policies blockrepl implements (DRBD's names).
+DISCARD_NODE_PREFIX = DISCARD_NODE
 
 
 def _check_after_sb_0pri(value: str) -> str:

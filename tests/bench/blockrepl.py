@@ -6,8 +6,12 @@ writes (8 in flight) and 4 KiB random writes (32 in flight), each time-based, en
 a flush (``end_fsync``). Targets: local file, ``nbdkit file`` (the C baseline), blockrepl
 without a peer, and blockrepl Primary with protocols A, B, C replicating to a Secondary
 in another network namespace (veth). Ratios are against nbdkit-file from the same run.
+Each cell is the median of ``--repeat`` fio runs; ``cpu ms/MiB`` is the CPU time (user +
+system) of the serving processes (Primary + Secondary for A/B/C) per MiB written, which
+is steadier than MiB/s on a machine shared with other work.
 
-    .venv/bin/python -m tests.bench.blockrepl [--dir /dev/shm] [--seconds 3] [--json FILE]
+    .venv/bin/python -m tests.bench.blockrepl [--dir /dev/shm] [--seconds 3] [--repeat 1]
+                                              [--json FILE]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +39,15 @@ WORKLOADS = {
     "seq-1M": ["--rw=write", "--bs=1M", "--iodepth=8"],
     "rand-4K": ["--rw=randwrite", "--bs=4k", "--iodepth=32", "--randrepeat=1"],
 }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of the processes so far (their threads included)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def fio(target: list[str], workload: str, seconds: float) -> dict[str, float]:
@@ -72,11 +86,11 @@ def wait_socket(path: str, proc: subprocess.Popen[Any]) -> None:
 
 
 @contextmanager
-def server(cmd: list[str], sock: str) -> Iterator[None]:
+def server(cmd: list[str], sock: str) -> Iterator[int]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_socket(sock, proc)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         try:
@@ -92,26 +106,39 @@ def fresh_file(path: Path) -> str:
     return str(path)
 
 
-def run(base: Path, seconds: float) -> dict[str, dict[str, dict[str, float]]]:
+def run(base: Path, seconds: float, repeat: int = 1) -> dict[str, dict[str, dict[str, float]]]:
     results: dict[str, dict[str, dict[str, float]]] = {}
 
-    def measure(name: str, target: list[str]) -> None:
-        results[name] = {w: fio(target, w, seconds) for w in WORKLOADS}
+    def measure(name: str, target: list[str], pids: tuple[int, ...] = ()) -> None:
+        per: dict[str, dict[str, float]] = {}
+        for w in WORKLOADS:
+            runs = []
+            for _ in range(repeat):
+                cpu0 = cpu_seconds(list(pids)) if pids else 0.0
+                r = fio(target, w, seconds)
+                if pids:
+                    mib = r["MiB_s"] * seconds
+                    r["cpu_ms_per_MiB"] = round(
+                        1000 * (cpu_seconds(list(pids)) - cpu0) / max(mib, 1e-9), 2
+                    )
+                runs.append(r)
+            per[w] = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+        results[name] = per
         print(f"  measured {name}: {results[name]}", flush=True)
 
     measure("local-file", ["--ioengine=psync", f"--filename={fresh_file(base / 'local.img')}"])
 
     img = fresh_file(base / "nbdkit.img")
     sock = str(base / "nbdkit.sock")
-    with server(["nbdkit", "-f", "-U", sock, "file", f"file={img}"], sock):
-        measure("nbdkit-file", nbd_target(sock))
+    with server(["nbdkit", "-f", "-U", sock, "file", f"file={img}"], sock) as pid:
+        measure("nbdkit-file", nbd_target(sock), (pid,))
 
     img = fresh_file(base / "solo.img")
     blockrepl_cli("create-md", "--backing", img)
     sock = str(base / "solo.sock")
     cmd = [sys.executable, "-m", "blockrepl.cli", "serve", "--backing", img, "--unix", sock]
-    with server([*cmd, "--force"], sock):
-        measure("blockrepl-nopeer", nbd_target(sock, "blockrepl"))
+    with server([*cmd, "--force"], sock) as pid:
+        measure("blockrepl-nopeer", nbd_target(sock, "blockrepl"), (pid,))
 
     pair_dir = base / "pair"
     pair_dir.mkdir()
@@ -122,7 +149,9 @@ def run(base: Path, seconds: float) -> dict[str, dict[str, dict[str, float]]]:
             b.start("secondary", secret, "--protocol", proto)
             a.start("primary", secret, "--protocol", proto)
             wait_for(lambda: synced(a) and synced(b), 60, f"reconnect with protocol {proto}")
-            measure(f"blockrepl-{proto}", nbd_target(a.sock, "blockrepl"))
+            assert a.proc is not None and b.proc is not None
+            pids = (a.proc.pid, b.proc.pid)  # `ip netns exec` execs the server: same pid
+            measure(f"blockrepl-{proto}", nbd_target(a.sock, "blockrepl"), pids)
             st = a.status()
             assert st["connection"] == "Connected", st  # the peer stayed attached throughout
     return results
@@ -137,6 +166,7 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any
             row[f"{w} MiB/s"] = r["MiB_s"]
             row[f"{w} IOPS"] = r["iops"]
             row[f"{w} vs nbdkit"] = round(r["MiB_s"] / base[w]["MiB_s"], 2)
+            row[f"{w} cpu ms/MiB"] = r.get("cpu_ms_per_MiB", "")
         rows.append(row)
     return rows
 
@@ -145,27 +175,32 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dir", default="/dev/shm", help="where volume files live (tmpfs default)")
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--repeat", type=int, default=1, help="fio runs per cell (median)")
     ap.add_argument("--json", default=str(RESULTS / "blockrepl.json"))
     args = ap.parse_args()
     if not shutil.which("fio") or not shutil.which("nbdkit"):
         print("needs fio (with the nbd engine) and nbdkit: apt-get install fio nbdkit")
         return 2
     started = time.monotonic()
+    load_start = os.getloadavg()
     base = Path(tempfile.mkdtemp(prefix="blockrepl-bench-", dir=args.dir))
     try:
-        results = run(base, args.seconds)
+        results = run(base, args.seconds, args.repeat)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     rows = table(results)
     cols = list(rows[0])
-    print(" | ".join(f"{c:>18}" for c in cols))
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print(" | ".join(f"{c:>{width[c]}}" for c in cols))
     for row in rows:
-        print(" | ".join(f"{row[c]!s:>18}" for c in cols))
+        print(" | ".join(f"{row[c]!s:>{width[c]}}" for c in cols))
     report = {
         "workloads": {w: " ".join(a) for w, a in WORKLOADS.items()},
         "seconds_per_run": args.seconds,
+        "repeat": args.repeat,
         "volume_dir": args.dir,
         "cpus": os.cpu_count(),
+        "loadavg_at_start": load_start,
         "loadavg_at_end": os.getloadavg(),
         "wall_seconds": round(time.monotonic() - started, 1),
         "rows": rows,

@@ -131,7 +131,7 @@ class Replica:
             "--size",
             self.size,
             "--al-extents",
-            "7",
+            str(self.al_extents),
         )
 
     def start(self, role: str, secret: str, *extra: str, wait: bool = True) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from blockrepl.replication import wire
+from blockrepl.replication import csum_resync, wire
 from blockrepl.replication.wire import DFlag, MsgType
 
 SIZE = 1 << 20
@@ -89,6 +89,8 @@ def test_fuzz_payload_decoders_only_typed_errors(payload: bytes, size: int) -> N
         lambda: wire.decode_rs_data(payload, size),
         lambda: wire.decode_u64(payload),
         lambda: wire.decode_text(payload, "ERROR"),
+        lambda: csum_resync.decode_csum(payload, size),  # RS_CSUM
+        lambda: csum_resync.decode_csum_reply(payload, size),  # RS_CSUM_REPLY
     ]
     for decode in decoders:
         with contextlib.suppress(wire.FrameError):
