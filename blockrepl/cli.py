@@ -154,6 +154,7 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
     from blockrepl.replication.node import ReplConfig
     from blockrepl.replication.serve import read_secret, serve_replicated
     from blockrepl.replication.splitbrain_cli import config_from_args as sb_config
+    from blockrepl.replication.tls import config_from_args as tls_config
 
     if not args.secret_file:
         raise UsageError("--peer/--listen-repl need --secret-file F (the volume's shared secret)")
@@ -173,6 +174,7 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
         on_io_error=parse_on_io_error(args.on_io_error),
         **sb_config(args),
         **fence_config(args),
+        tls=tls_config(args),
     )
     fencer = build_fencer(args, args.peer or "")
     md = _load(args, writable=True)
@@ -326,10 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="use --csums only for the first resync after a Primary crashed",
     )
-    from blockrepl.replication import fence_cli, splitbrain_cli
+    from blockrepl.replication import fence_cli, splitbrain_cli, tls
 
     splitbrain_cli.add_serve_options(r)
     fence_cli.add_serve_options(p.add_argument_group("resource-level fencing"))
+    tls.add_serve_options(p.add_argument_group("TLS on the replication link (all three or none)"))
     r.add_argument(
         "--metrics-listen", metavar="HOST:PORT", help="serve Prometheus GET /metrics here"
     )

@@ -62,7 +62,8 @@ class Link:
             # writing it to disk. The bytes the StreamReader already holds move along.
             pending = bytes(getattr(reader, "_buffer", b""))
             self._conn = Conn.adopt(transport, pending, bool(getattr(reader, "_eof", False)))
-            self._fd = sock.fileno()
+            # Over TLS every byte must go through the transport (no raw writev).
+            self._fd = sock.fileno() if writer.get_extra_info("ssl_object") is None else -1
         if transport is not None:
             # Protocol A acks once a write is queued for the socket; a 64 KiB high-water mark
             # would make every 1 MiB write wait for the peer (cf. DRBD's sndbuf-size).

@@ -24,7 +24,7 @@ from blockrepl.generation import MdFlag
 from blockrepl.layout import BM_BYTES_PER_BIT
 from blockrepl.metadata import MetadataStore
 from blockrepl.replicated import ReplicatedBackend
-from blockrepl.replication import diskless, fenced, splitbrain, wire
+from blockrepl.replication import diskless, fenced, splitbrain, tls, wire
 from blockrepl.replication.conflicts import Conflicts
 from blockrepl.replication.handshake import (
     Action,
@@ -36,6 +36,7 @@ from blockrepl.replication.handshake import (
 from blockrepl.replication.link import AuthError, Link, PeerError
 from blockrepl.replication.peer import Connection
 from blockrepl.replication.syncrate import RateWindow
+from blockrepl.replication.tls import ReplTLS
 from blockrepl.replication.wire import MsgType
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class ReplConfig:
     fencing: str = "dont-care"  # or "resource-only" (blockrepl/fencing.py)
     peer_id: str = ""  # the peer's replica id, named in the fencing record
     on_io_error: OnIoError = OnIoError.DETACH  # backing-disk errors (blockrepl/diskerror.py)
+    tls: ReplTLS | None = None  # mutual TLS on the link (blockrepl/replication/tls.py)
 
 
 class Refused(BlockReplError):
@@ -109,6 +111,9 @@ class ReplicaNode:
         self.fencer = fencer
         self.fence_status: dict[str, Any] | None = None  # last fencing of the peer
         self.fence_tasks: set[asyncio.Task[None]] = set()
+        # (server, client) contexts; built here so bad --tls-* files fail at start
+        self._tls_ctx = tls.contexts(cfg.tls) if cfg.tls is not None else None
+        self.tls_status: dict[str, Any] | None = None  # the connected peer's TLS session
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -161,15 +166,33 @@ class ReplicaNode:
             if not self._busy and self.state != "SplitBrain" and not self.disk.detached:
                 try:
                     reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(host, port, limit=STREAM_LIMIT), self.cfg.timeout
+                        asyncio.open_connection(host, port, limit=STREAM_LIMIT, **self._dial_tls()),
+                        self.cfg.timeout,
                     )
                 except (OSError, TimeoutError) as exc:
-                    self.last_error = self.last_error or f"connect {host}:{port}: {exc}"
+                    why = tls.dial_error(exc, self.cfg.tls) if isinstance(exc, OSError) else None
+                    if why is not None and why != self.last_error:
+                        log.warning("replication link to %s:%s: %s", host, port, why)
+                    self.last_error = why or self.last_error or f"connect {host}:{port}: {exc}"
                 else:
                     await self._session(Link(reader, writer), dialer=True)
             await asyncio.sleep(self.cfg.retry)
 
+    def _dial_tls(self) -> dict[str, Any]:
+        if self.cfg.tls is None or self._tls_ctx is None:
+            return {}
+        return {"ssl": self._tls_ctx[1], "server_hostname": self.cfg.tls.peer_name or ""}
+
     async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cfg.tls is not None and self._tls_ctx is not None:
+            try:
+                await tls.accept(writer, self._tls_ctx[0], self.cfg.tls, self.cfg.timeout)
+            except tls.TLSPeerError as exc:
+                if not self._busy:  # a stray handshake does not blame a working link
+                    self.last_error = f"TLSPeerError: {exc}"
+                log.warning("replication link from %s: %s", writer.get_extra_info("peername"), exc)
+                writer.close()
+                return
         link = Link(reader, writer)
         if self._busy or self._stopping:
             await link.refuse("this node already has a replication connection")
@@ -186,6 +209,8 @@ class ReplicaNode:
         self._busy = True
         conn: Connection | None = None
         try:
+            if self.cfg.tls is not None:
+                self.tls_status = tls.session_info(link.writer, self.cfg.tls.peer_name)
             conn = await self._handshake(link, dialer)
             self.conn = conn
             fenced.spawn(self, fenced.hold_writes(self, conn))
@@ -198,15 +223,20 @@ class ReplicaNode:
                 sb = self.store.sb.with_flags(clear=MdFlag.CRASHED_PRIMARY)
                 await self.disk.run_blocking(self.store.write_superblock, sb)
             await conn.run()
-        except (wire.FrameError, AuthError, PeerError, Refused) as exc:
+        except (wire.FrameError, AuthError, PeerError, Refused, tls.TLSPeerError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, wire.FrameError):
+            if isinstance(exc, (wire.FrameError, tls.TLSPeerError)):
                 await link.refuse(str(exc))
+            why = tls.explain(exc, self.cfg.tls, link.authenticated)
+            self.last_error = f"{why} ({self.last_error})" if why else self.last_error
             log.warning("replication link to %s: %s", link.peername, self.last_error)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
-            self.last_error = f"connection lost: {exc or type(exc).__name__}"
+            lost = f"connection lost: {exc or type(exc).__name__}"
+            why = tls.explain(exc, self.cfg.tls, link.authenticated)
+            self.last_error = f"{why} ({lost})" if why else lost
             log.warning("replication link to %s: %s", link.peername, self.last_error)
         finally:
+            self.tls_status = None
             await link.close()
             self.totals["bytes_in"] += link.bytes_in
             self.totals["bytes_out"] += link.bytes_out
@@ -367,6 +397,7 @@ class ReplicaNode:
                 "connections": self.totals["connections"],
             },
             "repl_port": self.bound_port,
+            "tls": self.tls_status,
             "last_error": self.last_error,
             "disk_error": diskless.error_status(self),
             "fencing": self.fence_status,

@@ -122,7 +122,7 @@ def run(base: Path, seconds: float, repeat: int = 1) -> dict[str, dict[str, dict
                         1000 * (cpu_seconds(list(pids)) - cpu0) / max(mib, 1e-9), 2
                     )
                 runs.append(r)
-            per[w] = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+            per[w] = {k: round(statistics.median(x[k] for x in runs), 2) for k in runs[0]}
         results[name] = per
         print(f"  measured {name}: {results[name]}", flush=True)
 
