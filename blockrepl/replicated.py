@@ -200,33 +200,54 @@ class ReplicatedBackend(LocalDiskBackend):
                 error = error or _eio("backing disk detached during the write")
                 unsent.append((off, n))
                 continue
+            # Synchronous fast paths of conflicts.app / gate.writing (same semantics):
+            # two async context managers per 4 KiB write cost more than the write itself.
+            gate = self.gate
             if node is None:
-                async with self.gate.writing(off, n):
+                ext = gate.enter_hot(off, n) or await gate.enter(off, n)
+                try:
                     self.store.bitmap.set_range(off, n)
                     await self._local(local, off, n)
+                finally:
+                    if (wake := gate.leave(ext)) is not None:
+                        await wake
                 continue
-            async with node.conflicts.app(off, n), self.gate.writing(off, n):
-                self.store.bitmap.set_range(off, n)
+            conflicts = node.conflicts
+            key = conflicts.app_enter(off, n)
+            if key is None:
+                key = await conflicts.app_wait(off, n)
+            try:
+                ext = gate.enter_hot(off, n) or await gate.enter(off, n)
                 try:
-                    fut = send(off, n)
-                except ConnectionError:
-                    fut = None  # link just died: the dirty bit stays, resync later
-                if fut is not None:
-                    waits.append(fut)
-                else:
-                    unsent.append((off, n))
-                try:
-                    await self._local(local, off, n)
-                except OSError as exc:
-                    failed.append((off, n))
-                    error = error or exc
+                    self.store.bitmap.set_range(off, n)
+                    try:
+                        fut = send(off, n)
+                    except ConnectionError:
+                        fut = None  # link just died: the dirty bit stays, resync later
+                    if fut is not None:
+                        waits.append(fut)
+                    else:
+                        unsent.append((off, n))
+                    try:
+                        await self._local(local, off, n)
+                    except OSError as exc:
+                        failed.append((off, n))
+                        error = error or exc
+                finally:
+                    if (wake := gate.leave(ext)) is not None:
+                        await wake
+            finally:
+                if (wake := conflicts.app_leave(key)) is not None:
+                    await wake
         if fua and error is None:
             try:
                 await self._sync()
             except OSError as exc:
                 error = exc
         # Resolve False (degraded) instead of raising when the peer is lost.
-        remote_ok = [await fut for fut in waits]
+        remote_ok = []
+        for fut in waits:  # not an async comprehension: one coroutine layer less to resume
+            remote_ok.append(await fut)
         if error is not None:
             for off, n in failed:
                 self.store.bitmap.set_range(off, n)  # the peer's ack cleared them: resync
@@ -237,7 +258,7 @@ class ReplicatedBackend(LocalDiskBackend):
                 await self._replicate_pieces(unsent, send)
             if not all(remote_ok):
                 raise _eio("local disk failed and the peer did not confirm the write")
-        if node is not None:
+        if node is not None and not node.gen_ready.is_set():
             await node.gen_ready.wait()
 
     async def _local(self, local: Local, off: int, n: int) -> None:

@@ -213,6 +213,16 @@ class Conn(asyncio.BufferedProtocol):
             self.transport.write(b"".join(self._cork))
         self._cork.clear()
 
+    @property
+    def must_drain(self) -> bool:
+        """False when :meth:`drain` would return at once (saves a coroutine per reply)."""
+        return (
+            self._write_paused
+            or self.transport is None
+            or self.transport.is_closing()
+            or self._closed.done()
+        )
+
     async def drain(self) -> None:
         if self.transport is None or self.transport.is_closing() or self._closed.done():
             # Let the loop run so a lost connection is noticed (as StreamWriter.drain does).

@@ -261,6 +261,12 @@ def decode_request(data: bytes) -> Request:
     return Request(flags, cmd, cookie, offset, length)
 
 
+# Dict lookups and int masks: Cmd(x) and IntFlag & are Python-level calls per request.
+CMD_BY_VALUE: dict[int, Cmd] = {int(c): c for c in Cmd}
+FUA_BIT = int(CmdFlag.FUA)
+NO_HOLE_BIT = int(CmdFlag.NO_HOLE)
+_READ_ONLY = int(TFlag.READ_ONLY)
+
 _ALLOWED_FLAGS = {
     Cmd.READ: CmdFlag.FUA,
     Cmd.WRITE: CmdFlag.FUA,
@@ -273,10 +279,9 @@ _ALLOWED_FLAGS = {
 
 def check_request(req: Request, size: int, tflags: TFlag) -> None:
     """Raise RequestError with the errno the spec prescribes; return if acceptable."""
-    try:
-        cmd = Cmd(req.cmd)
-    except ValueError:
-        raise RequestError(errno.EINVAL, f"unknown command {req.cmd}") from None
+    cmd = CMD_BY_VALUE.get(req.cmd)
+    if cmd is None:
+        raise RequestError(errno.EINVAL, f"unknown command {req.cmd}")
     allowed = _ALLOWED_FLAGS.get(cmd)
     if allowed is None:
         raise RequestError(errno.EINVAL, f"command {cmd.name} is not supported")
@@ -295,7 +300,7 @@ def check_request(req: Request, size: int, tflags: TFlag) -> None:
         raise RequestError(
             code, f"{cmd.name} [{req.offset}, +{req.length}) beyond the export size {size}"
         )
-    if cmd in (Cmd.WRITE, Cmd.TRIM, Cmd.WRITE_ZEROES) and tflags & TFlag.READ_ONLY:
+    if cmd in (Cmd.WRITE, Cmd.TRIM, Cmd.WRITE_ZEROES) and int(tflags) & _READ_ONLY:
         raise RequestError(errno.EPERM, f"{cmd.name} on a read-only export")
 
 

@@ -13,7 +13,7 @@ import errno
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from blockrepl.backend import BlockBackend
@@ -193,9 +193,18 @@ class NbdServer:
 
     # ------------------------------------------------------------------ transmission
     async def _transmission(self, export: Export, reader: Conn, writer: Conn) -> None:
-        slots = asyncio.Semaphore(self.max_in_flight)
+        # A counter and one done callback instead of a Semaphore and two callbacks: each
+        # done callback is one more event-loop handle per request.
+        loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[None]] = set()
+        room: list[asyncio.Future[None]] = []  # set when max_in_flight was reached
         pool = BufferPool()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if room and not room[0].done():
+                room[0].set_result(None)
+
         try:
             while True:
                 req = p.decode_request(await reader.readexactly(p.REQUEST_SIZE))
@@ -204,11 +213,15 @@ class NbdServer:
                     await reader.readinto(memoryview(payload))
                 if req.cmd == p.Cmd.DISC:
                     break
-                await slots.acquire()
-                task = asyncio.create_task(self._serve(export, req, payload, writer, pool))
+                while len(tasks) >= self.max_in_flight:
+                    room.append(loop.create_future())
+                    try:
+                        await room[0]
+                    finally:
+                        room.clear()
+                task = loop.create_task(self._serve(export, req, payload, writer, pool))
                 tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                task.add_done_callback(lambda _t: slots.release())
+                task.add_done_callback(finished)
         finally:
             # Complete everything already accepted (DISC semantics; also on errors).
             if tasks:
@@ -226,7 +239,7 @@ class NbdServer:
         data = b""
         try:
             p.check_request(req, export.backend.size, export.tflags)
-            data = await self._dispatch(export.backend, req, payload)
+            data = await self._dispatch(export.backend, req, payload) or b""
             error = 0
         except p.RequestError as exc:
             log.info("NBD request refused: %s", exc)
@@ -246,24 +259,33 @@ class NbdServer:
             writer.write(data)
         else:
             writer.write_corked(p.encode_simple_reply(req.cookie, error))
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+        if writer.must_drain:
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
 
-    async def _dispatch(self, b: BlockBackend, req: p.Request, payload: bytearray) -> bytes:
-        fua = bool(req.flags & p.CmdFlag.FUA)
-        cmd = p.Cmd(req.cmd)
+    def _dispatch(
+        self, b: BlockBackend, req: p.Request, payload: bytearray
+    ) -> Awaitable[bytes | None]:
+        """The backend's coroutine itself, not one wrapping it: every coroutine layer is
+        walked again each time a request suspends and resumes (per write: twice)."""
+        fua = bool(req.flags & p.FUA_BIT)
+        cmd = p.CMD_BY_VALUE[req.cmd]  # check_request accepted it
         if cmd is p.Cmd.READ:
-            return await b.pread(req.offset, req.length)
+            return b.pread(req.offset, req.length)
         if cmd is p.Cmd.WRITE:
-            await b.pwrite(req.offset, payload, fua)
-        elif cmd is p.Cmd.FLUSH:
-            await b.flush()
-        elif cmd is p.Cmd.TRIM:
-            await b.trim(req.offset, req.length, fua)
-        elif cmd is p.Cmd.WRITE_ZEROES:
-            may_trim = not req.flags & p.CmdFlag.NO_HOLE
-            await b.write_zeroes(req.offset, req.length, fua, may_trim)
-        return b""
+            return b.pwrite(req.offset, payload, fua)
+        if cmd is p.Cmd.FLUSH:
+            return b.flush()
+        if cmd is p.Cmd.TRIM:
+            return b.trim(req.offset, req.length, fua)
+        if cmd is p.Cmd.WRITE_ZEROES:
+            may_trim = not req.flags & p.NO_HOLE_BIT
+            return b.write_zeroes(req.offset, req.length, fua, may_trim)
+        return _nothing()
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _peer(writer: Conn) -> str:

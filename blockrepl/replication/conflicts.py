@@ -10,7 +10,7 @@ block's dirty bit is cleared only when no unacknowledged write covers it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 from blockrepl.layout import BM_BYTES_PER_BIT
@@ -32,23 +32,40 @@ class Conflicts:
     # ------------------------------------------------------------ range exclusion
     @asynccontextmanager
     async def app(self, offset: int, length: int) -> AsyncIterator[None]:
-        rng = (offset, length)
-        if any(_overlap(rng, r) for r in self._resync.values()):
-            async with self._cond:
-                self._waiters += 1
-                try:
-                    await self._cond.wait_for(
-                        lambda: not any(_overlap(rng, r) for r in self._resync.values())
-                    )
-                finally:
-                    self._waiters -= 1
-        key = self._add(self._app, rng)
+        key = self.app_enter(offset, length)
+        if key is None:
+            key = await self.app_wait(offset, length)
         try:
             yield
         finally:
-            del self._app[key]
-            if self._waiters:
-                await self._notify()
+            wake = self.app_leave(key)
+            if wake is not None:
+                await wake
+
+    def app_enter(self, offset: int, length: int) -> int | None:
+        """:meth:`app` without a suspension when no resync chunk overlaps (always so when no
+        resync runs): returns the key for :meth:`app_leave`; None means use :meth:`app`."""
+        rng = (offset, length)
+        if self._resync and any(_overlap(rng, r) for r in self._resync.values()):
+            return None
+        return self._add(self._app, rng)
+
+    async def app_wait(self, offset: int, length: int) -> int:
+        rng = (offset, length)
+        async with self._cond:
+            self._waiters += 1
+            try:
+                await self._cond.wait_for(
+                    lambda: not any(_overlap(rng, r) for r in self._resync.values())
+                )
+            finally:
+                self._waiters -= 1
+        return self._add(self._app, rng)
+
+    def app_leave(self, key: int) -> Awaitable[None] | None:
+        """Returns an awaitable only when a resync chunk waits for application writes."""
+        del self._app[key]
+        return self._notify() if self._waiters else None
 
     @asynccontextmanager
     async def resync(self, offset: int, length: int) -> AsyncIterator[None]:

@@ -51,6 +51,8 @@ class Identity:
     after_sb: tuple[str, str, str] = (DISCONNECT, DISCONNECT, DISCONNECT)
     node_name: str = ""
     discard_mine: bool = False  # `blockrepl resolve --discard-mine` (DRBD --discard-my-data)
+    # This node accepts WRITE_ACK_RANGE (wire.py); an older peer omits it: single acks.
+    ack_ranges: bool = False
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -72,7 +74,12 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "dirty_bits": int,
     "device_uuid": str,
 }
-_OPTIONAL: dict[str, type] = {"after_sb": list, "node_name": str, "discard_mine": bool}
+_OPTIONAL: dict[str, type] = {
+    "after_sb": list,
+    "node_name": str,
+    "discard_mine": bool,
+    "ack_ranges": bool,
+}
 
 
 def decode_identity(payload: bytes) -> Identity:

@@ -313,6 +313,7 @@ class ReplicaNode:
             after_sb=self.cfg.after_sb,
             node_name=self.cfg.node_name,
             discard_mine=self.discard_mine,
+            ack_ranges=True,
         )
 
     def disk_state(self) -> str:

@@ -58,6 +58,7 @@ class Connection:
         self.decision = decision
         self.protocol = node.cfg.protocol
         self.peer_primary = peer.primary
+        link.ack_ranges = peer.ack_ranges
         self.loop = asyncio.get_running_loop()
         self.seq = 0
         self.pending: dict[int, _Pending] = {}
@@ -210,12 +211,15 @@ class Connection:
             if mtype is MsgType.DATA:
                 d = wire.decode_data(payload, size)
                 self._require_secondary(mtype)
-                fua = bool(d.dflags & DFlag.FUA)
+                fua = bool(int(d.dflags) & wire.FUA_BIT)
                 if self.peer_disk == "Diskless":
                     await diskless.track_for_peer(self.node, d.offset, len(d.data))
                 await self._submit(
                     d.seq, self.node.disk.apply_write, d.offset, d.data, False, fua=fua
                 )
+            elif mtype is MsgType.WRITE_ACK_RANGE:
+                for seq in wire.decode_ack_range(payload):
+                    self._on_write_ack(seq, True)
             elif mtype is MsgType.ZERO:
                 z = wire.decode_zero(payload, size)
                 self._require_secondary(mtype)
@@ -289,7 +293,7 @@ class Connection:
             fut = self.loop.run_in_executor(self._apply, self.node.disk.apply_flush)
             fut.add_done_callback(partial(self._applied, MsgType.WRITE_ACK, seq))
         else:
-            self.link.send(MsgType.WRITE_ACK, wire.u64(seq))
+            self.link.send_write_ack(seq)
 
     def _applied(self, ack: MsgType, seq: int, fut: asyncio.Future[None]) -> None:
         if self._closed.is_set() or fut.cancelled():
@@ -299,7 +303,10 @@ class Connection:
             self.fail(fut.exception())
             return
         try:
-            self.link.send(ack, wire.u64(seq))
+            if ack is MsgType.WRITE_ACK:
+                self.link.send_write_ack(seq)
+            else:
+                self.link.send(ack, wire.u64(seq))
         except ConnectionError as exc:
             self.fail(exc)
 

@@ -53,6 +53,15 @@ def test_identity_round_trip_and_strictness() -> None:
         decode_identity(b"\x00garbage")
 
 
+def test_ack_ranges_only_when_the_peer_announces_them() -> None:
+    obj = json.loads(ident(ack_ranges=True).encode())
+    assert decode_identity(json.dumps(obj).encode()).ack_ranges
+    del obj["ack_ranges"]  # an older peer: one WRITE_ACK per write
+    assert not decode_identity(json.dumps(obj).encode()).ack_ranges
+    with pytest.raises(BadPayload, match="'ack_ranges' has the wrong type"):
+        decode_identity(json.dumps({**obj, "ack_ranges": 1}).encode())
+
+
 @pytest.mark.parametrize(
     ("peer", "match"),
     [

@@ -58,6 +58,36 @@ async def test_unauthenticated_peer_cannot_send_data() -> None:
     await b.close()
 
 
+async def test_consecutive_write_acks_coalesce_in_frame_order() -> None:
+    a, b = await _pair()
+    a.authenticated = b.authenticated = True
+    a.ack_ranges = True
+    for seq in (5, 6, 7):
+        a.send_write_ack(seq)
+    a.send(MsgType.PING, wire.u64(1))  # a frame in between ends the run
+    for seq in (8, 10, 11):  # a gap ends it too
+        a.send_write_ack(seq)
+    await a.drain()
+    got = [await b.recv() for _ in range(4)]
+    assert got == [
+        (MsgType.WRITE_ACK_RANGE, wire.encode_ack_range(5, 3)),
+        (MsgType.PING, wire.u64(1)),
+        (MsgType.WRITE_ACK, wire.u64(8)),  # a run of one keeps the old frame
+        (MsgType.WRITE_ACK_RANGE, wire.encode_ack_range(10, 2)),
+    ]
+    assert a.bytes_out == b.bytes_in
+    a.ack_ranges = False  # a peer without ack_ranges gets one WRITE_ACK per seq
+    a.send_write_ack(12)
+    a.send_write_ack(13)
+    await a.drain()
+    assert [await b.recv() for _ in range(2)] == [
+        (MsgType.WRITE_ACK, wire.u64(12)),
+        (MsgType.WRITE_ACK, wire.u64(13)),
+    ]
+    await a.close()
+    await b.close()
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=1, max_size=300))
 def test_fuzz_garbage_stream_gives_typed_error(garbage: bytes) -> None:

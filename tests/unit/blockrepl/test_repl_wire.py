@@ -91,6 +91,7 @@ def test_fuzz_payload_decoders_only_typed_errors(payload: bytes, size: int) -> N
         lambda: wire.decode_text(payload, "ERROR"),
         lambda: csum_resync.decode_csum(payload, size),  # RS_CSUM
         lambda: csum_resync.decode_csum_reply(payload, size),  # RS_CSUM_REPLY
+        lambda: wire.decode_ack_range(payload),  # WRITE_ACK_RANGE
     ]
     for decode in decoders:
         with contextlib.suppress(wire.FrameError):
@@ -101,3 +102,19 @@ def test_fuzz_payload_decoders_only_typed_errors(payload: bytes, size: int) -> N
             assert z.offset + z.length <= size
         except wire.FrameError:
             pass
+
+
+def test_ack_range_round_trip_and_errors() -> None:
+    assert wire.decode_ack_range(wire.encode_ack_range(7, 3)) == range(7, 10)
+    hdr = wire.decode_header(wire.encode_header(MsgType.WRITE_ACK_RANGE, 12))
+    assert hdr == wire.Header(MsgType.WRITE_ACK_RANGE, 12)
+    with pytest.raises(wire.BadLength, match="must be 12 bytes"):
+        wire.decode_header(wire.encode_header(MsgType.WRITE_ACK_RANGE, 8))
+    with pytest.raises(wire.BadPayload, match="bytes 8-11 .count. are 0"):
+        wire.decode_ack_range(wire.encode_ack_range(7, 0))
+    with pytest.raises(wire.BadPayload, match="bytes 0-7 .first seq. = 0"):
+        wire.decode_ack_range(wire.encode_ack_range(0, 1))
+    with pytest.raises(wire.BadPayload, match="bytes 0-7"):
+        wire.decode_ack_range(wire.encode_ack_range(2**64 - 1, 2))
+    with pytest.raises(wire.BadPayload, match="expected 12"):
+        wire.decode_ack_range(b"\0" * 8)
