@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from controller.apply.plan import decode_documents
 from controller.apply.run import apply_objects
@@ -71,38 +71,41 @@ class DroppingStore(MemoryStore):
         return await super().commit(ops, timeout)
 
 
-async def test_a_dropped_revoke_of_the_lost_leader_is_retried_at_once() -> None:
-    store = DroppingStore(drops=2)
-    lease = await store.grant_lease(10)
-    await store.put(keys.LEADER, {"node": "n1", "lease": lease.id}, lease=lease.id)
+@contextlib.asynccontextmanager
+async def running_informer(store: MemoryStore) -> AsyncIterator[Informer]:
+    """An informer over `store`, loaded, and stopped on the way out."""
     informer = Informer(store)
     task = asyncio.create_task(informer.run())
     try:
         await asyncio.wait_for(informer.ready.wait(), 5)
-        election = Election(store, informer, "n2", StaticLiveness({"n1": LOST, "n2": UP}))
-        await asyncio.wait_for(election._unseat_lost_leader(), REVOKE_ATTEMPT * 10)
+        yield informer
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def led_by_n1(drops: int) -> DroppingStore:
+    store = DroppingStore(drops)
+    lease = await store.grant_lease(10)
+    await store.put(keys.LEADER, {"node": "n1", "lease": lease.id}, lease=lease.id)
+    return store
+
+
+async def test_a_dropped_revoke_of_the_lost_leader_is_retried_at_once() -> None:
+    store = await led_by_n1(drops=2)
+    async with running_informer(store) as informer:
+        election = Election(store, informer, "n2", StaticLiveness({"n1": LOST, "n2": UP}))
+        await asyncio.wait_for(election._unseat_lost_leader(), REVOKE_ATTEMPT * 10)
     assert store.timeouts == [("revoke", REVOKE_ATTEMPT)] * 3
     assert await store.get(keys.LEADER) is None
 
 
 async def test_a_leader_that_is_not_lost_is_left_alone() -> None:
-    store = DroppingStore(drops=0)
-    lease = await store.grant_lease(10)
-    await store.put(keys.LEADER, {"node": "n1", "lease": lease.id}, lease=lease.id)
-    informer = Informer(store)
-    task = asyncio.create_task(informer.run())
-    try:
-        await asyncio.wait_for(informer.ready.wait(), 5)
+    store = await led_by_n1(drops=0)
+    async with running_informer(store) as informer:
         election = Election(store, informer, "n2", StaticLiveness({"n1": UP, "n2": UP}))
         await election._unseat_lost_leader()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert store.timeouts == []
     assert await store.get(keys.LEADER) is not None
 
@@ -110,21 +113,17 @@ async def test_a_leader_that_is_not_lost_is_left_alone() -> None:
 async def test_a_dropped_placement_write_is_retried_within_a_fraction_of_a_second() -> None:
     store = DroppingStore(drops=1)
     await apply_objects(store, decode_documents(parse_text(SPEC, "spec.yaml")), cluster="lab")
-    informer = Informer(store)
     view = StaticLiveness({"n1": UP, "n2": UP, "n3": UP})
-    tasks = [asyncio.create_task(informer.run())]
-    try:
-        await asyncio.wait_for(informer.ready.wait(), 5)
-        tasks.append(asyncio.create_task(Leader(store, informer, "n3", view).run()))
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        while await store.get(keys.placement_key("web")) is None:
-            assert loop.time() - started < 1.0, "the placement was not retried promptly"
-            await asyncio.sleep(0.01)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+    async with running_informer(store) as informer:
+        leader = asyncio.create_task(Leader(store, informer, "n3", view).run())
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while await store.get(keys.placement_key("web")) is None:
+                assert loop.time() - started < 1.0, "the placement was not retried promptly"
+                await asyncio.sleep(0.01)
+        finally:
+            leader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await leader
     assert store.timeouts[:2] == [("placement", WRITE_ATTEMPT)] * 2
