@@ -126,6 +126,10 @@ class Conn(asyncio.BufferedProtocol):
         self._consumed(n)
         return data
 
+    def peek(self) -> bytes:
+        """What was received and not read yet (the connection may be lost already)."""
+        return bytes(self._view[self._start : self._end])
+
     async def readinto(self, dest: memoryview) -> None:
         """Fill ``dest`` completely (IncompleteReadError on EOF)."""
         got = min(self._end - self._start, len(dest))

@@ -164,10 +164,38 @@ class Link:
 
     async def drain(self) -> None:
         self.flush()
+        try:
+            if self._conn is not None:
+                await self._conn.drain()
+            else:
+                await self.writer.drain()
+        except ConnectionError:
+            # A peer that refuses us sends ERROR and closes; our own write can meet the
+            # closed socket before we read that ERROR. Its reason is the real story.
+            reason = self.unread_refusal()
+            if reason is None:
+                raise
+            raise PeerError(f"peer refused: {reason}") from None
+
+    def unread_refusal(self) -> str | None:
+        """The reason in an ERROR frame received but not read yet, if there is one."""
         if self._conn is not None:
-            await self._conn.drain()
+            data = self._conn.peek()
         else:
-            await self.writer.drain()
+            data = bytes(getattr(self.reader, "_buffer", b""))
+        pos = 0
+        while len(data) - pos >= wire.HEADER_SIZE:
+            try:
+                hdr = wire.decode_header(data[pos : pos + wire.HEADER_SIZE], self.authenticated)
+            except wire.FrameError:
+                return None
+            start = pos + wire.HEADER_SIZE
+            if start + hdr.length > len(data):
+                return None
+            if hdr.type is MsgType.ERROR:
+                return data[start : start + hdr.length].decode("utf-8", "replace")
+            pos = start + hdr.length
+        return None
 
     async def recv(self) -> tuple[MsgType, bytes]:
         if self._conn is None:

@@ -108,3 +108,27 @@ def test_fuzz_garbage_stream_gives_typed_error(garbage: bytes) -> None:
 class _NullWriter:
     def get_extra_info(self, name: str) -> None:
         return None
+
+
+async def test_a_refusal_received_before_our_write_fails_is_reported_as_such() -> None:
+    # The peer refuses (ERROR, then close) while this side still writes: the write meets a
+    # closed connection, but the refusal is already here and is the reason to report.
+    a, b = await _pair()
+    await b.refuse("peer certificate is for CN='x', not --tls-peer-name 'y'")
+    for _ in range(500):  # until the ERROR frame is in this side's receive buffer
+        if a.unread_refusal():
+            break
+        await asyncio.sleep(0.01)
+    a.writer.transport.abort()  # as a reset by the peer would leave it
+    a.send(MsgType.HELLO, os.urandom(wire.NONCE_LEN))
+    with pytest.raises(PeerError, match="peer refused: .*tls-peer-name 'y'"):
+        await a.drain()
+
+
+async def test_without_a_refusal_a_lost_connection_stays_a_connection_error() -> None:
+    a, b = await _pair()
+    await b.close()
+    a.writer.transport.abort()
+    a.send(MsgType.HELLO, os.urandom(wire.NONCE_LEN))
+    with pytest.raises(ConnectionError):
+        await a.drain()
