@@ -149,9 +149,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, int]]) -> int:
-    from blockrepl.replication.fence_cli import build_fencer
-    from blockrepl.replication.fence_cli import config_from_args as fence_config
     from blockrepl.replication.node import ReplConfig
+    from blockrepl.replication.outdate_cli import build_outdater
+    from blockrepl.replication.outdate_cli import config_from_args as outdate_config
     from blockrepl.replication.serve import read_secret, serve_replicated
     from blockrepl.replication.splitbrain_cli import config_from_args as sb_config
     from blockrepl.replication.tls import config_from_args as tls_config
@@ -173,10 +173,10 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
         csums_after_crash_only=args.csums_after_crash_only,
         on_io_error=parse_on_io_error(args.on_io_error),
         **sb_config(args),
-        **fence_config(args),
+        **outdate_config(args),
         tls=tls_config(args),
     )
-    fencer = build_fencer(args, args.peer or "")
+    outdater = build_outdater(args, args.peer or "")
     md = _load(args, writable=True)
     try:
         return await serve_replicated(
@@ -193,7 +193,7 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
             metrics_listen=_parse_listen(args.metrics_listen, "--metrics-listen")
             if args.metrics_listen
             else None,
-            fencer=fencer,
+            outdater=outdater,
         )
     except BaseException:
         md.close_fd()
@@ -328,10 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="use --csums only for the first resync after a Primary crashed",
     )
-    from blockrepl.replication import fence_cli, splitbrain_cli, tls
+    from blockrepl.replication import outdate_cli, splitbrain_cli, tls
 
     splitbrain_cli.add_serve_options(r)
-    fence_cli.add_serve_options(p.add_argument_group("resource-level fencing"))
+    outdate_cli.add_serve_options(
+        p.add_argument_group("peer outdating (DRBD's resource-level fencing)")
+    )
     tls.add_serve_options(p.add_argument_group("TLS on the replication link (all three or none)"))
     r.add_argument(
         "--metrics-listen", metavar="HOST:PORT", help="serve Prometheus GET /metrics here"

@@ -1,7 +1,7 @@
 """Vigil lab: a real multi-node cluster on one machine, built from Linux namespaces."""
 
-from lab.core import Lab, NodeStatus
+from lab.core import Lab, LabNodeState
 from lab.errors import LabError
 from lab.names import CLIENT
 
-__all__ = ["CLIENT", "Lab", "LabError", "NodeStatus"]
+__all__ = ["CLIENT", "Lab", "LabError", "LabNodeState"]

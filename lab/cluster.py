@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from controller import pki
+from controller.bootstrap import pki
 from controller.bootstrap.node_config import EtcdSettings, NodeConfig, save_node_config, url
 from lab import state
 from lab.core import Lab
@@ -190,7 +190,7 @@ class VigilLab:
         return self.ha("apply", "-f", "-", stdin=text)
 
     def web_group(self, name: str = "web", host: int = 100, port: int = 80,
-                  extra: str = "") -> str:  # fmt: skip
+                  extra: str = "", arp: str = "{count: 3, interval: 50ms}") -> str:  # fmt: skip
         """A small HTTP service behind a floating IP, answering with the node's name."""
         return f"""apiVersion: ha.vigil.dev/v1alpha1
 kind: ResourceGroup
@@ -202,7 +202,7 @@ spec:
           command: [{sys.executable}, -S, {HTTP_ECHO}, "{port}"]
           stopTimeout: 2s
       probe: {{tcp: {{port: {port}}}, period: 1s, timeout: 500ms, failureThreshold: 2}}
-    - ip: {{address: {self.vip(host)}/24, interface: eth0, arp: {{count: 3, interval: 50ms}}}}
+    - ip: {{address: {self.vip(host)}/24, interface: eth0, arp: {arp}}}
 """
 
     def where(self, group: str) -> str | None:

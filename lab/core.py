@@ -38,7 +38,7 @@ NODE_MOUNTPOINT = "/var/lib/vigil"
 
 
 @dataclass(frozen=True)
-class NodeStatus:
+class LabNodeState:
     name: str
     up: bool
     pid: int | None
@@ -170,13 +170,13 @@ class Lab:
                         found.append(int(entry))
         return sorted(found)
 
-    def status(self) -> list[NodeStatus]:
+    def status(self) -> list[LabNodeState]:
         out = []
         for ep in self.layout.nodes:
             rt = self._state.runtime.get(ep.name, state.NodeRuntime())
             pid = self.node_pid(ep.name)
             out.append(
-                NodeStatus(
+                LabNodeState(
                     name=ep.name,
                     up=pid is not None,
                     pid=pid,

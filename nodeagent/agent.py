@@ -31,19 +31,19 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from controller.aio import wait_any
 from controller.api.cluster import Cluster
-from controller.bootstrap.member import bootstrap_first_member, node_store, serve_joins
 from controller.bootstrap.node_config import NodeConfig
-from controller.election import Election
-from controller.informer import Informer
-from controller.leading import Leader
-from controller.pki import read_heartbeat_key
+from controller.bootstrap.pki import read_heartbeat_key
+from controller.leader.election import Election
+from controller.leader.loop import Leader
 from controller.store import keys
 from controller.store.base import KeyValue, Store
 from controller.store.errors import StoreError
+from controller.store.informer import Informer, wait_any
 from controller.store.lease_keeper import LeaseKeeper
+from controller.store.records import NodeRecord, PeerView
 from nodeagent import fastpath
+from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
 from nodeagent.etcd_member import EtcdMember
 from nodeagent.fastpath import LeaseRecorder
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
@@ -254,29 +254,27 @@ class Agent:
 
     # -- what the rest of the cluster sees of this agent --------------------------------
 
-    def _record(self) -> dict[str, Any]:
+    def _record(self) -> NodeRecord:
         assert self.heartbeat is not None and self.liveness is not None
         m = self.heartbeat.membership
         now = time.monotonic()
         deadtime = m.timing.deadtime
         peers = {
-            peer: {
-                "state": status.state,
-                "links": {
-                    link: "up" if age < deadtime else "down" for link, age in status.links.items()
-                },
-            }
+            peer: PeerView(
+                status.state,
+                {link: "up" if age < deadtime else "down" for link, age in status.links.items()},
+            )
             for peer, status in m.peer_status(now).items()
         }
-        return {
-            "node": self.node,
-            "pid": os.getpid(),
-            "version": _version(),
-            "incarnation": f"{m.incarnation:016x}",
-            "started": self._started,
-            "serving": self.liveness.serving(),
-            "peers": peers,
-        }
+        return NodeRecord(
+            node=self.node,
+            pid=os.getpid(),
+            version=_version(),
+            incarnation=f"{m.incarnation:016x}",
+            started=self._started,
+            serving=self.liveness.serving(),
+            peers=peers,
+        )
 
     async def _node_record(self) -> None:
         """nodes/<node>, on a lease: the agent is connected to the store, and how it hears
@@ -288,12 +286,14 @@ class Agent:
                 lease = await self.store.grant_lease(NODE_RECORD_TTL)
                 keeper = LeaseKeeper(lease, NODE_RECORD_TTL / 3)
                 keeper.start()
-                written: dict[str, Any] = {}
+                written: NodeRecord | None = None
                 try:
                     while not keeper.lost.is_set():
                         record = self._record()
                         if record != written:
-                            await self.store.put(keys.node_key(self.node), record, lease=lease.id)
+                            await self.store.put(
+                                keys.node_key(self.node), record.to_dict(), lease=lease.id
+                            )
                             written = record
                         await wait_any([changed, keeper.lost], 5.0)
                         await asyncio.sleep(0.5)  # at most two writes a second

@@ -15,119 +15,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import errno
 import logging
 import os
 import shutil
 import signal
-import socket
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+
+from controller.bootstrap.etcd_config import (
+    EtcdMemberConfig,
+    EtcdStartError,
+    EtcdTLS,
+    check_config,
+    etcd_args,
+    host_port,
+    port_in_use,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA_DIR = Path("/var/lib/vigil/etcd")
-DEFAULT_BINARY = "etcd"
 # etcd 3.4 prints one of these before exiting once it learns it was removed from the cluster.
 _REMOVED_MARKERS = ("permanently removed from the cluster", "the member has been removed")
-
-
-class EtcdStartError(Exception):
-    """etcd cannot be started; the message names the cause and the fix."""
-
-
-@dataclass(frozen=True)
-class EtcdTLS:
-    ca_cert: str
-    server_cert: str  # server and peer certificate of this member
-    server_key: str
-    client_cert: str  # used for health checks (the node's client certificate)
-    client_key: str
-
-
-@dataclass(frozen=True)
-class EtcdMemberConfig:
-    name: str
-    client_urls: tuple[str, ...]
-    peer_url: str
-    tls: EtcdTLS
-    initial_cluster: str
-    initial_cluster_token: str
-    initial_cluster_state: Literal["new", "existing"] = "new"
-    data_dir: Path = DEFAULT_DATA_DIR
-    heartbeat_ms: int = 50
-    election_ms: int = 250
-    max_txn_ops: int = 20000
-    max_request_bytes: int = 16 * 1024 * 1024
-    log_file: Path | None = None  # default: <data_dir>.log, beside the data dir
-    binary: str = DEFAULT_BINARY
-    extra_args: tuple[str, ...] = ()
-
-    @property
-    def log_path(self) -> Path:
-        return self.log_file or self.data_dir.with_name(self.data_dir.name + ".log")
-
-
-def etcd_args(cfg: EtcdMemberConfig, binary: str, *, force_new_cluster: bool = False) -> list[str]:
-    """The etcd command line. With an existing data dir etcd ignores the initial-* flags."""
-    clients = ",".join(cfg.client_urls)
-    args = [
-        binary,
-        "--name", cfg.name,
-        "--data-dir", str(cfg.data_dir),
-        "--listen-client-urls", clients,
-        "--advertise-client-urls", clients,
-        "--listen-peer-urls", cfg.peer_url,
-        "--initial-advertise-peer-urls", cfg.peer_url,
-        "--heartbeat-interval", str(cfg.heartbeat_ms),
-        "--election-timeout", str(cfg.election_ms),
-        "--max-txn-ops", str(cfg.max_txn_ops),
-        "--max-request-bytes", str(cfg.max_request_bytes),
-        "--cert-file", cfg.tls.server_cert,
-        "--key-file", cfg.tls.server_key,
-        "--trusted-ca-file", cfg.tls.ca_cert,
-        "--client-cert-auth",
-        "--peer-cert-file", cfg.tls.server_cert,
-        "--peer-key-file", cfg.tls.server_key,
-        "--peer-trusted-ca-file", cfg.tls.ca_cert,
-        "--peer-client-cert-auth",
-        "--logger", "zap",
-    ]  # fmt: skip
-    if force_new_cluster:
-        args.append("--force-new-cluster")
-    else:
-        args += [
-            "--initial-cluster", cfg.initial_cluster,
-            "--initial-cluster-token", cfg.initial_cluster_token,
-            "--initial-cluster-state", cfg.initial_cluster_state,
-        ]  # fmt: skip
-    return args + list(cfg.extra_args)
-
-
-def check_config(cfg: EtcdMemberConfig) -> None:
-    """Reject settings etcd would only complain about in its log."""
-    if cfg.heartbeat_ms <= 0 or cfg.election_ms < 5 * cfg.heartbeat_ms:
-        raise EtcdStartError(
-            f"etcd timing heartbeat={cfg.heartbeat_ms}ms election={cfg.election_ms}ms: the "
-            "election timeout must be at least 5x the heartbeat interval (e.g. 50/250)"
-        )
-    if not cfg.client_urls:
-        raise EtcdStartError("etcd needs at least one client URL, e.g. https://10.0.0.1:2379")
-    for url in (*cfg.client_urls, cfg.peer_url):
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname or not parts.port:
-            raise EtcdStartError(
-                f"etcd URL {url!r} must look like https://HOST:PORT (Vigil runs etcd with TLS only)"
-            )
-    if f"{cfg.name}=" not in cfg.initial_cluster:
-        raise EtcdStartError(
-            f"initial cluster {cfg.initial_cluster!r} does not name this member {cfg.name!r}"
-        )
 
 
 @dataclass
@@ -156,34 +67,11 @@ def _set_pdeathsig() -> None:
     _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "", parts.port or 0
-
-
-def port_in_use(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                return True
-            if e.errno == errno.EADDRNOTAVAIL:
-                raise EtcdStartError(
-                    f"cannot listen on {host}:{port}: the address is not on any interface of "
-                    "this machine; fix the node's address in the Cluster spec / node config"
-                ) from None
-            raise
-    return False
-
-
 async def check_health(
     url: str, tls: EtcdTLS, within: float = 1.0, *, server_name: str | None = None
 ) -> bool:
     """GET /health over TLS with the client certificate: True iff etcd has a leader."""
-    host, port = _host_port(url)
+    host, port = host_port(url)
     ctx = ssl.create_default_context(cafile=tls.ca_cert)
     ctx.load_cert_chain(tls.client_cert, tls.client_key)
     writer = None
@@ -288,7 +176,7 @@ class EtcdMember:
         # etcd warns and tightens a looser mode; do it ourselves so it is never world-readable.
         os.chmod(cfg.data_dir, 0o700)
         for url in (*cfg.client_urls, cfg.peer_url):
-            host, port = _host_port(url)
+            host, port = host_port(url)
             if port_in_use(host, port):
                 raise EtcdStartError(
                     f"cannot start etcd member {cfg.name}: {host}:{port} ({url}) is already in "

@@ -21,7 +21,7 @@ from typing import Any
 
 from nodeagent.heartbeat.config import HeartbeatConfig, PeerAddress
 from nodeagent.heartbeat.service import HeartbeatService
-from nodeagent.heartbeat.timing import Timing
+from nodeagent.heartbeat.timing import HeartbeatTiming
 from nodeagent.heartbeat.udp import UdpLinkConfig
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def load(lib_dir: Path) -> HeartbeatConfig | None:
             node=data["node"],
             cluster=data["cluster"],
             key=key,
-            timing=Timing(**data["timing"]),
+            timing=HeartbeatTiming(**data["timing"]),
             address=data["address"],
             port=int(data["port"]),
             peers=tuple(PeerAddress(**p) for p in data["peers"]),

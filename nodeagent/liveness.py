@@ -15,7 +15,7 @@ import logging
 import time
 from pathlib import Path
 
-from controller.decide import Liveness
+from controller.api.liveness import Liveness
 from nodeagent.fastpath import LeaseRecorder, read_recorded_lease
 from nodeagent.heartbeat.service import HeartbeatService
 
@@ -34,7 +34,7 @@ def _hex(incarnation: int | None) -> str | None:
 
 
 class HeartbeatLiveness:
-    """Implements controller.liveness.LivenessSource."""
+    """Implements controller.api.liveness.LivenessSource."""
 
     def __init__(
         self, service: HeartbeatService, lease_file: Path, recorder: LeaseRecorder | None = None

@@ -51,8 +51,8 @@ async def _run(args: argparse.Namespace) -> int:
     # sending heartbeats and extending the lease meanwhile (inline, a restarted agent went
     # silent for longer than deadtime on a busy machine).
     await asyncio.to_thread(_import_agent)
+    from controller.api.errors import VigilError
     from controller.bootstrap.node_config import load_node_config
-    from controller.errors import VigilError
     from nodeagent.agent import Agent
 
     try:
@@ -77,7 +77,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def _import_agent() -> None:
-    for module in ("controller.bootstrap.node_config", "controller.errors", "nodeagent.agent"):
+    for module in ("controller.bootstrap.node_config", "controller.api.errors", "nodeagent.agent"):
         importlib.import_module(module)
 
 

@@ -11,152 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import re
 import ssl
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
+from controller.api.group import ExecProbe, HttpProbe, Probe, TcpProbe
 from nodeagent.actuators.commands import run_command
-from nodeagent.actuators.parsing import (
-    ConfigError,
-    parse_duration,
-    reject_unknown,
-    require_argv,
-    require_mapping,
-    require_positive_int,
-    require_str,
-)
-
-_STATUS_RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3}))?\s*$")
-
-
-@dataclass(frozen=True)
-class TcpCheck:
-    port: int
-    host: str = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class HttpCheck:
-    url: str
-    expect_status: tuple[int, int] = (200, 399)
-
-
-@dataclass(frozen=True)
-class ExecCheck:
-    command: tuple[str, ...]
-
-
-Check = TcpCheck | HttpCheck | ExecCheck
-
-
-def _port(value: object, where: str) -> int:
-    port = require_positive_int(value, where)
-    if port > 65535:
-        raise ConfigError(f"{where}: {port} is not a TCP port (1-65535)")
-    return port
-
-
-def parse_status_range(value: object, where: str) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        low = high = value
-    elif isinstance(value, str) and (m := _STATUS_RANGE.match(value)):
-        low, high = int(m.group(1)), int(m.group(2) or m.group(1))
-    else:
-        raise ConfigError(f"{where}: expected a status or a range like '200-399', got {value!r}")
-    if not 100 <= low <= high <= 599:
-        raise ConfigError(f"{where}: {value!r} is not a range of HTTP statuses within 100-599")
-    return low, high
-
-
-def _parse_http(spec: object) -> HttpCheck:
-    where = "probe.http"
-    http = require_mapping(spec, where)
-    reject_unknown(http, {"url", "port", "path", "host", "scheme", "expectStatus"}, where)
-    expect = parse_status_range(http.get("expectStatus", "200-399"), f"{where}.expectStatus")
-    if "url" in http:
-        if "port" in http or "path" in http:
-            raise ConfigError(f"{where}: give either url, or port (+path, host), not both")
-        url = require_str(http["url"], f"{where}.url")
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{where}.url: {url!r} must look like http://127.0.0.1:8080/health")
-    else:
-        if "port" not in http:
-            raise ConfigError(f"{where}: give url, or port (and optionally path and host)")
-        port = _port(http["port"], f"{where}.port")
-        path = require_str(http.get("path", "/"), f"{where}.path")
-        if not path.startswith("/"):
-            raise ConfigError(f"{where}.path: {path!r} must start with '/'")
-        host = require_str(http.get("host", "127.0.0.1"), f"{where}.host")
-        scheme = require_str(http.get("scheme", "http"), f"{where}.scheme")
-        if scheme not in ("http", "https"):
-            raise ConfigError(f"{where}.scheme: expected http or https, got {scheme!r}")
-        netloc = f"[{host}]" if ":" in host else host
-        url = f"{scheme}://{netloc}:{port}{path}"
-    return HttpCheck(url=url, expect_status=expect)
-
-
-def parse_check(spec: Mapping[str, Any]) -> Check:
-    kinds = [k for k in ("tcp", "http", "exec") if k in spec]
-    if len(kinds) != 1:
-        raise ConfigError(
-            f"probe: give exactly one of tcp, http, exec; got {', '.join(kinds) or 'none'}"
-        )
-    kind = kinds[0]
-    if kind == "tcp":
-        tcp = require_mapping(spec["tcp"], "probe.tcp")
-        reject_unknown(tcp, {"port", "host"}, "probe.tcp")
-        host = require_str(tcp.get("host", "127.0.0.1"), "probe.tcp.host")
-        return TcpCheck(port=_port(tcp.get("port"), "probe.tcp.port"), host=host)
-    if kind == "http":
-        return _parse_http(spec["http"])
-    value = spec["exec"]
-    if isinstance(value, Mapping):  # {exec: {command: [...]}} as well as {exec: [...]}
-        reject_unknown(value, {"command"}, "probe.exec")
-        return ExecCheck(require_argv(value.get("command"), "probe.exec.command"))
-    return ExecCheck(require_argv(value, "probe.exec"))
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    check: Check
-    period: float = 10.0
-    timeout: float = 1.0
-    failure_threshold: int = 3
-    initial_delay: float = 0.0
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> ProbeConfig:
-        spec = require_mapping(spec, "probe")
-        reject_unknown(
-            spec,
-            {"tcp", "http", "exec", "period", "timeout", "failureThreshold", "initialDelay"},
-            "probe",
-        )
-        default = cls(check=TcpCheck(port=1))
-        config = cls(
-            check=parse_check(spec),
-            period=parse_duration(spec.get("period", default.period), "probe.period"),
-            timeout=parse_duration(spec.get("timeout", default.timeout), "probe.timeout"),
-            failure_threshold=require_positive_int(
-                spec.get("failureThreshold", default.failure_threshold), "probe.failureThreshold"
-            ),
-            initial_delay=parse_duration(
-                spec.get("initialDelay", default.initial_delay), "probe.initialDelay"
-            ),
-        )
-        if config.period <= 0 or config.timeout <= 0:
-            raise ConfigError("probe.period and probe.timeout must be greater than zero")
-        if config.timeout > config.period:
-            raise ConfigError(
-                f"probe.timeout ({config.timeout:g}s) is longer than probe.period "
-                f"({config.period:g}s); shorten the timeout or lengthen the period"
-            )
-        return config
 
 
 @dataclass(frozen=True)
@@ -166,7 +28,7 @@ class ProbeResult:
     duration: float
 
 
-async def _tcp(check: TcpCheck) -> str:
+async def _tcp(check: TcpProbe) -> str:
     _, writer = await asyncio.open_connection(check.host, check.port)
     writer.close()
     with contextlib.suppress(OSError):
@@ -174,7 +36,7 @@ async def _tcp(check: TcpCheck) -> str:
     return f"tcp {check.host}:{check.port} accepted the connection"
 
 
-async def _http(check: HttpCheck) -> tuple[bool, str]:
+async def _http(check: HttpProbe) -> tuple[bool, str]:
     parts = urllib.parse.urlsplit(check.url)
     tls = None
     if parts.scheme == "https":
@@ -202,28 +64,29 @@ async def _http(check: HttpCheck) -> tuple[bool, str]:
     if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
         return False, f"GET {check.url}: not an HTTP response: {line[:80]!r}"
     status = int(fields[1])
-    low, high = check.expect_status
+    low, high = check.status_range
     return low <= status <= high, f"GET {check.url} -> {status} (expected {low}-{high})"
 
 
-async def _exec(check: ExecCheck) -> tuple[bool, str]:
+async def _exec(check: ExecProbe) -> tuple[bool, str]:
     result = await run_command(check.command)
     tail = result.tail(200)
     said = f": {tail}" if tail else ""
     return result.returncode == 0, f"{check.command[0]} exited {result.returncode}{said}"
 
 
-async def run_check(check: Check, limit: float) -> ProbeResult:
+async def run_check(probe: Probe, limit: float) -> ProbeResult:
     """Run one probe; never raises for a failing service (that is a failed result)."""
     began = time.monotonic()
     try:
         async with asyncio.timeout(limit):
-            if isinstance(check, TcpCheck):
-                ok, detail = True, await _tcp(check)
-            elif isinstance(check, HttpCheck):
-                ok, detail = await _http(check)
+            if probe.tcp is not None:
+                ok, detail = True, await _tcp(probe.tcp)
+            elif probe.http is not None:
+                ok, detail = await _http(probe.http)
             else:
-                ok, detail = await _exec(check)
+                assert probe.exec is not None
+                ok, detail = await _exec(probe.exec)
     except TimeoutError:
         ok, detail = False, f"no answer within {limit:g}s"
     except (OSError, ssl.SSLError) as exc:
@@ -245,11 +108,13 @@ Callback = Callable[[ProbeStatus], Awaitable[None] | None]
 class ProbeRunner:
     def __init__(
         self,
-        config: ProbeConfig,
+        probe: Probe,
         on_failure: Callback,
         on_recovery: Callback | None = None,
     ) -> None:
-        self.config = config
+        self.probe = probe
+        self.period = probe.period.total_seconds()
+        self.timeout = probe.timeout.total_seconds()
         self.on_failure = on_failure
         self.on_recovery = on_recovery
         self.status = ProbeStatus()
@@ -257,7 +122,7 @@ class ProbeRunner:
 
     async def step(self) -> ProbeStatus:
         """Run one probe, update the counters and fire callbacks on state changes."""
-        result = await run_check(self.config.check, self.config.timeout)
+        result = await run_check(self.probe, self.timeout)
         before = self.status
         if result.ok:
             self.status = ProbeStatus(0, before.probes_run + 1, False, result)
@@ -265,7 +130,7 @@ class ProbeRunner:
                 await _call(self.on_recovery, self.status)
             return self.status
         failures = before.consecutive_failures + 1
-        crossed = failures >= self.config.failure_threshold and not before.failed
+        crossed = failures >= self.probe.failure_threshold and not before.failed
         self.status = replace(
             before,
             consecutive_failures=failures,
@@ -279,11 +144,11 @@ class ProbeRunner:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(self.config.initial_delay)
+        await asyncio.sleep(self.probe.initial_delay.total_seconds())
         while True:
             began = loop.time()
             await self.step()
-            await asyncio.sleep(max(0.0, self.config.period - (loop.time() - began)))
+            await asyncio.sleep(max(0.0, self.period - (loop.time() - began)))
 
     def start(self) -> None:
         if self._task is None or self._task.done():

@@ -2,7 +2,7 @@
 
 Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false}``, ``{"cmd": "demote"}``,
 ``{"cmd": "set-resync-rate", "rate": BYTES_PER_S}`` (0 = unlimited),
-``{"cmd": "outdate"}`` (fenced.py),
+``{"cmd": "outdate"}`` (outdating.py),
 ``{"cmd": "verify", "resync": false, "start": 0}``, ``{"cmd": "verify-stop"}`` (verify.py),
 ``{"cmd": "resolve", "discard_mine": false}`` (leave StandAlone after a split brain).
 Answers: ``{"ok": true, "status": {...}}`` or ``{"ok": false, "error": "..."}``.
@@ -67,7 +67,7 @@ class ControlServer:
             elif cmd == "demote":
                 await self.node.demote()
             elif cmd == "outdate":
-                from blockrepl.replication.fenced import outdate_self
+                from blockrepl.replication.outdating import outdate_self
 
                 await outdate_self(self.node)
             elif cmd == "set-resync-rate":

@@ -18,17 +18,13 @@ from enum import Enum
 
 from blockrepl.generation import Generation
 from blockrepl.layout import BM_BYTES_PER_BIT
-from blockrepl.replication.splitbrain_policy import (
-    DISCONNECT,
-    SbVerdict,
-    policy_problem,
-    resolve_split_brain,
-)
+from blockrepl.replication.splitbrain_policy import SbVerdict, policy_problem, resolve_split_brain
 from blockrepl.replication.wire import BadPayload
 from blockrepl.uuids import Sync, compare_uuids
+from controller.api.splitbrain import DISCONNECT
 
 
-class Action(Enum):
+class SyncAction(Enum):
     NONE = "none"  # connected, nothing to sync
     SOURCE = "source"  # I send my marked blocks
     TARGET = "target"  # I receive
@@ -141,8 +137,8 @@ def incompatibility(me: Identity, peer: Identity) -> str | None:
 
 
 @dataclass(frozen=True)
-class Decision:
-    action: Action
+class ConnectDecision:
+    action: SyncAction
     full: bool
     rule: int
     reason: str
@@ -150,14 +146,14 @@ class Decision:
     demote_self: bool = False  # I am a Primary that lost a split brain: demote, then sync
 
 
-def _from_verdict(v: SbVerdict, rule: int) -> Decision:
+def _from_verdict(v: SbVerdict, rule: int) -> ConnectDecision:
     if v.action is None:
-        return Decision(Action.DISCONNECT, False, rule, v.reason, split_brain=True)
-    action = Action.SOURCE if v.action > 0 else Action.TARGET
-    return Decision(action, v.full, rule, v.reason, demote_self=v.demote_self)
+        return ConnectDecision(SyncAction.DISCONNECT, False, rule, v.reason, split_brain=True)
+    action = SyncAction.SOURCE if v.action > 0 else SyncAction.TARGET
+    return ConnectDecision(action, v.full, rule, v.reason, demote_self=v.demote_self)
 
 
-def decide(me: Identity, peer: Identity, resolve_conflicts: bool) -> Decision:
+def decide(me: Identity, peer: Identity, resolve_conflicts: bool) -> ConnectDecision:
     d = compare_uuids(
         me.gen,
         peer.gen,
@@ -169,12 +165,14 @@ def decide(me: Identity, peer: Identity, resolve_conflicts: bool) -> Decision:
     )
     hg = d.sync
     if hg is Sync.UNRELATED:
-        return Decision(Action.DISCONNECT, False, d.rule, "unrelated data (no common UUID)")
+        return ConnectDecision(
+            SyncAction.DISCONNECT, False, d.rule, "unrelated data (no common UUID)"
+        )
     split = hg in (Sync.SPLIT_BRAIN_AUTO, Sync.SPLIT_BRAIN_DISCONNECT)
     if me.primary and peer.primary and not split:
         # Only a split brain with an after-sb-2pri policy lets two Primaries this far.
-        return Decision(
-            Action.DISCONNECT,
+        return ConnectDecision(
+            SyncAction.DISCONNECT,
             False,
             d.rule,
             "both nodes are Primary and their data did not diverge: demote one (one Primary only)",
@@ -182,23 +180,27 @@ def decide(me: Identity, peer: Identity, resolve_conflicts: bool) -> Decision:
     # Exactly one side Inconsistent: the consistent side is the source, whatever the UUIDs.
     if me.consistent != peer.consistent:
         full = hg in (Sync.SOURCE_FULL, Sync.TARGET_FULL, Sync.SPLIT_BRAIN_DISCONNECT)
-        action = Action.SOURCE if me.consistent else Action.TARGET
-        return Decision(action, full, d.rule, "disk-state override")
+        action = SyncAction.SOURCE if me.consistent else SyncAction.TARGET
+        return ConnectDecision(action, full, d.rule, "disk-state override")
     if split:
         verdict = resolve_split_brain(
             me, peer, resolve_conflicts, auto=hg is Sync.SPLIT_BRAIN_AUTO, rule=d.rule
         )
         return _from_verdict(verdict, d.rule)
     if hg > 0 and not me.consistent:
-        return Decision(Action.DISCONNECT, False, d.rule, "I would be source but am Inconsistent")
+        return ConnectDecision(
+            SyncAction.DISCONNECT, False, d.rule, "I would be source but am Inconsistent"
+        )
     if hg < 0 and me.primary:
-        return Decision(
-            Action.DISCONNECT,
+        return ConnectDecision(
+            SyncAction.DISCONNECT,
             False,
             d.rule,
             "this Primary would become sync target (its data would be discarded); demote it",
         )
     if hg == Sync.NO_SYNC:
-        return Decision(Action.NONE, False, d.rule, "in sync")
+        return ConnectDecision(SyncAction.NONE, False, d.rule, "in sync")
     full = abs(int(hg)) == 2
-    return Decision(Action.SOURCE if hg > 0 else Action.TARGET, full, d.rule, "generation UUIDs")
+    return ConnectDecision(
+        SyncAction.SOURCE if hg > 0 else SyncAction.TARGET, full, d.rule, "generation UUIDs"
+    )

@@ -41,7 +41,7 @@ def auth_response(secret: bytes, challenge: bytes, own_challenge: bytes, dialer:
     return hmac.new(secret, tag + challenge + own_challenge, hashlib.sha256).digest()
 
 
-class Link:
+class ReplicationLink:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer

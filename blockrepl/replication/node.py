@@ -24,23 +24,23 @@ from blockrepl.generation import MdFlag
 from blockrepl.layout import BM_BYTES_PER_BIT
 from blockrepl.metadata import MetadataStore
 from blockrepl.replicated import ReplicatedBackend
-from blockrepl.replication import diskless, fenced, splitbrain, tls, wire
+from blockrepl.replication import diskless, outdating, splitbrain, tls, wire
 from blockrepl.replication.conflicts import Conflicts
 from blockrepl.replication.handshake import (
-    Action,
     Identity,
+    SyncAction,
     decide,
     decode_identity,
     incompatibility,
 )
-from blockrepl.replication.link import AuthError, Link, PeerError
+from blockrepl.replication.link import AuthError, PeerError, ReplicationLink
 from blockrepl.replication.peer import Connection
 from blockrepl.replication.syncrate import RateWindow
 from blockrepl.replication.tls import ReplTLS
 from blockrepl.replication.wire import MsgType
 
 if TYPE_CHECKING:
-    from blockrepl.fencing import PeerFencer
+    from blockrepl.outdate import PeerOutdater
     from blockrepl.replication.verify import VerifyRun
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,9 @@ class ReplConfig:
     retry: float = 0.5
     # after-sb-0pri/1pri/2pri (DRBD names; see blockrepl.replication.splitbrain_policy)
     after_sb: tuple[str, str, str] = ("disconnect", "disconnect", "disconnect")
-    node_name: str = ""  # for discard-node-NAME; also the replica id in fencing records
-    fencing: str = "dont-care"  # or "resource-only" (blockrepl/fencing.py)
-    peer_id: str = ""  # the peer's replica id, named in the fencing record
+    node_name: str = ""  # for discard-node-NAME; also the replica id in outdate records
+    outdate_peer: str = "dont-care"  # or "resource-only" (blockrepl/outdate.py)
+    peer_id: str = ""  # the peer's replica id, named in the outdate records
     on_io_error: OnIoError = OnIoError.DETACH  # backing-disk errors (blockrepl/diskerror.py)
     tls: ReplTLS | None = None  # mutual TLS on the link (blockrepl/replication/tls.py)
 
@@ -81,7 +81,7 @@ class ReplicaNode:
         store: MetadataStore,
         disk: ReplicatedBackend,
         cfg: ReplConfig,
-        fencer: PeerFencer | None = None,
+        outdater: PeerOutdater | None = None,
     ) -> None:
         self.store = store
         self.disk = disk
@@ -108,9 +108,9 @@ class ReplicaNode:
         self.resync_rate = cfg.resync_rate  # adjustable at run time (control socket)
         self.discard_mine = False  # `resolve --discard-mine`: be sync target next time
         self.in_use: Callable[[], int] = lambda: 0  # open NBD clients (set by serve)
-        self.fencer = fencer
-        self.fence_status: dict[str, Any] | None = None  # last fencing of the peer
-        self.fence_tasks: set[asyncio.Task[None]] = set()
+        self.outdater = outdater
+        self.outdate_status: dict[str, Any] | None = None  # the last outdating of the peer
+        self.outdate_tasks: set[asyncio.Task[None]] = set()
         # (server, client) contexts; built here so bad --tls-* files fail at start
         self._tls_ctx = tls.contexts(cfg.tls) if cfg.tls is not None else None
         self.tls_status: dict[str, Any] | None = None  # the connected peer's TLS session
@@ -175,7 +175,7 @@ class ReplicaNode:
                         log.warning("replication link to %s:%s: %s", host, port, why)
                     self.last_error = why or self.last_error or f"connect {host}:{port}: {exc}"
                 else:
-                    await self._session(Link(reader, writer), dialer=True)
+                    await self._session(ReplicationLink(reader, writer), dialer=True)
             await asyncio.sleep(self.cfg.retry)
 
     def _dial_tls(self) -> dict[str, Any]:
@@ -193,7 +193,7 @@ class ReplicaNode:
                 log.warning("replication link from %s: %s", writer.get_extra_info("peername"), exc)
                 writer.close()
                 return
-        link = Link(reader, writer)
+        link = ReplicationLink(reader, writer)
         if self._busy or self._stopping:
             await link.refuse("this node already has a replication connection")
             return
@@ -205,7 +205,7 @@ class ReplicaNode:
             return
         await self._session(link, dialer=False)
 
-    async def _session(self, link: Link, dialer: bool) -> None:
+    async def _session(self, link: ReplicationLink, dialer: bool) -> None:
         self._busy = True
         conn: Connection | None = None
         try:
@@ -213,13 +213,15 @@ class ReplicaNode:
                 self.tls_status = tls.session_info(link.writer, self.cfg.tls.peer_name)
             conn = await self._handshake(link, dialer)
             self.conn = conn
-            fenced.spawn(self, fenced.hold_writes(self, conn))
+            outdating.spawn(self, outdating.hold_writes(self, conn))
             self.state = "Connected"
             self.last_error = ""
             self.discard_mine = False
             self.totals["connections"] += 1
             log.info("connected to %s: %s", link.peername, conn.decision)
-            if conn.decision.action is Action.NONE and self.store.sb.has(MdFlag.CRASHED_PRIMARY):
+            if conn.decision.action is SyncAction.NONE and self.store.sb.has(
+                MdFlag.CRASHED_PRIMARY
+            ):
                 sb = self.store.sb.with_flags(clear=MdFlag.CRASHED_PRIMARY)
                 await self.disk.run_blocking(self.store.write_superblock, sb)
             await conn.run()
@@ -247,7 +249,7 @@ class ReplicaNode:
                 self.state = "Connecting" if not self._stopping else "StandAlone"
             self._busy = False
 
-    async def _handshake(self, link: Link, dialer: bool) -> Connection:
+    async def _handshake(self, link: ReplicationLink, dialer: bool) -> Connection:
         await link.authenticate(self.cfg.secret, dialer, self.cfg.timeout)
         me = self.identity()
         link.send(MsgType.HANDSHAKE, me.encode())
@@ -259,7 +261,7 @@ class ReplicaNode:
             await link.refuse(why)
             raise Refused(why)
         decision = decide(me, peer, resolve_conflicts=not dialer)
-        if decision.action is Action.DISCONNECT:
+        if decision.action is SyncAction.DISCONNECT:
             self.state = "SplitBrain" if decision.split_brain else "Refused"
             await link.refuse(decision.reason)
             raise Refused(f"{decision.reason} (UUID rule {decision.rule})")
@@ -277,8 +279,8 @@ class ReplicaNode:
             self.sync_state = None
         if not self.disk.detached:  # Diskless: the failing device is not touched
             await self.disk.run_blocking(self.store.flush_bitmap)
-        # Writes are held (gen_ready; fenced.hold_writes closed it when the link failed)
-        # until the new generation is durable and, with fencing, the peer is outdated.
+        # Writes are held (gen_ready; outdating.hold_writes closed it when the link failed)
+        # until the new generation is durable and, with --outdate-peer, the peer is outdated.
         if self.is_primary:
             self.gen_ready.clear()
         try:
@@ -287,10 +289,10 @@ class ReplicaNode:
                     self.store.sb, generation=gen_ops.new_current(self.store.generation, True)
                 )
                 await self.disk.run_blocking(self.store.write_superblock, sb)
-            await fenced.fence_peer(self)
+            await outdating.outdate_peer(self)
         finally:
             self.gen_ready.set()
-        fenced.lost_peer(self)
+        outdating.lost_peer(self)
 
     # ------------------------------------------------------------------ state
     @property
@@ -318,7 +320,7 @@ class ReplicaNode:
 
     def disk_state(self) -> str:
         """DRBD disk states: Outdated = consistent but known to miss newer data (the
-        metadata's WAS_UP_TO_DATE cleared, e.g. by fencing); Diskless after a detach."""
+        metadata's WAS_UP_TO_DATE cleared, e.g. by `blockrepl outdate`); Diskless after a detach."""
         if self.disk.detached:
             return "Diskless"
         syncing = self.sync_state is not None and self.sync_state["kind"] == "SyncTarget"
@@ -354,7 +356,7 @@ class ReplicaNode:
         self.sync_state = None
         self.state = "Connected"
         if st.get("kind") == "SyncTarget":
-            fenced.resynced(self)
+            outdating.resynced(self)
 
     def _sync_speed(self, remaining: int) -> dict[str, float | None]:
         now, window = time.monotonic(), self.sync_rate
@@ -401,7 +403,7 @@ class ReplicaNode:
             "tls": self.tls_status,
             "last_error": self.last_error,
             "disk_error": diskless.error_status(self),
-            "fencing": self.fence_status,
+            "outdatePeer": self.outdate_status,
         }
 
     # ------------------------------------------------------------------ roles
@@ -417,7 +419,7 @@ class ReplicaNode:
             raise RoleError("this node is SyncTarget (Inconsistent) until the resync finishes")
         if not self.consistent and not force:
             raise RoleError("disk is Inconsistent; refusing to promote (use --force if new)")
-        await fenced.check_promote(self, force)
+        await outdating.check_promote(self, force)
         await self.disk.run_blocking(self.store.promote, conn is not None, force)
         self.is_primary = True
         self._announce()

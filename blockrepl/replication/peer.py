@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from blockrepl.layout import BM_BYTES_PER_BIT
 from blockrepl.replication import diskless, wire
-from blockrepl.replication.handshake import Action, Decision, Identity
-from blockrepl.replication.link import Link, PeerError
+from blockrepl.replication.handshake import ConnectDecision, Identity, SyncAction
+from blockrepl.replication.link import PeerError, ReplicationLink
 from blockrepl.replication.resync import ResyncSource, ResyncTarget, merge_bitmap
 from blockrepl.replication.wire import DFlag, MsgType
 
@@ -51,7 +51,9 @@ def _resolve(fut: asyncio.Future[bool] | None, value: bool) -> None:
 
 
 class Connection:
-    def __init__(self, node: ReplicaNode, link: Link, peer: Identity, decision: Decision) -> None:
+    def __init__(
+        self, node: ReplicaNode, link: ReplicationLink, peer: Identity, decision: ConnectDecision
+    ) -> None:
         self.node = node
         self.link = link
         self.peer = peer
@@ -98,10 +100,10 @@ class Connection:
         """Serve until the link fails; raises the reason."""
         self.spawn(self._reader())
         self.spawn(self._keepalive())
-        if self.decision.action is Action.TARGET:
+        if self.decision.action is SyncAction.TARGET:
             self.target = ResyncTarget(self)
             self.link.send(MsgType.BITMAP, _bitmap_bytes(self.node))
-        elif self.decision.action is Action.SOURCE:
+        elif self.decision.action is SyncAction.SOURCE:
             self.source = ResyncSource(self, self.decision.full)
             self.spawn(self._run_source())
         await self._closed.wait()

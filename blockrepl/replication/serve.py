@@ -9,12 +9,12 @@ import signal
 from collections.abc import Callable
 
 from blockrepl.errors import BlockReplError
-from blockrepl.fencing import PeerFencer
 from blockrepl.generation import MdFlag
 from blockrepl.metadata import MetadataStore
 from blockrepl.metrics import render as render_metrics
 from blockrepl.metrics_http import MetricsServer
 from blockrepl.nbd.server import Export, NbdServer
+from blockrepl.outdate import PeerOutdater
 from blockrepl.replicated import ReplicatedBackend
 from blockrepl.replication.control import ControlServer
 from blockrepl.replication.node import ReplConfig, ReplicaNode
@@ -50,13 +50,13 @@ async def serve_replicated(
     control: str,
     on_ready: Callable[[], None],
     metrics_listen: tuple[str, int] | None = None,
-    fencer: PeerFencer | None = None,
+    outdater: PeerOutdater | None = None,
 ) -> int:
     md.attach()
     if role == "secondary" and md.sb.has(MdFlag.PRIMARY_IND):
         md.demote()
     backend = ReplicatedBackend(md, data_path, on_io_error=cfg.on_io_error)
-    node = ReplicaNode(md, backend, cfg, fencer)
+    node = ReplicaNode(md, backend, cfg, outdater)
     if role == "primary":
         await node.promote(force=force)
     nbd = NbdServer([Export(export_name, backend, refuse=lambda: _refuse(node))])
@@ -90,8 +90,8 @@ async def serve_replicated(
         await metrics.stop()
         await ctl.stop()
         await node.stop()
-        if fencer is not None:
-            await fencer.close()
+        if outdater is not None:
+            await outdater.close()
         await backend.close(clean=True)
         for sock in unix:
             with contextlib.suppress(FileNotFoundError):

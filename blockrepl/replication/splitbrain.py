@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from blockrepl.errors import RoleError
 
 if TYPE_CHECKING:
-    from blockrepl.replication.link import Link
+    from blockrepl.replication.link import ReplicationLink
     from blockrepl.replication.node import ReplicaNode
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ STANDALONE = (
 )
 
 
-async def lose_primary(node: ReplicaNode, link: Link, reason: str) -> None:
+async def lose_primary(node: ReplicaNode, link: ReplicationLink, reason: str) -> None:
     """call-pri-lost-after-sb: demote if no NBD client has the device open, else refuse."""
     from blockrepl.replication.node import Refused
 

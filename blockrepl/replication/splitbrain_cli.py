@@ -8,7 +8,7 @@ import socket
 from typing import Any
 
 from blockrepl.errors import BlockReplError
-from blockrepl.replication.splitbrain_policy import DISCONNECT, check_policy
+from controller.api.splitbrain import DISCONNECT, check_policy
 
 
 class PolicyError(BlockReplError):

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator, 
 
 from controller.api.fields import CIDR, AbsPath, Host, InterfaceName, Name, Port
 from controller.api.meta import ApiModel, Object, Status, Timestamp, one_of
-from controller.api.units import Duration
+from controller.api.units import Duration, format_duration
 
 VOLUME_DEVICE_PREFIX = "volume:"
 SIGNALS = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL")
@@ -80,10 +80,19 @@ class Placement(ApiModel):
     )
 
 
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
 class Timeouts(ApiModel):
-    start: Duration = Field(default=timedelta(seconds=20), description="Limit for a start.")
-    stop: Duration = Field(default=timedelta(seconds=20), description="Limit for a stop.")
-    monitor: Duration = Field(
+    start: PositiveDuration = Field(default=timedelta(seconds=20), description="Limit for a start.")
+    stop: PositiveDuration = Field(default=timedelta(seconds=20), description="Limit for a stop.")
+    monitor: PositiveDuration = Field(
         default=timedelta(seconds=20), description="Limit for a status check."
     )
 
@@ -93,13 +102,42 @@ class TcpProbe(ApiModel):
     host: Host = Field(default="127.0.0.1", description="Host to connect to.")
 
 
+def _status_range(value: str) -> tuple[int, int]:
+    low, _, high = value.partition("-")
+    return int(low), int(high or low)
+
+
+def _check_status_range(value: str) -> str:
+    low, high = _status_range(value)
+    if low > high:
+        raise ValueError(f"{value!r} is an empty range: write the lower status first")
+    return value
+
+
 class HttpProbe(ApiModel):
     port: Port = Field(description="HTTP port.")
-    path: str = Field(default="/", description="Path to GET.")
+    path: Annotated[str, StringConstraints(pattern=r"^/[^\s]*$")] = Field(
+        default="/", description="Path to GET, with its query if any; starts with '/'."
+    )
     host: Host = Field(default="127.0.0.1", description="Host to connect to.")
+    scheme: Literal["http", "https"] = Field(
+        default="http",
+        description="https checks that the service answers over TLS, not its certificate.",
+    )
     expect_status: Annotated[
-        str, StringConstraints(pattern=r"^[1-5][0-9]{2}(-[1-5][0-9]{2})?$")
+        str,
+        StringConstraints(pattern=r"^[1-5][0-9]{2}(-[1-5][0-9]{2})?$"),
+        AfterValidator(_check_status_range),
     ] = Field(default="200-399", description="Status or range of statuses that count as healthy.")
+
+    @property
+    def status_range(self) -> tuple[int, int]:
+        return _status_range(self.expect_status)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.path}"
 
 
 class ExecProbe(ApiModel):
@@ -112,8 +150,12 @@ class Probe(ApiModel):
     tcp: TcpProbe | None = Field(default=None, description="Healthy when a TCP connect succeeds.")
     http: HttpProbe | None = Field(default=None, description="Healthy when a GET answers.")
     exec: ExecProbe | None = Field(default=None, description="Healthy when the command exits 0.")
-    period: Duration = Field(default=timedelta(seconds=5), description="Interval between checks.")
-    timeout: Duration = Field(default=timedelta(seconds=1), description="Limit for one check.")
+    period: PositiveDuration = Field(
+        default=timedelta(seconds=5), description="Interval between checks."
+    )
+    timeout: PositiveDuration = Field(
+        default=timedelta(seconds=1), description="Limit for one check; at most the period."
+    )
     failure_threshold: int = Field(
         default=3, ge=1, le=100, description="Consecutive failures that make the resource failed."
     )
@@ -121,9 +163,28 @@ class Probe(ApiModel):
         default=timedelta(0), description="Grace after a start before the first check."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _argv_shapes(cls, data: object) -> object:
+        # Only {command: [...]}: a CRD's structural schema cannot say "a list or an object",
+        # so a bare argv valid here would be refused in Kubernetes mode. Say how to write it.
+        if isinstance(data, dict) and isinstance(data.get("exec"), list | str):
+            given = data["exec"]
+            argv = given if isinstance(given, list) else given.split()
+            raise ValueError(
+                f"exec: write the command as {{command: [{', '.join(map(str, argv))}]}}: a "
+                "list of arguments under command (no shell splits a string)"
+            )
+        return data
+
     @model_validator(mode="after")
     def _one_kind(self) -> Probe:
         _exactly_one(self, ("tcp", "http", "exec"), "a probe")
+        if self.timeout > self.period:
+            raise ValueError(
+                f"timeout ({format_duration(self.timeout)}) is longer than period "
+                f"({format_duration(self.period)}): shorten the timeout or lengthen the period"
+            )
         return self
 
 
@@ -143,7 +204,13 @@ class FilesystemResource(ApiModel):
 
 
 class ArpSettings(ApiModel):
-    count: int = Field(default=5, ge=0, le=100, description="Gratuitous ARPs sent on takeover.")
+    count: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Gratuitous ARPs (IPv6: unsolicited neighbour advertisements) sent on "
+        "takeover; the first one is what tells the network the address moved.",
+    )
     interval: Duration = Field(
         default=timedelta(milliseconds=200), description="Gap between those ARPs."
     )
@@ -168,11 +235,17 @@ class IpResource(ApiModel):
     @classmethod
     def _host_address(cls, value: str) -> str:
         iface = ipaddress.ip_interface(value)
-        net = iface.network
+        ip, net = iface.ip, iface.network
+        if ip.is_loopback or ip.is_multicast or ip.is_unspecified:
+            raise ValueError(
+                f"{ip} is a loopback, multicast or unspecified address: it cannot serve as a "
+                "floating service address"
+            )
+        # On a /31 too: a floating address moves within a subnet that other hosts share.
         if (
             iface.version == 4
-            and net.prefixlen < 31
-            and iface.ip
+            and net.prefixlen < 32
+            and ip
             in (
                 net.network_address,
                 net.broadcast_address,
@@ -185,13 +258,34 @@ class IpResource(ApiModel):
         return value
 
 
+def _check_ocf_params(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise ValueError(
+                f"parameter name {name!r} is not a shell identifier (letters, digits, "
+                "underscore): it becomes the environment variable OCF_RESKEY_<name>"
+            )
+    return value
+
+
 class OcfService(ApiModel):
-    agent: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")] = Field(
-        description="provider:type of the OCF agent, e.g. heartbeat:IPaddr2."
+    agent: Annotated[
+        str, StringConstraints(pattern=r"^(ocf:)?[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")
+    ] = Field(
+        description="provider:type of the OCF agent, e.g. heartbeat:IPaddr2 (Pacemaker's "
+        "ocf:heartbeat:IPaddr2 is read the same)."
     )
-    params: dict[str, str] = Field(
+    params: Annotated[dict[str, str], AfterValidator(_check_ocf_params)] = Field(
         default_factory=dict, description="Parameters, passed as OCF_RESKEY_<name>."
     )
+
+    @property
+    def provider(self) -> str:
+        return self.agent.removeprefix("ocf:").split(":", 1)[0]
+
+    @property
+    def type(self) -> str:
+        return self.agent.removeprefix("ocf:").split(":", 1)[1]
 
 
 class ExecService(ApiModel):
@@ -207,13 +301,23 @@ class ExecService(ApiModel):
     )
 
 
+def _check_lsb(value: str) -> str:
+    if not value or ("/" in value and not value.startswith("/")):
+        raise ValueError(
+            f"{value!r} is neither a script name in /etc/init.d (e.g. apache2) nor an "
+            "absolute path (e.g. /opt/app/init.sh)"
+        )
+    return value
+
+
 class ServiceResource(ApiModel):
     model_config = one_of("systemd", "lsb", "ocf", "exec")
+    VARIANTS: ClassVar[tuple[str, ...]] = ("systemd", "lsb", "ocf", "exec")
 
     systemd: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9@:._\\-]+$")] | None = Field(
         default=None, description="A systemd unit, e.g. postgresql.service."
     )
-    lsb: str | None = Field(
+    lsb: Annotated[str, AfterValidator(_check_lsb)] | None = Field(
         default=None, description="An init script: a name in /etc/init.d or an absolute path."
     )
     ocf: OcfService | None = Field(default=None, description="An OCF resource agent.")
@@ -221,8 +325,13 @@ class ServiceResource(ApiModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> ServiceResource:
-        _exactly_one(self, ("systemd", "lsb", "ocf", "exec"), "a service")
+        _exactly_one(self, self.VARIANTS, "a service")
         return self
+
+    @property
+    def variant(self) -> str:
+        """Which kind of service this is: systemd, lsb, ocf or exec."""
+        return next(v for v in self.VARIANTS if getattr(self, v) is not None)
 
 
 class Resource(ApiModel):

@@ -7,21 +7,18 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from blockrepl.replication.splitbrain_policy import AFTER_SB_0PRI, DISCARD_NODE
 from controller.api.fields import AbsPath, HostPort, Name
 from controller.api.meta import ApiModel, Object, Status
+from controller.api.splitbrain import AFTER_SB_0PRI, DISCARD_NODE
 from controller.api.units import Duration, Size
-
-# One vocabulary: the policies blockrepl implements (DRBD's names).
-DISCARD_NODE_PREFIX = DISCARD_NODE
 
 
 def _check_after_sb_0pri(value: str) -> str:
-    if value in AFTER_SB_0PRI or value.startswith(DISCARD_NODE_PREFIX):
+    if value in AFTER_SB_0PRI or value.startswith(DISCARD_NODE):
         return value
     raise ValueError(
         f"unknown policy {value!r}: expected one of {', '.join(AFTER_SB_0PRI)} "
-        f"or {DISCARD_NODE_PREFIX}<node>"
+        f"or {DISCARD_NODE}<node>"
     )
 
 
@@ -33,7 +30,7 @@ AfterSB0Pri = Annotated[
             "type": "string",
             "anyOf": [
                 {"enum": list(AFTER_SB_0PRI)},
-                {"pattern": f"^{DISCARD_NODE_PREFIX}[a-z0-9]"},
+                {"pattern": f"^{DISCARD_NODE}[a-z0-9]"},
             ],
         }
     ),
@@ -119,11 +116,12 @@ class ReplicatedVolumeSpec(ApiModel):
             "(report the error upward)."
         ),
     )
-    fencing: Literal["resource-only", "dont-care"] = Field(
+    outdate_peer: Literal["resource-only", "dont-care"] = Field(
         default="resource-only",
         description=(
-            "resource-only: a Primary that loses its peer marks it Outdated in the store, so "
-            "outdated data is never promoted."
+            "resource-only: a Primary that loses its peer marks it Outdated in the store "
+            "before it acknowledges another write, so outdated data is never promoted "
+            "(DRBD's fencing resource-only; in Vigil, fencing means STONITH)."
         ),
     )
     split_brain: SplitBrainPolicy = Field(

@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 from controller.api.cluster import Cluster
 from controller.api.decode import Problem, SchemaError, decode
+from controller.api.errors import ConflictingChangeError, InputError
+from controller.api.manifest import Document
 from controller.api.meta import Object
 from controller.api.registry import kind_order
-from controller.errors import ConflictingChangeError, InputError
-from controller.manifest import Document
-from controller.objectstore import StoredObject, spec_document
-from controller.validation import Finding, ObjectKey, validate_state
+from controller.apply.validation import Finding, ObjectKey, validate_state
+from controller.store.objects import StoredObject, spec_document
 
 Action = Literal["create", "configure", "unchanged", "delete"]
 
@@ -215,7 +215,7 @@ def plan_delete(
     plan = Plan()
     missing = [t for t in targets if t not in current]
     if missing and not missing_ok:
-        from controller.errors import NotFoundError
+        from controller.api.errors import NotFoundError
 
         names = ", ".join(f"{kind.lower()}/{name}" for kind, name in missing)
         raise NotFoundError(

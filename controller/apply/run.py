@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from controller.api.errors import ConflictingChangeError
 from controller.apply.plan import (
     Applied,
     Change,
@@ -23,12 +24,11 @@ from controller.apply.plan import (
     plan_apply,
     plan_delete,
 )
-from controller.errors import ConflictingChangeError
-from controller.objectstore import Event, ObjectStore, StoredObject, make_event
+from controller.apply.validation import ObjectKey
 from controller.store import keys
 from controller.store.base import Delete, Op, Put, Store
 from controller.store.errors import ConflictError
-from controller.validation import ObjectKey
+from controller.store.objects import Event, ObjectStore, StoredObject, make_event
 
 GUARD_KEY = keys.SPECS_GUARD
 _Planner = Callable[[dict[ObjectKey, StoredObject]], Plan]
@@ -38,7 +38,7 @@ _REASONS = {"create": "Created", "configure": "Updated", "delete": "Deleted"}
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ApplyResult:
     plan: Plan
     revision: int | None  # store revision of the commit; None when nothing was written
     attempts: int
@@ -99,7 +99,7 @@ async def _run(
     *,
     dry_run: bool,
     actor: str,
-) -> Outcome:
+) -> ApplyResult:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         current, guard_revision = await read_state(objects)
         plan = make_plan(current)
@@ -107,7 +107,7 @@ async def _run(
         if findings:
             raise describe_findings(findings, applied)
         if dry_run or not plan.writes:
-            return Outcome(plan, None, attempt)
+            return ApplyResult(plan, None, attempt)
         try:
             revision = await _commit(objects, plan, guard_revision, actor)
         except ConflictError as exc:
@@ -119,7 +119,7 @@ async def _run(
                     own,
                 ) from None
             continue
-        return Outcome(plan, revision, attempt)
+        return ApplyResult(plan, revision, attempt)
     raise ConflictingChangeError(
         f"the cluster's specs changed under this command {MAX_ATTEMPTS} times in a row; "
         "nothing was changed: run it again"
@@ -133,7 +133,7 @@ async def apply_objects(
     cluster: str,
     dry_run: bool = False,
     actor: str = "ha apply",
-) -> Outcome:
+) -> ApplyResult:
     objects = ObjectStore(store)
 
     def make_plan(current: dict[ObjectKey, StoredObject]) -> Plan:
@@ -149,7 +149,7 @@ async def delete_objects(
     dry_run: bool = False,
     missing_ok: bool = False,
     actor: str = "ha delete",
-) -> Outcome:
+) -> ApplyResult:
     objects = ObjectStore(store)
 
     def make_plan(current: dict[ObjectKey, StoredObject]) -> Plan:

@@ -8,67 +8,43 @@ the change itself causes. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from controller.api.cluster import Cluster
-from controller.api.group import ResourceGroup
+from controller.api.liveness import Liveness, from_phase
 from controller.api.meta import Object
-from controller.api.node import Node, NodeStatus
-from controller.decide import Liveness, Snapshot, node_states, to_scheduler_group
-from controller.scheduler import Change, Placement, diff_placements, schedule, start_order
-from controller.validation import ObjectKey
-
-_PHASE_LIVENESS = {
-    "Ready": Liveness("up", False),
-    "NotReady": Liveness("dead", False),
-    "Lost": Liveness("dead", True),
-    "Fenced": Liveness("dead", True),
-}
+from controller.scheduler import Decision, PlacementChange, diff_placements, schedule
+from controller.scheduler.from_api import group_start_order, node_states, to_scheduler_group
+from controller.store.view import ClusterView
 
 
-def liveness_from(node_status: Mapping[str, NodeStatus]) -> dict[str, Liveness]:
-    unknown = Liveness("unknown", False)
-    return {name: _PHASE_LIVENESS.get(s.phase, unknown) for name, s in node_status.items()}
+def published_liveness(view: ClusterView) -> dict[str, Liveness]:
+    """Each member as the leader last published it (its Node status phase)."""
+    return {name: from_phase(status.phase) for name, status in view.node_status.items()}
 
 
-def _schedule(
-    state: Mapping[ObjectKey, Object],
-    liveness: Mapping[str, Liveness],
-    current: Mapping[str, str],
-    now: float,
-) -> tuple[dict[str, Placement], list[str]]:
-    clusters = [o for o in state.values() if isinstance(o, Cluster)]
-    groups = {o.name: o for o in state.values() if isinstance(o, ResourceGroup)}
-    nodes = {o.name: o for o in state.values() if isinstance(o, Node)}
-    snapshot = Snapshot(
-        cluster=clusters[0] if clusters else None,
-        groups=groups,
-        nodes=nodes,
-        liveness=liveness,
-        placements={},
-        statuses={},
-        failures=[],
-        now=now,
+def _schedule(view: ClusterView, now: float) -> dict[str, Decision]:
+    current: Mapping[str, str | None] = {
+        group: record.node
+        for group, record in view.placements.items()
+        if group in view.groups and record.node
+    }
+    return dict(
+        schedule(
+            [to_scheduler_group(g) for g in view.groups.values()],
+            node_states(view.cluster, view.nodes, published_liveness(view)),
+            current=current,
+            now=now,
+        )
     )
-    scheduler_groups = [to_scheduler_group(g) for g in groups.values()]
-    result = schedule(
-        scheduler_groups,
-        node_states(snapshot),
-        current={g: n for g, n in current.items() if g in groups},
-        now=now,
-    )
-    return dict(result), start_order(scheduler_groups)
 
 
 def placement_changes(
-    before: Mapping[ObjectKey, Object],
-    after: Mapping[ObjectKey, Object],
-    liveness: Mapping[str, Liveness],
-    current: Mapping[str, str],
-    now: float,
-) -> list[Change]:
-    """Placement changes the new specs cause beyond what the old ones would do anyway."""
-    old, _ = _schedule(before, liveness, current, now)
-    new, order = _schedule(after, liveness, current, now)
-    baseline: dict[str, str | None] = {g: p.runs_on for g, p in old.items()}
-    return diff_placements(baseline, new, order)
+    view: ClusterView, after: Iterable[Object], now: float
+) -> list[PlacementChange]:
+    """Placement changes the specs ``after`` cause beyond what ``view``'s own specs would
+    do anyway (a lost node's groups move whether or not anything is applied)."""
+    changed = view.with_specs(after)
+    old = _schedule(view, now)
+    new = _schedule(changed, now)
+    baseline: dict[str, str | None] = {g: d.runs_on for g, d in old.items()}
+    return diff_placements(baseline, new, group_start_order(changed.groups.values()))

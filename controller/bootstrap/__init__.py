@@ -3,7 +3,7 @@
 Design (kubeadm-like; details in each module):
 
 - ``init`` (first node): makes the cluster CA and this node's certificates
-  (controller.pki) and writes /etc/vigil/node.yaml and /etc/vigil/client.yaml. It
+  (controller.bootstrap.pki) and writes /etc/vigil/node.yaml and /etc/vigil/client.yaml. It
   starts nothing: vigil-agent reads node.yaml and calls ``bootstrap_first_member``,
   which starts etcd, puts the Cluster spec given to init into the store, and flips
   node.yaml to initial_cluster_state "existing" (a lost data dir then fails loudly

@@ -10,9 +10,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from controller import pki
 from controller.api.cluster import Cluster
 from controller.api.decode import SchemaError, decode
+from controller.api.errors import InputError
+from controller.api.manifest import load
+from controller.bootstrap import pki
 from controller.bootstrap.node_config import (
     CLIENT_PORT,
     JOIN_PORT,
@@ -23,8 +25,6 @@ from controller.bootstrap.node_config import (
     save_node_config,
     url,
 )
-from controller.errors import InputError
-from controller.manifest import load
 
 
 def read_cluster(path: str) -> tuple[Cluster, dict[str, Any]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller import pki
+from controller.bootstrap import pki
 from controller.bootstrap.node_config import (
     CLIENT_PORT,
     PEER_PORT,
@@ -27,7 +27,7 @@ from controller.bootstrap.node_config import (
 )
 from controller.bootstrap.protocol import (
     PROTOCOL_VERSION,
-    ProtocolError,
+    JoinProtocolError,
     read_message,
     write_message,
 )
@@ -71,7 +71,7 @@ async def _exchange(
             f"cannot reach the join endpoint {token.endpoint}: {e}; is the first node's "
             "agent running, and the address in the token reachable from here?"
         ) from None
-    except ProtocolError as e:
+    except JoinProtocolError as e:
         raise JoinError(f"join endpoint {token.endpoint} answered garbage: {e}") from None
     finally:
         if writer is not None:

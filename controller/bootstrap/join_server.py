@@ -16,21 +16,21 @@ import logging
 import ssl
 from typing import Any
 
-from controller import pki
 from controller.api.cluster import Cluster
+from controller.bootstrap import pki
 from controller.bootstrap.etcd_admin import EtcdAdmin, MemberInfo
 from controller.bootstrap.node_config import NodeConfig, format_initial_cluster, url
 from controller.bootstrap.protocol import (
     PROTOCOL_VERSION,
-    ProtocolError,
+    JoinProtocolError,
     read_message,
     write_message,
 )
 from controller.bootstrap.token import TokenError
 from controller.bootstrap.token_store import verify_token
-from controller.objectstore import ObjectStore
 from controller.store.base import Store
 from controller.store.errors import StoreError
+from controller.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class JoinServer:
                     log.warning("join from %s failed: %s", peer, e)
                     answer = {"ok": False, "error": f"the cluster's store failed: {e}"}
                 await write_message(writer, answer)
-        except (ProtocolError, OSError, TimeoutError, ssl.SSLError) as e:
+        except (JoinProtocolError, OSError, TimeoutError, ssl.SSLError) as e:
             log.info("join connection from %s dropped: %s", peer, e)
         finally:
             writer.close()

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from controller.api.errors import InputError
 from controller.bootstrap.etcd_admin import EtcdAdmin
-from controller.bootstrap.member import node_tls
+from controller.bootstrap.etcd_config import port_in_use
 from controller.bootstrap.node_config import NodeConfig, save_node_config
-from controller.errors import InputError
-from nodeagent.etcd_member import port_in_use
 
 
 class LeaveError(Exception):
@@ -44,7 +43,7 @@ async def leave_cluster(
     """Remove cfg.node from etcd; returns a one-line summary. endpoints: members to ask."""
     if cfg.state == "left":
         raise InputError(f"{node_config}: node {cfg.node} already left the cluster")
-    tls = node_tls(cfg)
+    tls = cfg.client_tls()
     # Own member first; the others too, so leaving works while the local etcd is down.
     asked = list(dict.fromkeys([*cfg.etcd.client_urls, *(endpoints or [])]))
     async with EtcdAdmin(asked, tls) as local:

@@ -13,9 +13,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.configfile import read_settings
-from controller.pki import DEFAULT_PKI_DIR, PKIPaths
-from nodeagent.etcd_member import DEFAULT_DATA_DIR, EtcdMemberConfig, EtcdTLS
+from controller.api.settings_file import read_settings
+from controller.bootstrap.etcd_config import DEFAULT_DATA_DIR, EtcdMemberConfig, EtcdTLS
+from controller.bootstrap.pki import DEFAULT_PKI_DIR, PKIPaths
+from controller.store.etcd_channel import TLSFiles
 
 DEFAULT_NODE_CONFIG = Path("/etc/vigil/node.yaml")
 DEFAULT_CLIENT_CONFIG = Path("/etc/vigil/client.yaml")
@@ -57,6 +58,11 @@ class NodeConfig(BaseModel):
     @property
     def pki(self) -> PKIPaths:
         return PKIPaths(Path(self.pki_dir))
+
+    def client_tls(self) -> TLSFiles:
+        """The node's own client identity towards etcd (CN=node:<name>)."""
+        p = self.pki
+        return TLSFiles(p.ca_cert, p.client_key, p.client_cert)
 
     def etcd_tls(self) -> EtcdTLS:
         p = self.pki
@@ -109,7 +115,8 @@ def save_node_config(cfg: NodeConfig, path: Path = DEFAULT_NODE_CONFIG) -> None:
 
 
 def save_client_config(cfg: NodeConfig, endpoints: list[str], path: Path) -> None:
-    """The file ``ha`` reads (controller.cli.config): every member's endpoint, admin cert."""
+    """The file ``ha`` reads (controller/store/client_config.py): every member's endpoint and
+    the admin certificate."""
     p = cfg.pki
     _write(
         path,

@@ -17,14 +17,16 @@ MAX_MESSAGE = 1 << 20
 PROTOCOL_VERSION = 1
 
 
-class ProtocolError(Exception):
+class JoinProtocolError(Exception):
     """The peer sent something that is not a message of this protocol."""
 
 
 def encode_message(msg: dict[str, Any]) -> bytes:
     body = json.dumps(msg, separators=(",", ":")).encode()
     if len(body) > MAX_MESSAGE:
-        raise ProtocolError(f"message of {len(body)} bytes exceeds the {MAX_MESSAGE} byte limit")
+        raise JoinProtocolError(
+            f"message of {len(body)} bytes exceeds the {MAX_MESSAGE} byte limit"
+        )
     return struct.pack(">I", len(body)) + body
 
 
@@ -32,9 +34,9 @@ def decode_body(body: bytes) -> dict[str, Any]:
     try:
         msg = json.loads(body.decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ProtocolError(f"message is not UTF-8 JSON: {e}") from None
+        raise JoinProtocolError(f"message is not UTF-8 JSON: {e}") from None
     if not isinstance(msg, dict):
-        raise ProtocolError("message must be a JSON object")
+        raise JoinProtocolError("message must be a JSON object")
     return msg
 
 
@@ -42,14 +44,14 @@ async def read_message(reader: asyncio.StreamReader) -> dict[str, Any]:
     try:
         header = await reader.readexactly(4)
     except asyncio.IncompleteReadError:
-        raise ProtocolError("connection closed before a message arrived") from None
+        raise JoinProtocolError("connection closed before a message arrived") from None
     (size,) = struct.unpack(">I", header)
     if size > MAX_MESSAGE:
-        raise ProtocolError(f"message length {size} exceeds the {MAX_MESSAGE} byte limit")
+        raise JoinProtocolError(f"message length {size} exceeds the {MAX_MESSAGE} byte limit")
     try:
         body = await reader.readexactly(size)
     except asyncio.IncompleteReadError:
-        raise ProtocolError("connection closed in the middle of a message") from None
+        raise JoinProtocolError("connection closed in the middle of a message") from None
     return decode_body(body)
 
 

@@ -6,21 +6,19 @@ import argparse
 import sys
 import time
 
-from controller.api.node import NodeStatus
+from controller.api.errors import InputError
+from controller.api.manifest import load
 from controller.api.registry import resolve_kind
 from controller.apply.diff import plan_diff
 from controller.apply.plan import Plan, decode_documents, resulting_state
 from controller.apply.run import apply_objects, delete_objects
-from controller.apply.simulate import liveness_from, placement_changes
-from controller.cli.config import ClientConfig
+from controller.apply.simulate import placement_changes
+from controller.apply.validation import ObjectKey
 from controller.cli.selectors import parse_selector
-from controller.errors import InputError
-from controller.manifest import load
-from controller.objectstore import ObjectStore
-from controller.placement import PlacementRecord
-from controller.store import keys
 from controller.store.base import Store
-from controller.validation import ObjectKey
+from controller.store.client_config import ClientConfig
+from controller.store.informer import Informer
+from controller.store.objects import ObjectStore
 
 _PAST = {
     "create": "created",
@@ -40,24 +38,10 @@ async def _placement_changes(store: Store, plan: Plan) -> list[str]:
     """What the change would do to placements, given what the cluster last published."""
     current_items, _ = await ObjectStore(store).list_objects()
     current = {item.key: item for item in current_items}
-    # Node status is written by the leader whether or not anyone applied a Node object.
-    status_kvs, _ = await store.list(keys.status_prefix("Node"))
-    node_status = {
-        kv.key.rsplit("/", 1)[1]: NodeStatus.model_validate(kv.value) for kv in status_kvs
-    }
-    kvs, _ = await store.list(keys.PLACEMENT)
-    placed = {
-        record.group: record.node
-        for record in (PlacementRecord.from_dict(kv.value) for kv in kvs)
-        if record.node
-    }
-    changes = placement_changes(
-        {k: s.obj for k, s in current.items()},
-        resulting_state(plan, current),
-        liveness_from(node_status),
-        placed,
-        time.time(),
-    )
+    informer = Informer(store)
+    informer.load(*await store.list(""))
+    after = resulting_state(plan, current).values()
+    changes = placement_changes(informer.view(), after, time.time())
     return [f"placement: {change}" for change in changes]
 
 

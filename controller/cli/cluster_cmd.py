@@ -18,10 +18,11 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from controller import pki
+from controller.api.errors import InputError, UnavailableError, VigilError
 from controller.api.units import parse_duration
-from controller.bootstrap import token_store
+from controller.bootstrap import pki, token_store
 from controller.bootstrap.etcd_admin import EtcdAdmin, MemberInfo, MemberStatus, statuses
+from controller.bootstrap.etcd_config import DEFAULT_DATA_DIR, EtcdStartError
 from controller.bootstrap.init import init_cluster, read_cluster
 from controller.bootstrap.join_client import JoinError, JoinPaths, join
 from controller.bootstrap.leave import LeaveError, leave_cluster
@@ -33,13 +34,11 @@ from controller.bootstrap.node_config import (
     PEER_PORT,
     load_node_config,
 )
+from controller.bootstrap.pki import DEFAULT_PKI_DIR
 from controller.bootstrap.token import TokenError, parse_token, split_endpoint
-from controller.cli.config import ClientConfig, resolve
 from controller.cli.output import table
-from controller.errors import InputError, UnavailableError, VigilError
-from controller.pki import DEFAULT_PKI_DIR
+from controller.store.client_config import ClientConfig, resolve
 from controller.store.etcd_channel import TLSFiles
-from nodeagent.etcd_member import DEFAULT_DATA_DIR, EtcdStartError
 
 Remote = Callable[[argparse.Namespace, ClientConfig], Coroutine[Any, Any, int]]
 

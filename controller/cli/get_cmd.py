@@ -7,15 +7,15 @@ import json
 import sys
 from collections.abc import Sequence
 
+from controller.api.errors import InputError, NotFoundError
 from controller.api.meta import Object, format_timestamp
 from controller.api.registry import KINDS, resolve_kind
-from controller.cli.config import ClientConfig
 from controller.cli.output import NONE, age, render, table, to_yaml, use_colour
 from controller.cli.selectors import parse_selector
-from controller.errors import InputError, NotFoundError
-from controller.objectstore import Event, ObjectStore, StoredObject
 from controller.store import keys
 from controller.store.base import Store
+from controller.store.client_config import ClientConfig
+from controller.store.objects import Event, ObjectStore, StoredObject
 
 
 def _kinds(text: str) -> list[str]:

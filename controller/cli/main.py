@@ -2,7 +2,7 @@
 
 Each command reads its options, opens the store named by the client config and
 does one thing. Errors become one clear message on stderr and an exit status
-(see controller.errors); no traceback reaches the user.
+(see controller.api.errors); no traceback reaches the user.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from importlib.metadata import PackageNotFoundError
+from importlib.metadata import PackageNotFoundError, entry_points
 from importlib.metadata import version as package_version
 from typing import Any
 
+from controller.api.errors import EXIT_CONFLICT, EXIT_INVALID, EXIT_UNAVAILABLE, VigilError
 from controller.api.meta import API_VERSION
 from controller.cli import apply_cmd, cluster_cmd, get_cmd, ops_cmd
-from controller.cli.config import ClientConfig, resolve
 from controller.cli.output import FORMATS, err
-from controller.errors import EXIT_CONFLICT, EXIT_INVALID, EXIT_UNAVAILABLE, VigilError
+from controller.store.client_config import ClientConfig, resolve
 from controller.store.errors import (
     ConflictError,
     StoreError,
@@ -185,21 +185,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     ops_cmd.register(sub, common)
     cluster_cmd.register(sub, common)
-    _register_optional(sub)
+    _register_plugins(sub)
     return parser
 
 
-def _register_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Command groups that live in their own packages."""
-    try:
-        from lab.cli import register as register_lab
-    except ImportError:
-        return
-    register_lab(sub)
+PLUGINS = "vigil.ha_commands"
+
+
+def _register_plugins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Command groups of other packages (`ha lab`), found through the entry point group
+    vigil.ha_commands, so that `ha` depends on none of them: each entry is a callable
+    register(subparsers)."""
+    for entry in sorted(entry_points(group=PLUGINS), key=lambda e: e.name):
+        try:
+            register = entry.load()
+        except ImportError as exc:  # a plugin whose package is broken must not break `ha`
+            err(f"warning: ha {entry.name}: not available ({exc})")
+            continue
+        register(sub)
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from controller.explain import explain
+    from controller.cli.explain import explain
 
     try:
         sys.stdout.write(explain(args.path, recursive=args.recursive))

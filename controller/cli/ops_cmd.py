@@ -13,49 +13,27 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from controller.aio import wait_any
-from controller.api.cluster import Cluster
-from controller.api.group import MoveTo, ResourceGroup, ResourceGroupStatus
+from controller.api.errors import InputError, NotFoundError
+from controller.api.group import MoveTo, ResourceGroup
 from controller.api.meta import ObjectMeta
-from controller.api.node import Node, NodeSpec, NodeStatus
+from controller.api.node import Node, NodeSpec
 from controller.api.units import parse_duration
 from controller.apply.plan import Applied
 from controller.apply.run import apply_objects
-from controller.cli.config import ClientConfig
 from controller.cli.output import use_colour
-from controller.errors import InputError, NotFoundError
-from controller.informer import Informer
-from controller.status_view import StatusSnapshot, render, to_json
+from controller.cli.status_view import render, to_json
 from controller.store import keys
 from controller.store.base import Delete, Store
+from controller.store.client_config import ClientConfig
+from controller.store.informer import Informer, wait_any
+from controller.store.view import ClusterView
 
 
-def _snapshot(informer: Informer, cluster_name: str) -> StatusSnapshot:
-    clusters = [c for c in informer.objects("Cluster").values() if isinstance(c, Cluster)]
-    leader = informer.get(keys.LEADER)
-    return StatusSnapshot(
-        cluster_name=cluster_name,
-        cluster=clusters[0] if clusters else None,
-        leader=str(leader.value.get("node")) if leader else None,
-        agents={kv.key[len(keys.NODES) :]: kv.value for kv in informer.under(keys.NODES)},
-        nodes={n: o for n, o in informer.objects("Node").items() if isinstance(o, Node)},
-        node_status=informer.statuses("Node", NodeStatus),
-        groups={
-            n: o
-            for n, o in informer.objects("ResourceGroup").items()
-            if isinstance(o, ResourceGroup)
-        },
-        group_status=informer.statuses("ResourceGroup", ResourceGroupStatus),
-        placements=informer.placements(),
-        failures=informer.failures(),
-    )
-
-
-def _print_status(snap: StatusSnapshot, as_json: bool) -> None:
+def _print_status(cluster_name: str, view: ClusterView, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(to_json(snap), indent=2) + "\n")
+        sys.stdout.write(json.dumps(to_json(cluster_name, view), indent=2) + "\n")
     else:
-        sys.stdout.write(render(snap, use_colour(sys.stdout)))
+        sys.stdout.write(render(cluster_name, view, use_colour(sys.stdout)))
     sys.stdout.flush()
 
 
@@ -64,7 +42,7 @@ async def run_status(args: argparse.Namespace, config: ClientConfig) -> int:
         informer = Informer(store)
         items, revision = await store.list("")
         informer.load(items, revision)
-        _print_status(_snapshot(informer, config.cluster), args.output == "json")
+        _print_status(config.cluster, informer.view(), args.output == "json")
         if not args.watch:
             return 0
         changed = informer.subscribe()
@@ -74,13 +52,13 @@ async def run_status(args: argparse.Namespace, config: ClientConfig) -> int:
                 await wait_any([changed], 2.0)
                 if args.output != "json":
                     sys.stdout.write("\n")
-                _print_status(_snapshot(informer, config.cluster), args.output == "json")
+                _print_status(config.cluster, informer.view(), args.output == "json")
         finally:
             task.cancel()
 
 
 async def _group(store: Store, name: str) -> ResourceGroup:
-    from controller.objectstore import ObjectStore
+    from controller.store.objects import ObjectStore
 
     stored = await ObjectStore(store).get("ResourceGroup", name)
     if stored is None or not isinstance(stored.obj, ResourceGroup):
@@ -122,7 +100,7 @@ async def run_move(args: argparse.Namespace, config: ClientConfig) -> int:
 
 
 async def run_standby(args: argparse.Namespace, config: ClientConfig) -> int:
-    from controller.objectstore import ObjectStore
+    from controller.store.objects import ObjectStore
 
     async with config.open_store() as store:
         stored = await ObjectStore(store).get("Node", args.node)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from controller.errors import InputError
+from controller.api.errors import InputError
 
 Matcher = Callable[[Mapping[str, str]], bool]
 

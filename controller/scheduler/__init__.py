@@ -6,7 +6,7 @@
 Contract with the caller (the controller's adapter from the API models):
 
 - A node that stopped answering but is not yet fenced is ``NodeState(alive=False,
-  fenced_pending=True)``; its groups are held (Status.AWAITING_FENCING, node = that node)
+  fenced_pending=True)``; its groups are held (DecisionStatus.AWAITING_FENCING, node = that node)
   and never started elsewhere. Only once fenced is it ``alive=False, fenced_pending=False``
   ("dead"), and its groups fail over.
 - ``Group.failure_timeout`` is seconds, None = never forget (the API's ``0s``).
@@ -16,31 +16,31 @@ Contract with the caller (the controller's adapter from the API models):
 - Rerunning ``schedule`` with its own result as ``current`` changes nothing (no flapping).
 """
 
-from controller.scheduler.diff import Change, ChangeKind, diff_placements
+from controller.scheduler.diff import PlacementChange, PlacementChangeKind, diff_placements
 from controller.scheduler.model import (
+    Decision,
+    DecisionStatus,
     Failure,
     Group,
-    MoveTo,
+    Move,
     NodeState,
-    Placement,
     SchedulerInputError,
-    Status,
 )
 from controller.scheduler.order import DependencyCycleError, start_order, stop_order
 from controller.scheduler.schedule import schedule
 from controller.scheduler.snapshot import validate
 
 __all__ = [
-    "Change",
-    "ChangeKind",
+    "Decision",
+    "DecisionStatus",
     "DependencyCycleError",
     "Failure",
     "Group",
-    "MoveTo",
+    "Move",
     "NodeState",
-    "Placement",
+    "PlacementChange",
+    "PlacementChangeKind",
     "SchedulerInputError",
-    "Status",
     "diff_placements",
     "schedule",
     "start_order",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from controller.scheduler.model import Placement, Status
+from controller.scheduler.model import Decision, DecisionStatus
 from controller.scheduler.snapshot import Snapshot
 
 
@@ -53,7 +53,7 @@ class Candidate:
 
 
 def runnable(
-    snap: Snapshot, members: Sequence[str], node: str, placed: Mapping[str, Placement]
+    snap: Snapshot, members: Sequence[str], node: str, placed: Mapping[str, Decision]
 ) -> tuple[str, ...]:
     """Members of the colocation set that can run on ``node`` (the largest such subset)."""
     inside = set(members)
@@ -66,7 +66,7 @@ def runnable(
             if dep in inside:
                 continue
             done = placed.get(dep)
-            if done is None or done.status is not Status.PLACED:
+            if done is None or done.status is not DecisionStatus.PLACED:
                 return False
         return all(target in inside for target in group.colocate)
 
@@ -85,7 +85,7 @@ def runnable(
     return tuple(sorted(able))
 
 
-def _hosts_of_partners(snap: Snapshot, group: str, placed: Mapping[str, Placement]) -> set[str]:
+def _hosts_of_partners(snap: Snapshot, group: str, placed: Mapping[str, Decision]) -> set[str]:
     hosts: set[str] = set()
     for other in snap.anti[group]:
         done = placed.get(other)
@@ -98,7 +98,7 @@ def candidate(
     snap: Snapshot,
     members: Sequence[str],
     node: str,
-    placed: Mapping[str, Placement],
+    placed: Mapping[str, Decision],
     load: Mapping[str, int],
 ) -> Candidate | None:
     running = runnable(snap, members, node, placed)

@@ -6,44 +6,44 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from controller.scheduler.model import Placement, Status
+from controller.scheduler.model import Decision, DecisionStatus
 
 
-class ChangeKind(enum.StrEnum):
+class PlacementChangeKind(enum.StrEnum):
     STOP = "stop"
     MOVE = "move"
     START = "start"
 
 
 @dataclass(frozen=True)
-class Change:
+class PlacementChange:
     group: str
-    kind: ChangeKind
+    kind: PlacementChangeKind
     from_node: str | None
     to_node: str | None
     reason: str
 
     def __str__(self) -> str:
-        if self.kind is ChangeKind.MOVE:
+        if self.kind is PlacementChangeKind.MOVE:
             where = f"{self.from_node} -> {self.to_node}"
-        elif self.kind is ChangeKind.STOP:
+        elif self.kind is PlacementChangeKind.STOP:
             where = f"on {self.from_node}"
         else:
             where = f"on {self.to_node}"
         return f"{self.kind.value} {self.group} {where}: {self.reason}"
 
 
-def _node(value: Placement | str | None) -> str | None:
-    if isinstance(value, Placement):
+def _node(value: Decision | str | None) -> str | None:
+    if isinstance(value, Decision):
         return value.node
     return value
 
 
 def diff_placements(
-    old: Mapping[str, Placement | str | None],
-    new: Mapping[str, Placement],
+    old: Mapping[str, Decision | str | None],
+    new: Mapping[str, Decision],
     order: Sequence[str] = (),
-) -> list[Change]:
+) -> list[PlacementChange]:
     """Stops first (reverse start order; groups ``order`` does not name stop first), then
     moves and starts (start order).
 
@@ -57,23 +57,23 @@ def diff_placements(
     def start_key(name: str) -> tuple[int, str]:
         return (rank.get(name, len(rank)), name)
 
-    stops: list[Change] = []
-    others: list[Change] = []
+    stops: list[PlacementChange] = []
+    others: list[PlacementChange] = []
     for name in sorted(set(old) | set(new)):
         before = _node(old.get(name))
         after = new.get(name)
-        if after is not None and after.status is Status.AWAITING_FENCING:
+        if after is not None and after.status is DecisionStatus.AWAITING_FENCING:
             continue
         target = after.runs_on if after is not None else None
         reason = after.reason if after is not None else "the group no longer exists"
         if before == target:
             continue
         if target is None:
-            stops.append(Change(name, ChangeKind.STOP, before, None, reason))
+            stops.append(PlacementChange(name, PlacementChangeKind.STOP, before, None, reason))
         elif before is None:
-            others.append(Change(name, ChangeKind.START, None, target, reason))
+            others.append(PlacementChange(name, PlacementChangeKind.START, None, target, reason))
         else:
-            others.append(Change(name, ChangeKind.MOVE, before, target, reason))
+            others.append(PlacementChange(name, PlacementChangeKind.MOVE, before, target, reason))
     stops.sort(key=lambda change: (-start_key(change.group)[0], change.group))
     others.sort(key=lambda change: start_key(change.group))
     return stops + others

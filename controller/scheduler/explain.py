@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from controller.scheduler.candidates import Candidate
-from controller.scheduler.model import Placement, Status
+from controller.scheduler.model import Decision, DecisionStatus
 from controller.scheduler.scoring import describe_ineligible
 from controller.scheduler.snapshot import Snapshot
 
@@ -47,24 +47,24 @@ def compare(win: Candidate, other: Candidate) -> str:
     return f"ties {other.node} at {score_text(other)} and {win.load} {groups} each; first by name"
 
 
-def _blocker(snap: Snapshot, name: str, placed: Mapping[str, Placement]) -> str | None:
+def _blocker(snap: Snapshot, name: str, placed: Mapping[str, Decision]) -> str | None:
     """A missing or unplaced dependency or colocation target, worded as a reason."""
     group = snap.groups[name]
     for dep in sorted(group.depends_on):
         if dep not in snap.groups:
             return f"depends on {dep}, which does not exist"
         done = placed.get(dep)
-        if done is not None and done.status is Status.AWAITING_FENCING:
+        if done is not None and done.status is DecisionStatus.AWAITING_FENCING:
             return f"depends on {dep}, which is waiting for fencing of {done.node}"
-        if done is not None and done.status is Status.UNPLACED:
+        if done is not None and done.status is DecisionStatus.UNPLACED:
             return f"depends on {dep}, which is not placed"
     for target in sorted(group.colocate):
         if target not in snap.groups:
             return f"colocated with {target}, which does not exist"
         done = placed.get(target)
-        if done is not None and done.status is Status.AWAITING_FENCING:
+        if done is not None and done.status is DecisionStatus.AWAITING_FENCING:
             return f"colocated with {target}, which is waiting for fencing of {done.node}"
-        if done is not None and done.status is Status.UNPLACED:
+        if done is not None and done.status is DecisionStatus.UNPLACED:
             return f"colocated with {target}, which is not placed"
     return None
 
@@ -73,7 +73,7 @@ def unplaced(
     snap: Snapshot,
     name: str,
     chosen: Candidate | None,
-    placed: Mapping[str, Placement],
+    placed: Mapping[str, Decision],
 ) -> str:
     """Why an enabled member of a colocation set does not run."""
     blocker = _blocker(snap, name, placed)

@@ -33,7 +33,7 @@ def _check_names(group: str, field_name: str, names: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class MoveTo:
+class Move:
     """An operator's ``ha move``: prefer ``node`` until ``until`` (epoch seconds; None = no end)."""
 
     node: str
@@ -69,7 +69,7 @@ class Group:
     colocate: tuple[str, ...] = ()
     anti_colocate: tuple[str, ...] = ()
     enabled: bool = True
-    move_to: MoveTo | None = None
+    move_to: Move | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.name, "group name")
@@ -175,7 +175,7 @@ class Failure:
             )
 
 
-class Status(enum.StrEnum):
+class DecisionStatus(enum.StrEnum):
     PLACED = "placed"
     UNPLACED = "unplaced"
     # Kept on a lost, unfenced node: it may still run there, so it must not start elsewhere.
@@ -183,7 +183,7 @@ class Status(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Placement:
+class Decision:
     """The decision for one group: where it should run and, in one sentence, why.
 
     ``node`` is the node to run on when ``status`` is PLACED, the lost node when
@@ -192,11 +192,11 @@ class Placement:
 
     group: str
     node: str | None
-    status: Status
+    status: DecisionStatus
     reason: str
 
     def __post_init__(self) -> None:
-        if (self.node is None) != (self.status is Status.UNPLACED):
+        if (self.node is None) != (self.status is DecisionStatus.UNPLACED):
             raise SchedulerInputError(
                 f"placement of {self.group!r}: status {self.status.value} with node"
                 f" {self.node!r} is inconsistent (only an unplaced group has no node)"
@@ -204,4 +204,4 @@ class Placement:
 
     @property
     def runs_on(self) -> str | None:
-        return self.node if self.status is Status.PLACED else None
+        return self.node if self.status is DecisionStatus.PLACED else None

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from controller.scheduler import explain
 from controller.scheduler.candidates import Candidate, candidate
-from controller.scheduler.model import Failure, Group, NodeState, Placement, Status
+from controller.scheduler.model import Decision, DecisionStatus, Failure, Group, NodeState
 from controller.scheduler.snapshot import Snapshot, build
 
 
@@ -23,15 +23,15 @@ def schedule(
     failures: Iterable[Failure] = (),
     current: Mapping[str, str | None] | None = None,
     now: float,
-) -> dict[str, Placement]:
-    """Decide where every group runs; returns one Placement per group, keyed and sorted by name.
+) -> dict[str, Decision]:
+    """Decide where every group runs; returns one Decision per group, keyed and sorted by name.
 
     ``current`` maps groups to the node they run on now (missing or None: not running).
     ``now`` (epoch seconds) expires failures and ``ha move`` requests. Raises
     SchedulerInputError for contradictory specs (see ``snapshot.validate``).
     """
     snap = build(groups, nodes, failures, current or {}, now)
-    placed: dict[str, Placement] = {}
+    placed: dict[str, Decision] = {}
     load: Counter[str] = Counter()
     for members in snap.bundles:
         _place_set(snap, members, placed, load)
@@ -39,12 +39,12 @@ def schedule(
 
 
 def _place_set(
-    snap: Snapshot, members: Sequence[str], placed: dict[str, Placement], load: Counter[str]
+    snap: Snapshot, members: Sequence[str], placed: dict[str, Decision], load: Counter[str]
 ) -> None:
     enabled = [name for name in members if snap.groups[name].enabled]
     for name in members:
         if name not in enabled:
-            placed[name] = Placement(name, None, Status.UNPLACED, "not placed: disabled")
+            placed[name] = Decision(name, None, DecisionStatus.UNPLACED, "not placed: disabled")
     if not enabled:
         return
     lost = {name: node for name in enabled if (node := snap.awaiting_fencing(name))}
@@ -61,20 +61,20 @@ def _place_set(
     for name in enabled:
         if chosen is not None and name in chosen.running:
             reason = explain.placed_reason(snap, name, chosen, cands[1:])
-            placed[name] = Placement(name, chosen.node, Status.PLACED, reason)
+            placed[name] = Decision(name, chosen.node, DecisionStatus.PLACED, reason)
     left = [name for name in enabled if name not in placed]
     # Mark them all first so each reason can point at a partner that is not placed either.
     for name in left:
-        placed[name] = Placement(name, None, Status.UNPLACED, "not placed")
+        placed[name] = Decision(name, None, DecisionStatus.UNPLACED, "not placed")
     for name in left:
         reason = explain.unplaced(snap, name, chosen, placed)
-        placed[name] = Placement(name, None, Status.UNPLACED, reason)
+        placed[name] = Decision(name, None, DecisionStatus.UNPLACED, reason)
     if chosen is not None:
         load[chosen.node] += len(chosen.running)
 
 
 def _hold_for_fencing(
-    enabled: Sequence[str], lost: Mapping[str, str], placed: dict[str, Placement]
+    enabled: Sequence[str], lost: Mapping[str, str], placed: dict[str, Decision]
 ) -> None:
     # The group may still be running on the lost node; starting it anywhere else before that
     # node is fenced could make it active twice. Its colocated partners wait with it.
@@ -82,7 +82,7 @@ def _hold_for_fencing(
         node = lost.get(name)
         if node is not None:
             reason = f"not moved: waiting for fencing of {node}"
-            placed[name] = Placement(name, node, Status.AWAITING_FENCING, reason)
+            placed[name] = Decision(name, node, DecisionStatus.AWAITING_FENCING, reason)
     for name in enabled:
         if name not in lost:
             holder = min(lost)
@@ -90,4 +90,4 @@ def _hold_for_fencing(
                 f"not placed: colocated with {holder}, which is waiting for fencing of"
                 f" {lost[holder]}"
             )
-            placed[name] = Placement(name, None, Status.UNPLACED, reason)
+            placed[name] = Decision(name, None, DecisionStatus.UNPLACED, reason)

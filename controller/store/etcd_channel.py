@@ -44,7 +44,7 @@ class _RequireLeader(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class EtcdEndpoint:
     url: str
     target: str
     secure: bool
@@ -74,7 +74,7 @@ class TLSFiles:
         )
 
 
-def parse_endpoint(raw: str, tls: bool) -> Endpoint:
+def parse_endpoint(raw: str, tls: bool) -> EtcdEndpoint:
     text = raw.strip()
     secure = tls
     if text.startswith("https://"):
@@ -90,7 +90,7 @@ def parse_endpoint(raw: str, tls: bool) -> Endpoint:
             f"etcd endpoint {raw!r} must look like http://HOST:PORT (e.g. http://127.0.0.1:2379)"
         )
     scheme = "https" if secure else "http"
-    return Endpoint(f"{scheme}://{text}", text, secure)
+    return EtcdEndpoint(f"{scheme}://{text}", text, secure)
 
 
 def prefix_range_end(prefix: bytes) -> bytes:
@@ -141,7 +141,7 @@ class EtcdConnection:
             ("grpc.keepalive_timeout_ms", max(int(self.timeout * 1000), 1000)),
         ]
 
-    def _open(self, ep: Endpoint) -> Any:
+    def _open(self, ep: EtcdEndpoint) -> Any:
         if ep.secure:
             return rpc.secure_channel(
                 ep.target,

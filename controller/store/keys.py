@@ -60,9 +60,9 @@ def fencing_key(node: str) -> str:
     return f"{FENCING}{_check_name('node name', node)}"
 
 
-def volume_fencing_key(volume: str) -> str:
-    """blockrepl's resource-level fencing record of one volume (blockrepl/fencing.py)."""
-    return f"volumes/{_check_name('volume name', volume)}/fencing"
+def volume_outdate_key(volume: str) -> str:
+    """blockrepl's resource-level outdate records of one volume (blockrepl/outdate.py)."""
+    return f"volumes/{_check_name('volume name', volume)}/outdated"
 
 
 def failure_prefix(group: str) -> str:

@@ -2,7 +2,9 @@
 
 Importing this package registers the built-in kinds in `default_registry`:
 `ip` (VipActuator) and `service` with variants systemd, lsb, ocf and exec.
-New kinds (volume, filesystem) register themselves with `@register("kind")`.
+New kinds (volume, filesystem) register themselves with `@register("kind")`; each
+factory receives the typed `Resource` (controller/api/group.py): one schema from YAML to
+the node.
 """
 
 from nodeagent.actuators import service_exec, service_lsb, service_ocf, service_systemd, vip
@@ -11,23 +13,20 @@ from nodeagent.actuators.base import (
     ActuatorContext,
     ActuatorError,
     ActuatorRegistry,
-    ConfigError,
-    Observation,
-    State,
-    Timeouts,
+    NoActuatorError,
     default_registry,
     register,
 )
+from nodeagent.observation import Observation, State
 
 __all__ = [
     "Actuator",
     "ActuatorContext",
     "ActuatorError",
     "ActuatorRegistry",
-    "ConfigError",
+    "NoActuatorError",
     "Observation",
     "State",
-    "Timeouts",
     "default_registry",
     "register",
     "service_exec",

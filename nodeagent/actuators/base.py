@@ -10,20 +10,20 @@ returns: a start that "succeeded" but left the resource stopped is an error.
 from __future__ import annotations
 
 import asyncio
-import enum
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodeagent.actuators.parsing import ConfigError as ConfigError
-from nodeagent.actuators.parsing import (
-    parse_duration,
-    reject_unknown,
-    require_mapping,
-)
+from controller.api.group import Resource, Timeouts
+from nodeagent.observation import Observation, State
+
+
+class NoActuatorError(ValueError):
+    """A resource this node cannot run at all (no actuator for its kind); the message names
+    the resource and what to do. Every other rule on a spec is the API's, at `ha apply`."""
 
 
 class ActuatorError(RuntimeError):
@@ -35,56 +35,6 @@ class ActuatorError(RuntimeError):
         self.where = where
         self.fix = fix
         super().__init__(f"resource {resource}: {what} ({where}); {fix}")
-
-
-class State(enum.Enum):
-    RUNNING = "running"
-    STOPPED = "stopped"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class Observation:
-    state: State
-    detail: str
-
-    @classmethod
-    def running(cls, detail: str) -> Observation:
-        return cls(State.RUNNING, detail)
-
-    @classmethod
-    def stopped(cls, detail: str) -> Observation:
-        return cls(State.STOPPED, detail)
-
-    @classmethod
-    def failed(cls, detail: str) -> Observation:
-        return cls(State.FAILED, detail)
-
-    @classmethod
-    def unknown(cls, detail: str) -> Observation:
-        return cls(State.UNKNOWN, detail)
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Per-resource bounds in seconds (Pacemaker's operation defaults are 20 s)."""
-
-    start: float = 20.0
-    stop: float = 20.0
-    monitor: float = 20.0
-
-    @classmethod
-    def from_mapping(cls, spec: Mapping[str, Any] | None, field_name: str = "timeouts") -> Timeouts:
-        if spec is None:
-            return cls()
-        spec = require_mapping(spec, field_name)
-        reject_unknown(spec, {"start", "stop", "monitor"}, field_name)
-        values = {key: parse_duration(spec[key], f"{field_name}.{key}") for key in spec}
-        for key, seconds in values.items():
-            if seconds <= 0:
-                raise ConfigError(f"{field_name}.{key}: must be greater than zero, got {seconds}")
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -99,6 +49,7 @@ class ActuatorContext:
     resource: str
     run_dir: Path = Path("/run/vigil")
     netns: str | None = None
+    # Pacemaker's operation defaults are 20 s too.
     timeouts: Timeouts = field(default_factory=Timeouts)
 
 
@@ -127,12 +78,18 @@ class Actuator(ABC):
     @abstractmethod
     async def _stop(self) -> None: ...
 
+    async def tend(self) -> None:  # noqa: B027 - optional hook; most actuators need none
+        """Work done while the resource runs on this node: the reconciler runs this as a
+        task from the turn it sees the resource running until it stops it or leaves its
+        group (a VIP's periodic announcements; a volume's health next). It should loop
+        until cancelled, or return when there is nothing to do, as here."""
+
     def error(self, what: str, fix: str) -> ActuatorError:
         return ActuatorError(what, resource=self.ctx.resource, where=self.where, fix=fix)
 
     async def observe(self) -> Observation:
         """The real state now. Never raises for a broken resource: that is an observation."""
-        limit = self.ctx.timeouts.monitor
+        limit = self.ctx.timeouts.monitor.total_seconds()
         try:
             async with asyncio.timeout(limit):
                 return await self._observe()
@@ -143,11 +100,13 @@ class Actuator(ABC):
 
     async def start(self) -> None:
         """Bring the resource up; a no-op if it already runs."""
-        await self._act("start", State.RUNNING, self._start, self.ctx.timeouts.start)
+        await self._act(
+            "start", State.RUNNING, self._start, self.ctx.timeouts.start.total_seconds()
+        )
 
     async def stop(self) -> None:
         """Take the resource down; a no-op if it is already stopped."""
-        await self._act("stop", State.STOPPED, self._stop, self.ctx.timeouts.stop)
+        await self._act("stop", State.STOPPED, self._stop, self.ctx.timeouts.stop.total_seconds())
 
     async def _act(self, name: str, goal: State, action: Callable[[], Any], limit: float) -> None:
         try:
@@ -169,12 +128,20 @@ class Actuator(ABC):
             )
 
 
-ActuatorFactory = Callable[[Mapping[str, Any], ActuatorContext], Actuator]
+ActuatorFactory = Callable[[Resource, ActuatorContext], Actuator]
+
+
+def actuator_kind(resource: Resource) -> str:
+    """The registry key of a resource: its type, and for a service its variant
+    (`ip`, `service.exec`, ...)."""
+    if resource.service is not None:
+        return f"service.{resource.service.variant}"
+    return resource.type
 
 
 class ActuatorRegistry:
-    """Resource kind -> factory. A kind may have variants (`service.systemd`) chosen by
-    which variant key the spec carries, so new kinds and variants plug in by registering."""
+    """Resource kind -> factory, so that new kinds and service variants plug in by
+    registering (`@register("service.exec")`). Factories receive the typed resource."""
 
     def __init__(self) -> None:
         self._factories: dict[str, ActuatorFactory] = {}
@@ -191,25 +158,15 @@ class ActuatorRegistry:
     def kinds(self) -> list[str]:
         return sorted(self._factories)
 
-    def resolve(self, kind: str, spec: Mapping[str, Any]) -> str:
-        if kind in self._factories:
-            return kind
-        variants = sorted(k.split(".", 1)[1] for k in self._factories if k.startswith(kind + "."))
-        if not variants:
-            raise ConfigError(
-                f"resource kind {kind!r} has no actuator on this node; known kinds: "
-                f"{', '.join(sorted({k.split('.')[0] for k in self._factories}))}"
+    def create(self, resource: Resource, ctx: ActuatorContext) -> Actuator:
+        kind = actuator_kind(resource)
+        factory = self._factories.get(kind)
+        if factory is None:
+            raise NoActuatorError(
+                f"resource {ctx.resource}: {kind} resources have no actuator on this node; "
+                f"known kinds: {', '.join(self.kinds())}"
             )
-        present = [v for v in variants if v in spec]
-        if len(present) != 1:
-            raise ConfigError(
-                f"{kind}: give exactly one of {', '.join(variants)}; "
-                f"got {', '.join(present) if present else 'none'}"
-            )
-        return f"{kind}.{present[0]}"
-
-    def create(self, kind: str, spec: Mapping[str, Any], ctx: ActuatorContext) -> Actuator:
-        return self._factories[self.resolve(kind, spec)](spec, ctx)
+        return factory(resource, ctx)
 
 
 default_registry = ActuatorRegistry()

@@ -18,16 +18,16 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
-from nodeagent.actuators.vip_config import IPInterface, NodeAddress
+from nodeagent.actuators.findif import IPInterface, NodeAddress
 
 EEXIST = 17
 EADDRNOTAVAIL = 99
 T = TypeVar("T")
 
-__all__ = ["Link", "Netlink", "NetlinkError", "close_all", "netlink_for"]
+__all__ = ["InterfaceInfo", "Netlink", "NetlinkError", "close_all", "netlink_for"]
 
 
-class Link:
+class InterfaceInfo:
     def __init__(self, index: int, name: str, mac: str | None) -> None:
         self.index = index
         self.name = name
@@ -52,16 +52,16 @@ class Netlink:
     async def _call(self, fn: Callable[[Any], T]) -> T:
         return await asyncio.to_thread(self._locked, fn)
 
-    async def links(self) -> list[Link]:
-        def get(ipr: Any) -> list[Link]:
+    async def links(self) -> list[InterfaceInfo]:
+        def get(ipr: Any) -> list[InterfaceInfo]:
             return [
-                Link(m["index"], m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_ADDRESS"))
+                InterfaceInfo(m["index"], m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_ADDRESS"))
                 for m in ipr.get_links()
             ]
 
         return await self._call(get)
 
-    async def link(self, name: str) -> Link | None:
+    async def link(self, name: str) -> InterfaceInfo | None:
         return next((lk for lk in await self.links() if lk.name == name), None)
 
     async def addresses(self) -> list[NodeAddress]:

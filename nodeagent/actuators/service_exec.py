@@ -16,76 +16,28 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
+from controller.api.group import ExecService, Resource
 from nodeagent.actuators.base import (
     Actuator,
     ActuatorContext,
-    ConfigError,
-    Observation,
     instance_name,
     register,
 )
 from nodeagent.actuators.commands import netns_prefix
-from nodeagent.actuators.parsing import (
-    parse_duration,
-    reject_unknown,
-    require_argv,
-    require_mapping,
-    require_str,
-    require_str_map,
-)
 from nodeagent.actuators.procinfo import (
     is_same_live_process,
     kill_group_quietly,
     read_proc_stat,
     signal_group,
 )
+from nodeagent.observation import Observation
 
 POLL_INTERVAL = 0.05
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def parse_signal(value: object, field_name: str) -> signal.Signals:
-    name = require_str(value, field_name).upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return signal.Signals[name]
-    except KeyError:
-        raise ConfigError(
-            f"{field_name}: unknown signal {value!r}; use a name like SIGTERM, SIGINT or SIGQUIT"
-        ) from None
-
-
-@dataclass(frozen=True)
-class ExecConfig:
-    command: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
-    working_dir: str | None = None
-    stop_signal: signal.Signals = signal.SIGTERM
-    stop_timeout: float = 10.0
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> ExecConfig:
-        where = "service.exec"
-        cfg = require_mapping(spec.get("exec"), where)
-        reject_unknown(cfg, {"command", "env", "workingDir", "stopSignal", "stopTimeout"}, where)
-        working_dir = cfg.get("workingDir")
-        if working_dir is not None:
-            working_dir = require_str(working_dir, f"{where}.workingDir")
-            if not os.path.isabs(working_dir):
-                raise ConfigError(f"{where}.workingDir: {working_dir!r} must be an absolute path")
-        return cls(
-            command=require_argv(cfg.get("command"), f"{where}.command"),
-            env=require_str_map(cfg.get("env", {}), f"{where}.env"),
-            working_dir=working_dir,
-            stop_signal=parse_signal(cfg.get("stopSignal", "SIGTERM"), f"{where}.stopSignal"),
-            stop_timeout=parse_duration(cfg.get("stopTimeout", "10s"), f"{where}.stopTimeout"),
-        )
 
 
 @dataclass(frozen=True)
@@ -126,9 +78,13 @@ def list_pid_records(run_dir: Path) -> dict[str, PidRecord]:
 
 
 class ExecActuator(Actuator):
-    def __init__(self, config: ExecConfig, ctx: ActuatorContext) -> None:
+    def __init__(self, spec: ExecService, ctx: ActuatorContext) -> None:
         super().__init__(ctx)
-        self.config = config
+        self.command = tuple(spec.command)
+        self.env = dict(spec.env)
+        self.working_dir = spec.working_dir
+        self.stop_signal = signal.Signals[spec.stop_signal]
+        self.stop_timeout = spec.stop_timeout.total_seconds()
         self.instance = instance_name(ctx.resource)
         self.state_dir = ctx.run_dir / "exec"
         self.pid_file = self.state_dir / f"{self.instance}.pid"
@@ -139,7 +95,7 @@ class ExecActuator(Actuator):
     def where(self) -> str:
         record = self._record()
         pid = f"pid {record.pid}, " if record else ""
-        return f"{pid}command {self.config.command[0]}, pid file {self.pid_file}"
+        return f"{pid}command {self.command[0]}, pid file {self.pid_file}"
 
     def _record(self) -> PidRecord | None:
         try:
@@ -178,8 +134,8 @@ class ExecActuator(Actuator):
 
     async def _start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), **self.config.env}
-        argv = [*netns_prefix(self.ctx.netns), *self.config.command]
+        env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), **self.env}
+        argv = [*netns_prefix(self.ctx.netns), *self.command]
         log = os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -188,7 +144,7 @@ class ExecActuator(Actuator):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=self.config.working_dir,
+                cwd=self.working_dir,
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
@@ -219,8 +175,8 @@ class ExecActuator(Actuator):
 
     async def _terminate(self, pgid: int, gone: Callable[[], bool]) -> None:
         """stopSignal to the group, wait stopTimeout, then SIGKILL; sweep what remains."""
-        signal_group(pgid, self.config.stop_signal)
-        if not await self._wait(gone, self.config.stop_timeout):
+        signal_group(pgid, self.stop_signal)
+        if not await self._wait(gone, self.stop_timeout):
             signal_group(pgid, signal.SIGKILL)
             await self._wait(gone, None)
         # Helpers the leader forked stay in its group; "stopped" means all of them.
@@ -238,5 +194,6 @@ class ExecActuator(Actuator):
 
 
 @register("service.exec")
-def make_exec(spec: Mapping[str, Any], ctx: ActuatorContext) -> Actuator:
-    return ExecActuator(ExecConfig.from_spec(spec), ctx)
+def make_exec(resource: Resource, ctx: ActuatorContext) -> Actuator:
+    assert resource.service is not None and resource.service.exec is not None
+    return ExecActuator(resource.service.exec, ctx)

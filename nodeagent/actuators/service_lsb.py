@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from nodeagent.actuators.base import (
-    Actuator,
-    ActuatorContext,
-    ConfigError,
-    Observation,
-    register,
-)
+from controller.api.group import Resource
+from nodeagent.actuators.base import Actuator, ActuatorContext, register
 from nodeagent.actuators.commands import CommandResult, run_command
-from nodeagent.actuators.parsing import require_str
+from nodeagent.observation import Observation
 
 INIT_DIR = Path("/etc/init.d")
 
@@ -53,46 +46,30 @@ def lsb_status_observation(returncode: int, output: str) -> Observation:
     return Observation.unknown(f"status exit {returncode} (not an LSB status code){said}")
 
 
-def lsb_script_path(value: object, field: str = "service.lsb") -> Path:
-    name = require_str(value, field)
+def lsb_script_path(name: str) -> Path:
+    """``service.lsb`` (the API checked it): a name in /etc/init.d, or an absolute path."""
     path = Path(name)
-    if path.is_absolute():
-        return path
-    if "/" in name:
-        raise ConfigError(
-            f"{field}: {name!r} is a relative path; give a script name in /etc/init.d "
-            "(e.g. 'apache2') or an absolute path"
-        )
-    return INIT_DIR / name
-
-
-@dataclass(frozen=True)
-class LsbConfig:
-    script: Path
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> LsbConfig:
-        return cls(script=lsb_script_path(spec.get("lsb")))
+    return path if path.is_absolute() else INIT_DIR / name
 
 
 class LsbActuator(Actuator):
-    def __init__(self, config: LsbConfig, ctx: ActuatorContext) -> None:
+    def __init__(self, script: Path, ctx: ActuatorContext) -> None:
         super().__init__(ctx)
-        self.config = config
+        self.script = script
 
     @property
     def where(self) -> str:
-        return f"init script {self.config.script}"
+        return f"init script {self.script}"
 
     async def _run(self, action: str) -> CommandResult:
-        if not os.access(self.config.script, os.X_OK):
+        if not os.access(self.script, os.X_OK):
             raise self.error(
                 f"{action}: script missing or not executable",
                 "install the package that provides it, or chmod +x the script",
             )
         # LSB scripts must run with a minimal, predictable environment.
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
-        return await run_command([str(self.config.script), action], env=env, netns=self.ctx.netns)
+        return await run_command([str(self.script), action], env=env, netns=self.ctx.netns)
 
     async def _observe(self) -> Observation:
         result = await self._run("status")
@@ -116,5 +93,6 @@ class LsbActuator(Actuator):
 
 
 @register("service.lsb")
-def make_lsb(spec: Mapping[str, Any], ctx: ActuatorContext) -> Actuator:
-    return LsbActuator(LsbConfig.from_spec(spec), ctx)
+def make_lsb(resource: Resource, ctx: ActuatorContext) -> Actuator:
+    assert resource.service is not None and resource.service.lsb is not None
+    return LsbActuator(lsb_script_path(resource.service.lsb), ctx)

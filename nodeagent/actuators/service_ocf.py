@@ -9,28 +9,19 @@ OCF_CODES. Actions are idempotent by contract, which matches the reconciler.
 from __future__ import annotations
 
 import os
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from controller.api.group import OcfService, Resource
 from nodeagent.actuators.base import (
     Actuator,
     ActuatorContext,
-    ConfigError,
-    Observation,
     instance_name,
     register,
 )
 from nodeagent.actuators.commands import CommandResult, run_command
-from nodeagent.actuators.parsing import (
-    reject_unknown,
-    require_mapping,
-    require_str,
-    require_str_map,
-)
+from nodeagent.observation import Observation
 
 OCF_ROOT = Path("/usr/lib/ocf")
 
@@ -53,9 +44,6 @@ OCF_CODES: Mapping[int, tuple[str, str]] = {
     191: ("OCF_DEGRADED_PROMOTED", "check the service; it runs with reduced function"),
 }
 
-_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_AGENT = re.compile(r"^(?:ocf:)?([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)$")
-
 
 def ocf_code_name(code: int) -> str:
     return OCF_CODES.get(code, (f"non-OCF exit code {code}", ""))[0]
@@ -74,16 +62,6 @@ def ocf_monitor_observation(code: int, output: str) -> Observation:
     if code in (1, 2, 4, 5, 6, 9):
         return Observation.failed(f"monitor {name} ({OCF_CODES[code][1]}){said}")
     return Observation.unknown(f"monitor {name}{said}")
-
-
-def parse_agent(value: object, field_name: str = "service.ocf.agent") -> tuple[str, str]:
-    text = require_str(value, field_name)
-    match = _AGENT.match(text)
-    if match is None:
-        raise ConfigError(
-            f"{field_name}: {text!r} is not provider:type; write e.g. 'heartbeat:IPaddr2'"
-        )
-    return match.group(1), match.group(2)
 
 
 def check_params_against_metadata(metadata_xml: str, params: Mapping[str, str]) -> list[str]:
@@ -109,47 +87,23 @@ def check_params_against_metadata(metadata_xml: str, params: Mapping[str, str]) 
     return problems
 
 
-@dataclass(frozen=True)
-class OcfConfig:
-    provider: str
-    type: str
-    params: Mapping[str, str] = field(default_factory=dict)
-    ocf_root: Path = OCF_ROOT
-
-    @property
-    def script(self) -> Path:
-        return self.ocf_root / "resource.d" / self.provider / self.type
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], ocf_root: Path = OCF_ROOT) -> OcfConfig:
-        ocf = require_mapping(spec.get("ocf"), "service.ocf")
-        reject_unknown(ocf, {"agent", "params"}, "service.ocf")
-        provider, type_ = parse_agent(ocf.get("agent"))
-        params = require_str_map(ocf.get("params", {}), "service.ocf.params")
-        for name in params:
-            if not _PARAM_NAME.match(name):
-                raise ConfigError(
-                    f"service.ocf.params.{name}: parameter names must be shell identifiers "
-                    "(letters, digits, underscore), because they become OCF_RESKEY_<name>"
-                )
-        return cls(provider=provider, type=type_, params=params, ocf_root=ocf_root)
-
-
 class OcfActuator(Actuator):
-    def __init__(self, config: OcfConfig, ctx: ActuatorContext) -> None:
+    def __init__(self, spec: OcfService, ctx: ActuatorContext, ocf_root: Path = OCF_ROOT) -> None:
         super().__init__(ctx)
-        self.config = config
+        self.spec = spec
+        self.ocf_root = ocf_root
+        self.script = ocf_root / "resource.d" / spec.provider / spec.type
 
     @property
     def where(self) -> str:
-        return f"ocf:{self.config.provider}:{self.config.type} at {self.config.script}"
+        return f"ocf:{self.spec.agent} at {self.script}"
 
     def environment(self, action_timeout: float) -> dict[str, str]:
-        cfg = self.config
+        cfg = self.spec
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "LANG": "C",
-            "OCF_ROOT": str(cfg.ocf_root),
+            "OCF_ROOT": str(self.ocf_root),
             "OCF_RA_VERSION_MAJOR": "1",
             "OCF_RA_VERSION_MINOR": "1",
             "OCF_RESOURCE_INSTANCE": instance_name(self.ctx.resource),
@@ -162,7 +116,7 @@ class OcfActuator(Actuator):
         return env
 
     async def run_action(self, action: str) -> CommandResult:
-        if not os.access(self.config.script, os.X_OK):
+        if not os.access(self.script, os.X_OK):
             raise self.error(
                 f"{action}: agent missing or not executable",
                 "install the resource-agents package (or the provider's agents) on this node",
@@ -170,8 +124,8 @@ class OcfActuator(Actuator):
         limits = self.ctx.timeouts
         limit = {"start": limits.start, "stop": limits.stop}.get(action, limits.monitor)
         return await run_command(
-            [str(self.config.script), action],
-            env=self.environment(limit),
+            [str(self.script), action],
+            env=self.environment(limit.total_seconds()),
             netns=self.ctx.netns,
         )
 
@@ -202,12 +156,13 @@ class OcfActuator(Actuator):
 
     async def validate(self) -> None:
         """Check params against the agent's meta-data, then run `validate-all`."""
-        problems = check_params_against_metadata(await self.meta_data(), self.config.params)
+        problems = check_params_against_metadata(await self.meta_data(), self.spec.params)
         if problems:
             raise self.error("; ".join(problems), "fix service.ocf.params in the resource spec")
         await self._checked("validate-all")
 
 
 @register("service.ocf")
-def make_ocf(spec: Mapping[str, Any], ctx: ActuatorContext) -> Actuator:
-    return OcfActuator(OcfConfig.from_spec(spec), ctx)
+def make_ocf(resource: Resource, ctx: ActuatorContext) -> Actuator:
+    assert resource.service is not None and resource.service.ocf is not None
+    return OcfActuator(resource.service.ocf, ctx)

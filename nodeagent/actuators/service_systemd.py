@@ -8,33 +8,21 @@ into a sentence that says why.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from nodeagent.actuators.base import (
-    Actuator,
-    ActuatorContext,
-    ConfigError,
-    Observation,
-    register,
-)
+from controller.api.group import Resource
+from nodeagent.actuators.base import Actuator, ActuatorContext, register
 from nodeagent.actuators.commands import CommandResult, run_command
-from nodeagent.actuators.parsing import require_str
+from nodeagent.observation import Observation
 
 SHOW_PROPERTIES = ("LoadState", "ActiveState", "SubState", "Result", "ExecMainStatus")
-_UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
 _UNIT_SUFFIXES = (".service", ".socket", ".target", ".mount", ".timer", ".path", ".scope")
 
 
-def parse_unit(value: object, field_name: str = "service.systemd") -> str:
-    unit = require_str(value, field_name)
-    if not _UNIT.match(unit):
-        raise ConfigError(f"{field_name}: {unit!r} is not a valid systemd unit name")
-    if not unit.endswith(_UNIT_SUFFIXES):
-        unit += ".service"
-    return unit
+def unit_name(systemd: str) -> str:
+    """``service.systemd`` (the API checked it) as systemctl names it: `postgresql` is
+    `postgresql.service`."""
+    return systemd if systemd.endswith(_UNIT_SUFFIXES) else systemd + ".service"
 
 
 def parse_show(output: str) -> dict[str, str]:
@@ -66,23 +54,14 @@ def systemd_observation(props: Mapping[str, str]) -> Observation:
     return Observation.unknown(summary or "systemctl show returned no ActiveState")
 
 
-@dataclass(frozen=True)
-class SystemdConfig:
-    unit: str
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> SystemdConfig:
-        return cls(unit=parse_unit(spec.get("systemd")))
-
-
 class SystemdActuator(Actuator):
-    def __init__(self, config: SystemdConfig, ctx: ActuatorContext) -> None:
+    def __init__(self, unit: str, ctx: ActuatorContext) -> None:
         super().__init__(ctx)
-        self.config = config
+        self.unit = unit
 
     @property
     def where(self) -> str:
-        return f"systemd unit {self.config.unit}"
+        return f"systemd unit {self.unit}"
 
     async def _systemctl(self, *args: str) -> CommandResult:
         # PATH is read per call so a test can put a fake systemctl in front.
@@ -96,7 +75,7 @@ class SystemdActuator(Actuator):
             ) from None
 
     async def _observe(self) -> Observation:
-        result = await self._systemctl("show", "-p", ",".join(SHOW_PROPERTIES), self.config.unit)
+        result = await self._systemctl("show", "-p", ",".join(SHOW_PROPERTIES), self.unit)
         if result.returncode != 0:
             return Observation.unknown(
                 f"systemctl show exited {result.returncode}: {result.tail()}"
@@ -104,11 +83,11 @@ class SystemdActuator(Actuator):
         return systemd_observation(parse_show(result.output))
 
     async def _action(self, verb: str) -> None:
-        result = await self._systemctl(verb, self.config.unit)
+        result = await self._systemctl(verb, self.unit)
         if result.returncode != 0:
             raise self.error(
                 f"systemctl {verb} exited {result.returncode}: {result.tail()}",
-                f"see 'journalctl -u {self.config.unit}' on this node",
+                f"see 'journalctl -u {self.unit}' on this node",
             )
 
     async def _start(self) -> None:
@@ -117,9 +96,10 @@ class SystemdActuator(Actuator):
     async def _stop(self) -> None:
         await self._action("stop")
         # A unit that crashed stays "failed" after stop; clear it so stopped reads as stopped.
-        await self._systemctl("reset-failed", self.config.unit)
+        await self._systemctl("reset-failed", self.unit)
 
 
 @register("service.systemd")
-def make_systemd(spec: Mapping[str, Any], ctx: ActuatorContext) -> Actuator:
-    return SystemdActuator(SystemdConfig.from_spec(spec), ctx)
+def make_systemd(resource: Resource, ctx: ActuatorContext) -> Actuator:
+    assert resource.service is not None and resource.service.systemd is not None
+    return SystemdActuator(unit_name(resource.service.systemd), ctx)

@@ -2,28 +2,24 @@
 
 After an add, the VIP is announced `arp.count` times `arp.interval` apart (the first
 packet before start() returns, the rest in the background), because a single
-announcement can be lost and peers only believe ARP requests. `refresh()` sends one
-more; the reconciler calls it every `arp.refresh` while the VIP is here, so switches
-and peers that missed the move still learn it.
+announcement can be lost and peers only believe ARP requests. While the VIP runs here,
+`tend()` (the reconciler runs it as a task) sends one more every `arp.refresh`, so
+switches and peers that missed the move still learn it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+import ipaddress
+from collections.abc import Collection, Iterable
 
+from controller.api.group import IpResource, Resource
 from nodeagent.actuators.announce import Announcer, parse_mac
-from nodeagent.actuators.base import (
-    Actuator,
-    ActuatorContext,
-    ConfigError,
-    Observation,
-    register,
-)
+from nodeagent.actuators.base import Actuator, ActuatorContext, register
+from nodeagent.actuators.findif import IPInterface, NodeAddress, choose_interface
 from nodeagent.actuators.netlink import Netlink, NetlinkError, netlink_for
-from nodeagent.actuators.vip_config import IpConfig, IPInterface, NodeAddress, choose_interface
+from nodeagent.observation import Observation
 
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
@@ -47,44 +43,43 @@ def stray_vips(
 
 
 class VipActuator(Actuator):
-    def __init__(self, config: IpConfig, ctx: ActuatorContext, netlink: Netlink | None = None):
+    def __init__(self, spec: IpResource, ctx: ActuatorContext, netlink: Netlink | None = None):
         super().__init__(ctx)
-        self.config = config
+        self.spec = spec
+        self.address: IPInterface = ipaddress.ip_interface(spec.address)
+        self.interval = spec.arp.interval.total_seconds()
+        self.refresh_interval = spec.arp.refresh.total_seconds()
         self.netlink = netlink or netlink_for(ctx.netns)
-        self._ifname = config.interface
+        self._ifname = spec.interface
         self._announcer: Announcer | None = None
         self._burst: asyncio.Task[None] | None = None
 
     @property
     def where(self) -> str:
         ns = f" in netns {self.ctx.netns}" if self.ctx.netns else ""
-        return f"address {self.config.address} on interface {self._ifname or '(auto)'}{ns}"
-
-    @property
-    def refresh_interval(self) -> float:
-        return self.config.arp.refresh
+        return f"address {self.address} on interface {self._ifname or '(auto)'}{ns}"
 
     async def interface(self) -> str:
         if self._ifname is None:
             try:
-                self._ifname = choose_interface(self.config.address, await self.netlink.addresses())
-            except ConfigError as exc:
+                self._ifname = choose_interface(self.address, await self.netlink.addresses())
+            except LookupError as exc:
                 raise self.error(str(exc), "set ip.interface in the resource spec") from None
         return self._ifname
 
     async def _present(self) -> list[NodeAddress]:
-        vip = self.config.address.ip
+        vip = self.address.ip
         return [a for a in await self.netlink.addresses() if a.address.ip == vip]
 
     async def _observe(self) -> Observation:
         present = await self._present()
         if not present:
-            return Observation.stopped(f"{self.config.address.ip} is not on any interface")
+            return Observation.stopped(f"{self.address.ip} is not on any interface")
         ifname = await self.interface()
         for found in present:
             if found.interface != ifname:
                 continue
-            if found.address != self.config.address:
+            if found.address != self.address:
                 return Observation.failed(
                     f"{found.address} is on {ifname} with the wrong prefix length; stop removes it"
                 )
@@ -101,7 +96,7 @@ class VipActuator(Actuator):
             return Observation.running(f"{found.address} is on {ifname}{dad}")
         others = ", ".join(sorted({a.interface for a in present}))
         return Observation.failed(
-            f"{self.config.address.ip} is on {others}, not on {ifname}; stop removes it"
+            f"{self.address.ip} is on {others}, not on {ifname}; stop removes it"
         )
 
     async def _start(self) -> None:
@@ -113,17 +108,17 @@ class VipActuator(Actuator):
                 "fix ip.interface or create the interface on this node",
             )
         try:
-            await self.netlink.add_address(link.index, self.config.address)
+            await self.netlink.add_address(link.index, self.address)
         except NetlinkError as exc:
             raise self.error(f"adding the address failed: {exc}", "check the interface") from None
-        await self._announce(link.index, link.mac, self.config.arp.count)
+        await self._announce(link.index, link.mac, self.spec.arp.count)
 
     async def _announce(self, index: int, mac: str | None, count: int) -> None:
         if not mac or mac == "00:00:00:00:00:00":
             return  # no link layer (loopback, tun): nothing to announce
         if self._announcer is None:
             ifname = await self.interface()
-            ip = self.config.address.ip
+            ip = self.address.ip
             self._announcer = await asyncio.to_thread(
                 Announcer, self.ctx.netns, ifname, index, parse_mac(mac), ip
             )
@@ -133,9 +128,9 @@ class VipActuator(Actuator):
             self._burst = asyncio.create_task(self._rest(self._announcer, count - 1))
 
     async def _rest(self, announcer: Announcer, count: int) -> None:
-        await asyncio.sleep(self.config.arp.interval)
+        await asyncio.sleep(self.interval)
         with contextlib.suppress(OSError):  # the VIP may be removed mid-burst
-            await announcer.burst(count, self.config.arp.interval)
+            await announcer.burst(count, self.interval)
 
     def _cancel_burst(self) -> None:
         if self._burst is not None:
@@ -164,12 +159,12 @@ class VipActuator(Actuator):
         await self._announce(link.index, link.mac, 1)
         return True
 
-    async def keep_announcing(self) -> None:
-        """Run as a task while the VIP is placed here: refresh() every arp.refresh seconds."""
-        if self.config.arp.refresh <= 0:
+    async def tend(self) -> None:
+        """While the VIP runs here: one more announcement every arp.refresh (0s: none)."""
+        if self.refresh_interval <= 0:
             return
         while True:
-            await asyncio.sleep(self.config.arp.refresh)
+            await asyncio.sleep(self.refresh_interval)
             with contextlib.suppress(OSError, NetlinkError):
                 await self.refresh()
 
@@ -182,5 +177,6 @@ class VipActuator(Actuator):
 
 
 @register("ip")
-def make_vip(spec: Mapping[str, Any], ctx: ActuatorContext) -> Actuator:
-    return VipActuator(IpConfig.from_spec(spec), ctx)
+def make_vip(resource: Resource, ctx: ActuatorContext) -> Actuator:
+    assert resource.ip is not None
+    return VipActuator(resource.ip, ctx)

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nodeagent.heartbeat.timing import Timing
+from nodeagent.heartbeat.timing import HeartbeatTiming
 from nodeagent.heartbeat.udp import UdpLinkConfig
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class HeartbeatConfig:
     node: str
     cluster: str
     key: bytes
-    timing: Timing
+    timing: HeartbeatTiming
     address: str
     """This node's cluster address: the main link binds it."""
     peers: tuple[PeerAddress, ...]
@@ -91,7 +91,7 @@ def from_cluster_spec(
         node=node,
         cluster=cluster,
         key=key,
-        timing=Timing.from_spec(spec.timing),
+        timing=HeartbeatTiming.from_spec(spec.timing),
         address=me.address,
         port=port,
         peers=tuple(PeerAddress(n.name, n.address, port) for n in spec.nodes if n.name != node),

@@ -39,12 +39,11 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
+from controller.api.liveness import PeerState
 from nodeagent.heartbeat.packet import NEVER_MS, AckBody, Packet, PacketType, PeerReport
-from nodeagent.heartbeat.timing import Timing
+from nodeagent.heartbeat.timing import HeartbeatTiming
 
-PeerState = Literal["up", "warn", "dead", "unknown"]
 SENT_HISTORY = 4096
 OLD_INCARNATIONS = 16
 
@@ -89,7 +88,7 @@ class Membership:
         self,
         self_name: str,
         members: Iterable[str],
-        timing: Timing,
+        timing: HeartbeatTiming,
         incarnation: int,
         started_at: float,
         new_incarnation: Callable[[], int] = _random_incarnation,
@@ -344,4 +343,4 @@ class Membership:
         return min(future, default=math.inf)
 
 
-__all__ = ["Membership", "PeerState", "PeerStatus", "Rejected"]
+__all__ = ["Membership", "PeerStatus", "Rejected"]

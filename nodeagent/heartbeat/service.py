@@ -23,7 +23,7 @@ from typing import Any
 from nodeagent.heartbeat.config import HeartbeatConfig
 from nodeagent.heartbeat.membership import Membership, Rejected
 from nodeagent.heartbeat.packet import Codec, PacketError
-from nodeagent.heartbeat.udp import Link, UdpLink
+from nodeagent.heartbeat.udp import HeartbeatTransport, UdpTransport
 
 log = logging.getLogger(__name__)
 WATCH_QUEUE = 1024
@@ -58,7 +58,7 @@ class HeartbeatService:
     def __init__(
         self,
         config: HeartbeatConfig,
-        links: Sequence[Link] | None = None,
+        links: Sequence[HeartbeatTransport] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -71,8 +71,8 @@ class HeartbeatService:
             incarnation=secrets.randbits(64) or 1,
             started_at=clock(),
         )
-        self.links: list[Link] = (
-            list(links) if links is not None else [UdpLink(c) for c in config.link_configs()]
+        self.links: list[HeartbeatTransport] = (
+            list(links) if links is not None else [UdpTransport(c) for c in config.link_configs()]
         )
         self.counters = Counters()
         self.changed = asyncio.Event()
@@ -131,13 +131,13 @@ class HeartbeatService:
             self.counters.sent += link.broadcast(data)
         self._evaluate(now)
 
-    def _deliver_for(self, link: Link) -> Callable[[bytes, object], None]:
+    def _deliver_for(self, link: HeartbeatTransport) -> Callable[[bytes, object], None]:
         def deliver(data: bytes, source: object) -> None:
             self._on_datagram(link, data, source)
 
         return deliver
 
-    def _on_datagram(self, link: Link, data: bytes, source: object) -> None:
+    def _on_datagram(self, link: HeartbeatTransport, data: bytes, source: object) -> None:
         now = self.clock()
         self.counters.received += 1
         try:

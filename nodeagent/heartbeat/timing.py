@@ -18,7 +18,7 @@ class _SpecTiming(Protocol):
 
 
 @dataclass(frozen=True)
-class Timing:
+class HeartbeatTiming:
     keepalive: float
     warntime: float
     deadtime: float
@@ -49,7 +49,7 @@ class Timing:
         return min(self.deadtime / 10, 0.2)
 
     @classmethod
-    def from_spec(cls, spec: _SpecTiming) -> Timing:
+    def from_spec(cls, spec: _SpecTiming) -> HeartbeatTiming:
         """From the Cluster spec's `timing` (timedeltas)."""
         return cls(
             keepalive=spec.keepalive.total_seconds(),
@@ -59,5 +59,5 @@ class Timing:
         )
 
 
-DEFAULT = Timing(keepalive=0.2, warntime=0.6, deadtime=1.0, initdead=30.0)
-TUNED = Timing(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=5.0)
+DEFAULT = HeartbeatTiming(keepalive=0.2, warntime=0.6, deadtime=1.0, initdead=30.0)
+TUNED = HeartbeatTiming(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=5.0)

@@ -3,7 +3,8 @@
 A link carries opaque packets. `broadcast` sends one to every peer reachable on the link
 (each heartbeat goes out once per link per keepalive); `reply` answers the endpoint a
 packet came from (ACKs go back the way the heartbeat came). A serial link implements the
-same `Link` protocol with framing on the byte stream; `reply` ignores the address there.
+same `HeartbeatTransport` protocol with framing on the byte stream; `reply` ignores the
+address there. (`HeartbeatLink` is the Cluster spec's word for a configured link.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ Deliver = Callable[[bytes, object], None]
 DSCP_CS6 = 0xC0  # network control class, as routing protocols and corosync use
 
 
-class Link(Protocol):
+class HeartbeatTransport(Protocol):
     name: str
     send_errors: int
 
@@ -48,7 +49,7 @@ class UdpLinkConfig:
     """Pin the socket to this interface (SO_BINDTODEVICE), for a dedicated heartbeat NIC."""
 
 
-class UdpLink(asyncio.DatagramProtocol):
+class UdpTransport(asyncio.DatagramProtocol):
     def __init__(self, config: UdpLinkConfig) -> None:
         self.config = config
         self.name = config.name

@@ -21,31 +21,28 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
-from controller.aio import wait_any
 from controller.api.group import Resource, ResourceGroup, ResourceGroupStatus, ResourceStatus
-from controller.decide import to_scheduler_group
-from controller.informer import Informer
-from controller.liveness import LivenessSource
-from controller.objectstore import ObjectStore, make_event
-from controller.placement import FailureRecord, PlacementRecord
-from controller.scheduler import start_order
+from controller.api.liveness import LivenessSource
+from controller.scheduler.from_api import group_start_order
 from controller.store import keys
 from controller.store.base import Op, Put, Store
 from controller.store.errors import ConflictError, StoreError
+from controller.store.informer import Informer, wait_any
+from controller.store.objects import ObjectStore, make_event
+from controller.store.records import FailureRecord, PlacementRecord
 from nodeagent.actuators import (
     Actuator,
     ActuatorContext,
     ActuatorError,
-    ConfigError,
+    NoActuatorError,
     Observation,
     State,
-    Timeouts,
     default_registry,
 )
-from nodeagent.actuators.base import ActuatorRegistry
-from nodeagent.probes import ProbeConfig, ProbeRunner, ProbeStatus
+from nodeagent.actuators.base import ActuatorRegistry, actuator_kind
+from nodeagent.probes import ProbeRunner, ProbeStatus
 from nodeagent.reconciler.plan import Action, GroupView, Mode, ResourceView, phase, plan
 
 log = logging.getLogger(__name__)
@@ -59,12 +56,14 @@ BACKOFF_MAX = 10.0
 
 @dataclass
 class _Managed:
-    """An actuator for one resource, with the spec it was made from."""
+    """An actuator for one resource, with the spec it was made from, and the work that
+    goes on while the resource runs here (its probe, the actuator's ``tend()``)."""
 
     spec: str
     actuator: Actuator
     probe: ProbeRunner | None = None
     probe_failed: bool = False
+    tending: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -80,10 +79,11 @@ def resource_key(group: str, resource: Resource) -> str:
     return f"{group}.{resource.resolved_name()}"
 
 
-def actuator_spec(resource: Resource) -> tuple[str, dict[str, Any]]:
-    kind = resource.type
-    body: dict[str, Any] = getattr(resource, kind).to_dict()
-    return kind, body
+def _spec_text(resource: Resource) -> str:
+    """What makes a new actuator when it changes: the resource itself and its time limits
+    (a changed probe does not restart the resource)."""
+    body = getattr(resource, resource.type).to_dict()
+    return json.dumps([actuator_kind(resource), body, resource.timeouts.to_dict()], sort_keys=True)
 
 
 class Reconciler:
@@ -145,7 +145,7 @@ class Reconciler:
                 log.warning("%s: stopping every resource", why)
             for key in reversed(running):
                 managed = self._managed[key]
-                await self._stop_probe(managed)
+                await self._stop_running_work(managed)
                 try:
                     await managed.actuator.stop()
                 except ActuatorError as exc:
@@ -192,17 +192,18 @@ class Reconciler:
                 mode = self._mode(placements.get(name), serving)
                 try:
                     managed = self._actuators(group)
-                except ConfigError as exc:
+                except NoActuatorError as exc:
                     blocked[name] = str(exc)
                     managed = {}
                 if name in blocked:
                     mode = "stop"
                 views.append(await self._observe(group, managed, mode))
             await self._forget_deleted(groups)
-            order = start_order([to_scheduler_group(g) for g in groups.values()])
+            order = group_start_order(groups.values())
             actions = plan(views, order)
             actions = [a for a in actions if not self._backing_off(a, now)]
             failed = await self._execute(actions, groups)
+            self._keep_running_work(views, groups, failed)
             for view in views:
                 await self._report(
                     groups[view.name],
@@ -237,8 +238,7 @@ class Reconciler:
         out: dict[str, _Managed] = {}
         for resource in group.spec.resources:
             key = resource_key(group.name, resource)
-            kind, body = actuator_spec(resource)
-            spec_text = json.dumps([kind, body, resource.timeouts.to_dict()], sort_keys=True)
+            spec_text = _spec_text(resource)
             managed = self._managed.get(key)
             if managed is None or managed.spec != spec_text:
                 # A changed spec makes a new actuator; the old one's resource is stopped by
@@ -247,12 +247,9 @@ class Reconciler:
                 if managed is not None:
                     self._retired.append(managed)
                 ctx = ActuatorContext(
-                    resource=key,
-                    run_dir=self.run_dir,
-                    netns=self.netns,
-                    timeouts=Timeouts.from_mapping(resource.timeouts.to_dict()),
+                    resource=key, run_dir=self.run_dir, netns=self.netns, timeouts=resource.timeouts
                 )
-                managed = _Managed(spec_text, self.registry.create(kind, body, ctx))
+                managed = _Managed(spec_text, self.registry.create(resource, ctx))
                 self._managed[key] = managed
             out[resource.resolved_name()] = managed
         return out
@@ -283,7 +280,7 @@ class Reconciler:
         for key in [k for k in self._managed if k not in wanted]:
             del self._managed[key]
         for managed in retired:
-            await self._stop_probe(managed)
+            await self._stop_running_work(managed)
             try:
                 await managed.actuator.stop()
             except ActuatorError as exc:
@@ -302,7 +299,7 @@ class Reconciler:
             memory = self._memory.setdefault(group.name, _GroupMemory())
             try:
                 if action.verb == "stop":
-                    await self._stop_probe(managed)
+                    await self._stop_running_work(managed)
                     await managed.actuator.stop()
                     managed.probe_failed = False
                 else:
@@ -310,7 +307,7 @@ class Reconciler:
                         failed[action.group] = "serving lease lost"
                         continue
                     await managed.actuator.start()
-                    self._start_probe(group.name, resource, managed)
+                    self._start_running_work(group.name, resource, managed)
                 memory.last_action = f"{_PAST[action.verb]} {action.resource}"
             except ActuatorError as exc:
                 failed[action.group] = str(exc)
@@ -333,7 +330,7 @@ class Reconciler:
             managed = self._managed.get(resource_key(group.name, resource))
             if managed is None:
                 continue
-            await self._stop_probe(managed)
+            await self._stop_running_work(managed)
             with contextlib.suppress(ActuatorError):
                 await managed.actuator.stop()
 
@@ -364,12 +361,28 @@ class Reconciler:
                 log.warning("cannot record the failure of %s: %s", group, exc)
                 return
 
-    # -- probes -------------------------------------------------------------------------
+    # -- work while a resource runs: probes and the actuator's tend() ------------------
 
-    def _start_probe(self, group: str, resource: Resource, managed: _Managed) -> None:
+    def _keep_running_work(
+        self, views: list[GroupView], groups: dict[str, ResourceGroup], failed: dict[str, str]
+    ) -> None:
+        """Level-triggered: every resource seen running in a group this node runs (or keeps)
+        has its probe and its tend() going, also one adopted after an agent restart."""
+        for view in views:
+            if view.mode == "stop" or view.name in failed:
+                continue
+            group = groups[view.name]
+            for resource, seen in zip(group.spec.resources, view.resources, strict=True):
+                managed = self._managed.get(resource_key(group.name, resource))
+                if managed is not None and seen.state is State.RUNNING:
+                    self._start_running_work(group.name, resource, managed)
+
+    def _start_running_work(self, group: str, resource: Resource, managed: _Managed) -> None:
+        if managed.tending is None:
+            name = f"tend-{group}.{resource.resolved_name()}"
+            managed.tending = asyncio.create_task(self._tend(name, managed.actuator), name=name)
         if resource.probe is None or managed.probe is not None:
             return
-        config = ProbeConfig.from_spec(resource.probe.to_dict())
 
         async def failed(status: ProbeStatus) -> None:
             managed.probe_failed = True
@@ -383,13 +396,25 @@ class Reconciler:
         async def recovered(_status: ProbeStatus) -> None:
             managed.probe_failed = False
 
-        managed.probe = ProbeRunner(config, failed, recovered)
+        managed.probe = ProbeRunner(resource.probe, failed, recovered)
         managed.probe.start()
 
-    async def _stop_probe(self, managed: _Managed) -> None:
+    @staticmethod
+    async def _tend(name: str, actuator: Actuator) -> None:
+        try:
+            await actuator.tend()
+        except Exception:  # its resource keeps running; the next start tends it again
+            log.exception("%s: the work done while it runs failed", name)
+
+    async def _stop_running_work(self, managed: _Managed) -> None:
         probe, managed.probe = managed.probe, None
         if probe is not None:
             await probe.stop()
+        tending, managed.tending = managed.tending, None
+        if tending is not None:
+            tending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tending
 
     # -- status -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from nodeagent.actuators.base import State
+from nodeagent.observation import State
 
 Verb = Literal["start", "stop"]
 # run: start what is missing, keep it up; keep: start nothing, stop nothing (an agent that

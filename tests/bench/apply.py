@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from controller.api.manifest import load
 from controller.apply.plan import decode_documents
 from controller.apply.run import apply_objects
-from controller.manifest import load
-from controller.objectstore import ObjectStore
 from controller.store.base import Put
 from controller.store.etcd import EtcdStore
+from controller.store.objects import ObjectStore
 from tests.etcd_server import EtcdServer
 
 RESULTS = Path(__file__).parent / "results"

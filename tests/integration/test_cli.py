@@ -162,6 +162,15 @@ BAD_INPUTS = {
         "    - {node: host-s, disk: /dev/sdc, address: '10.1.1.2:7790'}\n",
         "spec.resyncRate: ambiguous size '10MB'",
     ),
+    # Both were accepted here and refused only on the node (the group sat Blocked).
+    "no ARP on takeover": (
+        BASE.replace("{address: 192.168.1.20/24}", "{address: 192.168.1.20/24, arp: {count: 0}}"),
+        "spec.resources[0].ip.arp.count: input should be greater than or equal to 1",
+    ),
+    "network address of a /31": (
+        BASE.replace("192.168.1.20/24", "10.0.0.0/31"),
+        "spec.resources[0].ip.address: 10.0.0.0/31 is the network's own or broadcast address",
+    ),
     "duplicate names": (BASE + "---\n" + BASE, "given twice in this apply"),
     "dangling reference": (
         BASE.replace("- ip: {address: 192.168.1.20/24}", "- volume: {name: ghost}"),

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.placement import FailureRecord, PlacementRecord
 from controller.store import keys
 from controller.store.etcd import EtcdStore
+from controller.store.records import FailureRecord, PlacementRecord
 from tests.etcd_server import EtcdServer
 from tests.integration.cli_helpers import Cli, new_cluster_name
 from tests.integration.test_cli import apply_pg

@@ -7,17 +7,27 @@ import time
 
 import pytest
 
-from nodeagent.probes import (
-    ExecCheck,
-    HttpCheck,
-    ProbeConfig,
-    ProbeRunner,
-    ProbeStatus,
-    TcpCheck,
-    run_check,
-)
+from controller.api.group import Probe
+from nodeagent.probes import ProbeRunner, ProbeStatus, run_check
 
 pytestmark = pytest.mark.slow
+
+
+def probe(**spec: object) -> Probe:
+    """A probe as the API decodes it (the runner reads nothing else)."""
+    return Probe.model_validate(spec)
+
+
+def tcp(port: int) -> Probe:
+    return probe(tcp={"port": port})
+
+
+def http(port: int, path: str, expect: str = "200-399") -> Probe:
+    return probe(http={"port": port, "path": path, "expectStatus": expect})
+
+
+def argv(*command: str) -> Probe:
+    return probe(exec={"command": list(command)})
 
 
 async def http_server(hang: bool = False) -> tuple[asyncio.Server, int]:
@@ -39,38 +49,38 @@ async def http_server(hang: bool = False) -> tuple[asyncio.Server, int]:
 async def test_tcp_probe() -> None:
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    assert (await run_check(TcpCheck(port), 1.0)).ok
+    assert (await run_check(tcp(port), 1.0)).ok
     server.close()
     await server.wait_closed()
-    result = await run_check(TcpCheck(port), 1.0)
+    result = await run_check(tcp(port), 1.0)
     assert not result.ok and "ConnectionRefusedError" in result.detail
 
 
 async def test_http_probe_status_ranges() -> None:
     server, port = await http_server()
     async with server:
-        ok = await run_check(HttpCheck(f"http://127.0.0.1:{port}/health"), 1.0)
+        ok = await run_check(http(port, "/health"), 1.0)
         assert ok.ok and "-> 200" in ok.detail
-        bad = await run_check(HttpCheck(f"http://127.0.0.1:{port}/other"), 1.0)
+        bad = await run_check(http(port, "/other"), 1.0)
         assert not bad.ok and "-> 503 (expected 200-399)" in bad.detail
-        assert (await run_check(HttpCheck(f"http://127.0.0.1:{port}/x", (503, 503)), 1.0)).ok
+        assert (await run_check(http(port, "/x", "503"), 1.0)).ok
 
 
 async def test_http_probe_times_out_on_a_silent_server() -> None:
     server, port = await http_server(hang=True)
     async with server:
         began = time.monotonic()
-        result = await run_check(HttpCheck(f"http://127.0.0.1:{port}/health"), 0.3)
+        result = await run_check(http(port, "/health"), 0.3)
         assert not result.ok and "no answer within 0.3s" in result.detail
         assert time.monotonic() - began < 1.0
 
 
 async def test_exec_probe() -> None:
-    assert (await run_check(ExecCheck(("true",)), 1.0)).ok
-    result = await run_check(ExecCheck(("sh", "-c", "echo not ready; exit 2")), 1.0)
+    assert (await run_check(argv("true"), 1.0)).ok
+    result = await run_check(argv("sh", "-c", "echo not ready; exit 2"), 1.0)
     assert not result.ok and "exited 2: not ready" in result.detail
     began = time.monotonic()
-    slow = await run_check(ExecCheck(("sleep", "10")), 0.2)
+    slow = await run_check(argv("sleep", "10"), 0.2)
     assert not slow.ok and time.monotonic() - began < 1.0
 
 
@@ -83,7 +93,7 @@ async def test_runner_calls_back_once_at_threshold_and_on_recovery() -> None:
     async def recovered(status: ProbeStatus) -> None:
         recoveries.append(status)
 
-    config = ProbeConfig(TcpCheck(port), period=0.05, timeout=0.05, failure_threshold=3)
+    config = probe(tcp={"port": port}, period="50ms", timeout="50ms", failureThreshold=3)
     runner = ProbeRunner(config, failures.append, recovered)
     runner.start()
     try:
@@ -103,7 +113,7 @@ async def test_runner_calls_back_once_at_threshold_and_on_recovery() -> None:
 
 
 async def test_initial_delay_postpones_the_first_probe() -> None:
-    config = ProbeConfig(ExecCheck(("true",)), period=0.05, timeout=0.05, initial_delay=0.4)
+    config = probe(exec={"command": ["true"]}, period="50ms", timeout="50ms", initialDelay="400ms")
     runner = ProbeRunner(config, lambda status: None)
     runner.start()
     try:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent.actuators import ActuatorContext, State, Timeouts, default_registry
+from nodeagent.actuators import ActuatorContext, State
 from nodeagent.actuators.procinfo import read_proc_stat
 from nodeagent.actuators.service_exec import ExecActuator, PidRecord, list_pid_records
+from tests.integration.actuators.specs import create, limits
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +30,9 @@ IGNORE_TERM = (
 def make(run_dir: Path, command: list[str], **extra: object) -> ExecActuator:
     spec = {"exec": {"command": command, **extra}}
     ctx = ActuatorContext(
-        resource="grp/svc", run_dir=run_dir, timeouts=Timeouts(start=5, stop=5, monitor=2)
+        resource="grp/svc", run_dir=run_dir, timeouts=limits(start=5, stop=5, monitor=2)
     )
-    actuator = default_registry.create("service", spec, ctx)
+    actuator = create({"service": spec}, ctx)
     assert isinstance(actuator, ExecActuator)
     return actuator
 
@@ -136,12 +137,13 @@ AGENT = textwrap.dedent(
     """
     import asyncio, os, sys
     from pathlib import Path
+    from controller.api.group import Resource
     from nodeagent.actuators import ActuatorContext, default_registry
 
     async def main():
-        spec = {"exec": {"command": ["sleep", "60"]}}
+        spec = Resource.model_validate({"service": {"exec": {"command": ["sleep", "60"]}}})
         ctx = ActuatorContext(resource="grp/svc", run_dir=Path(sys.argv[1]))
-        svc = default_registry.create("service", spec, ctx)
+        svc = default_registry.create(spec, ctx)
         await svc.start()
         os._exit(0)  # the agent dies without stopping its child
 

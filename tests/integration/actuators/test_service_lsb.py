@@ -15,10 +15,9 @@ from nodeagent.actuators import (
     ActuatorContext,
     ActuatorError,
     State,
-    Timeouts,
-    default_registry,
 )
 from nodeagent.actuators.procinfo import read_proc_stat
+from tests.integration.actuators.specs import create, limits
 
 pytestmark = pytest.mark.slow
 
@@ -59,9 +58,9 @@ def make_script(tmp_path: Path) -> Path:
 
 def actuator(script: Path, start_timeout: float = 5.0) -> Actuator:
     ctx = ActuatorContext(
-        resource="grp/lsb", run_dir=script.parent, timeouts=Timeouts(start=start_timeout)
+        resource="grp/lsb", run_dir=script.parent, timeouts=limits(start=start_timeout)
     )
-    return default_registry.create("service", {"lsb": str(script)}, ctx)
+    return create({"service": {"lsb": str(script)}}, ctx)
 
 
 def daemon_pid(script: Path) -> int:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent.actuators import ActuatorContext, ActuatorError, State, Timeouts, default_registry
+from nodeagent.actuators import ActuatorContext, ActuatorError, State
 from nodeagent.actuators.service_ocf import OCF_ROOT, OcfActuator
 from nodeagent.actuators.vip import list_node_addresses
 from tests.integration.actuators.conftest import Topology
+from tests.integration.actuators.specs import create, limits
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +24,9 @@ def need_agent(name: str) -> None:
 
 def ocf(agent: str, params: dict[str, str], netns: str | None = None) -> OcfActuator:
     ctx = ActuatorContext(
-        resource="grp/ocf-test", netns=netns, timeouts=Timeouts(start=20, stop=20, monitor=10)
+        resource="grp/ocf-test", netns=netns, timeouts=limits(start=20, stop=20, monitor=10)
     )
-    actuator = default_registry.create("service", {"ocf": {"agent": agent, "params": params}}, ctx)
+    actuator = create({"service": {"ocf": {"agent": agent, "params": params}}}, ctx)
     assert isinstance(actuator, OcfActuator)
     return actuator
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent.actuators import ActuatorContext, State, default_registry
+from nodeagent.actuators import ActuatorContext, State
+from tests.integration.actuators.specs import create
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,7 +37,7 @@ def unit_name() -> Iterator[str]:
 
 
 async def test_real_unit_start_stop(unit_name: str) -> None:
-    svc = default_registry.create("service", {"systemd": unit_name}, ActuatorContext("t/u"))
+    svc = create({"service": {"systemd": unit_name}}, ActuatorContext("t/u"))
     assert (await svc.observe()).state is State.STOPPED
     await svc.start()
     assert (await svc.observe()).state is State.RUNNING

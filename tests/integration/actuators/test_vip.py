@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from nodeagent.actuators import ActuatorContext, ActuatorError, State, default_registry
+from nodeagent.actuators import ActuatorContext, ActuatorError, State
 from nodeagent.actuators.vip import VipActuator, list_node_addresses, stray_vips
 from tests.integration.actuators.conftest import Topology
+from tests.integration.actuators.specs import create
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +20,7 @@ def vip(topo: Topology, ns: str, address: str, interface: str | None = "eth0") -
     spec: dict[str, object] = {"address": address, "arp": {"count": 3, "interval": "100ms"}}
     if interface:
         spec["interface"] = interface
-    actuator = default_registry.create("ip", spec, ActuatorContext(resource="grp/vip", netns=ns))
+    actuator = create({"ip": spec}, ActuatorContext(resource="grp/vip", netns=ns))
     assert isinstance(actuator, VipActuator)
     return actuator
 

@@ -1,7 +1,7 @@
 """TLS on the replication link: two real replicas in two network namespaces.
 
-Certificates come from Vigil's cluster CA (controller/pki.py); the replicas dial each other
-by IP, so identity is the CA chain plus --tls-peer-name against the certificate's CN.
+Certificates come from Vigil's cluster CA (controller/bootstrap/pki.py); the replicas dial
+each other by IP, so identity is the CA chain plus --tls-peer-name against the certificate's CN.
 """
 
 from __future__ import annotations

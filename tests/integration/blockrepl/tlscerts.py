@@ -1,11 +1,12 @@
-"""Test certificates for the replication link, issued by Vigil's cluster CA (controller/pki.py)."""
+"""Test certificates for the replication link, issued by Vigil's cluster CA
+(controller/bootstrap/pki.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller import pki
+from controller.bootstrap import pki
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.api.errors import VigilError
 from controller.cli import cluster_cmd
-from controller.cli.config import resolve
 from controller.cli.main import _global_options, _report
-from controller.errors import VigilError
+from controller.store.client_config import resolve
 from controller.store.errors import StoreError
 
 

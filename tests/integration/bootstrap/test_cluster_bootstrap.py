@@ -20,16 +20,16 @@ import pytest
 import pytest_asyncio
 
 from controller.bootstrap.join_client import JoinError, JoinPaths, join
-from controller.bootstrap.member import (
+from controller.bootstrap.node_config import NodeConfig, load_node_config
+from controller.bootstrap.token import parse_token
+from controller.store.errors import StoreError
+from controller.store.etcd import EtcdStore
+from nodeagent.bootstrap import (
     JoinService,
     bootstrap_first_member,
     serve_joins,
     start_member,
 )
-from controller.bootstrap.node_config import NodeConfig, load_node_config
-from controller.bootstrap.token import parse_token
-from controller.store.errors import StoreError
-from controller.store.etcd import EtcdStore
 from nodeagent.etcd_member import EtcdMember, check_health
 from tests.integration.bootstrap.helpers import (
     NodeDirs,

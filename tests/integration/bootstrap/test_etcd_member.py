@@ -16,17 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from controller import pki
+from controller.bootstrap import pki
 from controller.bootstrap.etcd_admin import EtcdAdmin
+from controller.bootstrap.etcd_config import EtcdMemberConfig, EtcdStartError, EtcdTLS
 from controller.store.etcd import EtcdStore
 from controller.store.etcd_channel import TLSFiles
-from nodeagent.etcd_member import (
-    Backoff,
-    EtcdMember,
-    EtcdMemberConfig,
-    EtcdStartError,
-    EtcdTLS,
-)
+from nodeagent.etcd_member import Backoff, EtcdMember
 from tests.integration.bootstrap.helpers import free_port, loopback_base
 
 pytestmark = pytest.mark.slow

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from nodeagent.heartbeat.timing import Timing
+from nodeagent.heartbeat.timing import HeartbeatTiming
 
 ROOT = Path(__file__).resolve().parents[3]
 SUBNET = "10.66.0"
@@ -113,7 +113,7 @@ class HeartbeatNet:
     def address(self, i: int) -> str:
         return f"{SUBNET}.{i + 1}"
 
-    def start(self, i: int, timing: Timing, key: bytes = b"k" * 32) -> NodeProc:
+    def start(self, i: int, timing: HeartbeatTiming, key: bytes = b"k" * 32) -> NodeProc:
         raw = {
             "node": self.names[i],
             "cluster": f"hb-{self.tag}",

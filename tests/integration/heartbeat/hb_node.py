@@ -19,7 +19,7 @@ from typing import Any
 
 from nodeagent.heartbeat.config import HeartbeatConfig, PeerAddress
 from nodeagent.heartbeat.service import HeartbeatService
-from nodeagent.heartbeat.timing import Timing
+from nodeagent.heartbeat.timing import HeartbeatTiming
 from nodeagent.heartbeat.udp import UdpLinkConfig
 from nodeagent.realtime import make_realtime
 
@@ -34,7 +34,7 @@ def config_from(raw: dict[str, Any]) -> HeartbeatConfig:
         node=raw["node"],
         cluster=raw["cluster"],
         key=bytes.fromhex(raw["key"]),
-        timing=Timing(**raw["timing"]),
+        timing=HeartbeatTiming(**raw["timing"]),
         address=raw["address"],
         port=raw["port"],
         peers=tuple(PeerAddress(p["name"], p["address"], raw["port"]) for p in raw["peers"]),

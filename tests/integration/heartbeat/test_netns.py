@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from nodeagent.heartbeat.timing import Timing
+from nodeagent.heartbeat.timing import HeartbeatTiming
 from tests.integration.heartbeat.conftest import HeartbeatNet, NodeProc, wait_for
 
 pytestmark = pytest.mark.slow
 
-DEFAULT = Timing(keepalive=0.2, warntime=0.6, deadtime=1.0, initdead=3.0)
-TUNED = Timing(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=2.0)
+DEFAULT = HeartbeatTiming(keepalive=0.2, warntime=0.6, deadtime=1.0, initdead=3.0)
+TUNED = HeartbeatTiming(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=2.0)
 
 
 def all_up(nodes: list[NodeProc]) -> bool:
@@ -25,7 +25,7 @@ def all_up(nodes: list[NodeProc]) -> bool:
     return True
 
 
-def start_all(net: HeartbeatNet, timing: Timing) -> tuple[list[NodeProc], float]:
+def start_all(net: HeartbeatNet, timing: HeartbeatTiming) -> tuple[list[NodeProc], float]:
     nodes = [net.start(i, timing) for i in range(3)]
     wait_for("ready", lambda: all(any(e["type"] == "ready" for e in n.lines) for n in nodes), 10)
     ready = max(e["at"] for n in nodes for e in n.lines if e["type"] == "ready")
@@ -35,7 +35,7 @@ def start_all(net: HeartbeatNet, timing: Timing) -> tuple[list[NodeProc], float]
 
 
 @pytest.mark.parametrize("timing", [DEFAULT, TUNED], ids=["default", "tuned"])
-def test_kill_detection_time(hbnet: HeartbeatNet, timing: Timing) -> None:
+def test_kill_detection_time(hbnet: HeartbeatNet, timing: HeartbeatTiming) -> None:
     nodes, converge = start_all(hbnet, timing)
     print(f"\n[{timing.deadtime}s] all up {converge * 1000:.0f} ms after the last node was ready")
     assert converge < timing.initdead
@@ -62,7 +62,7 @@ def test_kill_detection_time(hbnet: HeartbeatNet, timing: Timing) -> None:
 
 @pytest.mark.parametrize("timing", [DEFAULT, TUNED], ids=["default", "tuned"])
 def test_isolated_node_stops_before_the_others_declare_it_lost(
-    hbnet: HeartbeatNet, timing: Timing
+    hbnet: HeartbeatNet, timing: HeartbeatTiming
 ) -> None:
     nodes, _ = start_all(hbnet, timing)
     cut = hbnet.set_port(2, up=False)
@@ -97,7 +97,7 @@ def test_isolated_node_stops_before_the_others_declare_it_lost(
 
 
 def test_wrong_key_is_rejected_and_peer_stays_unknown(hbnet: HeartbeatNet) -> None:
-    timing = Timing(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=10.0)
+    timing = HeartbeatTiming(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=10.0)
     good = [hbnet.start(i, timing) for i in range(2)]
     bad = hbnet.start(2, timing, key=b"x" * 32)
 

@@ -11,11 +11,11 @@ import pytest
 
 from nodeagent.heartbeat.config import HeartbeatConfig, PeerAddress
 from nodeagent.heartbeat.service import ChangeEvent, HeartbeatService
-from nodeagent.heartbeat.timing import Timing
+from nodeagent.heartbeat.timing import HeartbeatTiming
 
 pytestmark = pytest.mark.slow
 
-TIMING = Timing(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=1.0)
+TIMING = HeartbeatTiming(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=1.0)
 NAMES = ["a", "b", "c"]
 
 

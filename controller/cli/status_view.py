@@ -1,0 +1,137 @@
+"""``ha status``: the cluster at a glance, built from one read of the store. Pure rendering.
+
+Like crm_mon or clustat: the members and how they are seen, the leader, each group with
+where it should run, where it runs, its health and its failures, and what the controller
+is waiting for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.cli.output import NONE, table
+from controller.store.records import NodeRecord
+from controller.store.view import ClusterView
+
+
+def _leader(view: ClusterView) -> str | None:
+    return view.leader.node if view.leader else None
+
+
+def _node_rows(view: ClusterView) -> list[list[str]]:
+    rows = []
+    members = view.cluster.spec.nodes if view.cluster else []
+    for member in members:
+        agent = view.agents.get(member.name)
+        status = view.node_status.get(member.name)
+        node = view.nodes.get(member.name)
+        seen = status.phase if status else "Unknown"
+        rows.append(
+            [
+                member.name,
+                member.role,
+                seen,
+                "connected" if agent else "no agent",
+                "yes" if node and node.spec.standby else "no",
+                _links(agent),
+                "leader" if _leader(view) == member.name else "",
+            ]
+        )
+    return rows
+
+
+def _links(agent: NodeRecord | None) -> str:
+    """How this node hears each peer, per link: `n2:cluster=up`, or what is down."""
+    if not agent:
+        return NONE
+    parts = []
+    for peer, seen in sorted(agent.peers.items()):
+        links = seen.links
+        down = [name for name, state in sorted(links.items()) if state != "up"]
+        if not links:
+            parts.append(f"{peer}:never")
+        elif down:
+            parts.append(f"{peer}:{','.join(down)} DOWN")
+        else:
+            parts.append(f"{peer}:ok")
+    return " ".join(parts) or NONE
+
+
+def _group_rows(view: ClusterView) -> list[list[str]]:
+    rows = []
+    failures: dict[str, list[str]] = {}
+    for failure in view.failures:
+        failures.setdefault(failure.group, []).append(f"{failure.node}:{failure.count}")
+    for name, group in sorted(view.groups.items()):
+        placement = view.placements.get(name)
+        status = view.group_status.get(name)
+        wanted = placement.node if placement and placement.node else NONE
+        running = status.node if status and status.node else NONE
+        phase: str = status.phase if status else "Pending"
+        if not group.spec.enabled:
+            phase = "Disabled"
+        rows.append(
+            [
+                name,
+                wanted,
+                running,
+                phase,
+                ",".join(failures.get(name, [])) or NONE,
+                placement.reason if placement else "not placed yet",
+            ]
+        )
+    return rows
+
+
+def render(cluster_name: str, view: ClusterView, colour: bool = False) -> str:
+    parts = []
+    if view.cluster is None:
+        return f"Cluster {cluster_name}: no Cluster object; apply one (ha apply -f cluster.yaml)\n"
+    quorum = view.cluster.spec.quorum.mode
+    fencing = "on" if view.cluster.spec.fencing.enabled else "OFF"
+    parts.append(
+        f"Cluster {view.cluster.name}: {len(view.cluster.spec.nodes)} nodes, quorum {quorum}, "
+        f"fencing {fencing}, leader {_leader(view) or NONE}\n"
+    )
+    parts.append("\nNodes:\n")
+    header = ["NAME", "ROLE", "STATE", "AGENT", "STANDBY", "HEARS", ""]
+    parts.append(table(_node_rows(view), header, colour))
+    parts.append("\nGroups:\n")
+    rows = _group_rows(view)
+    if rows:
+        header = ["NAME", "PLACED", "RUNNING", "PHASE", "FAILURES", "WHY"]
+        parts.append(table(rows, header, colour))
+    else:
+        parts.append("  none\n")
+    return "".join(parts)
+
+
+def to_json(cluster_name: str, view: ClusterView) -> dict[str, Any]:
+    return {
+        "cluster": cluster_name,
+        "leader": _leader(view),
+        "nodes": [
+            {
+                "name": row[0],
+                "role": row[1],
+                "state": row[2],
+                "agent": row[3] == "connected",
+                "standby": row[4] == "yes",
+                "hears": row[5],
+                "serving": bool((agent := view.agents.get(row[0])) and agent.serving),
+            }
+            for row in _node_rows(view)
+        ],
+        "groups": [
+            {
+                "name": name,
+                "placed": p.node if (p := view.placements.get(name)) else None,
+                "epoch": p.epoch if p else None,
+                "running": s.node if (s := view.group_status.get(name)) else None,
+                "phase": s.phase if s else "Pending",
+                "reason": p.reason if p else "",
+                "failures": {f.node: f.count for f in view.failures if f.group == name},
+            }
+            for name in sorted(view.groups)
+        ],
+    }

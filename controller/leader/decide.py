@@ -1,0 +1,141 @@
+"""The leader's decision, as a pure function: from the cluster view and the leader's
+heartbeat view to the placement records to write.
+
+The scheduler says where each group should run. This module turns that into the
+safe sequence of placement writes of docs/safety.md: a group leaves a live node in two
+steps (nowhere, then the new node once the old one reports it stopped); it is recovered
+from a lost node in one step; it waits while its node is silent but not yet lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.api.group import ResourceGroupStatus
+from controller.api.liveness import UNKNOWN, Liveness
+from controller.scheduler import Decision, DecisionStatus, Failure, schedule
+from controller.scheduler.from_api import node_states, to_scheduler_group
+from controller.store.records import PlacementRecord
+from controller.store.view import ClusterView
+
+
+@dataclass(frozen=True)
+class PlacementPlan:
+    writes: list[PlacementRecord]
+    deletes: list[str]  # placements of groups that no longer exist
+    notes: list[str]  # why a group is waiting, for logs and events
+
+
+def _stopped_by(status: ResourceGroupStatus | None, node: str, epoch: int) -> bool:
+    return (
+        status is not None
+        and status.reporter == node
+        and (status.placement_epoch or 0) >= epoch
+        and status.phase in ("Stopped", "Failed")
+    )
+
+
+def decide(
+    view: ClusterView, liveness: Mapping[str, Liveness], now: float, leader: str
+) -> PlacementPlan:
+    """``liveness``: the leader's heartbeat view; ``now``: wall-clock seconds, for failure
+    timeouts and move expiries; ``leader``: the deciding node, recorded in each write."""
+    groups = [to_scheduler_group(g) for g in view.groups.values()]
+    current = {
+        name: record.node
+        for name, record in view.placements.items()
+        if name in view.groups and record.node
+    }
+    failures = [
+        Failure(f.group, f.node, f.count, f.last_failure)
+        for f in view.failures
+        if f.group in view.groups
+    ]
+    states = node_states(view.cluster, view.nodes, liveness)
+    decisions = schedule(groups, states, failures=failures, current=current, now=now)
+    writes: list[PlacementRecord] = []
+    notes: list[str] = []
+    for name in sorted(decisions):
+        record = view.placements.get(name)
+        write, note = _next_record(view, liveness, decisions[name], record, leader)
+        if write is not None:
+            writes.append(write)
+        if note:
+            notes.append(note)
+    deletes = sorted(set(view.placements) - set(view.groups))
+    return PlacementPlan(writes, deletes, notes)
+
+
+def _next_record(
+    view: ClusterView,
+    liveness: Mapping[str, Liveness],
+    decision: Decision,
+    record: PlacementRecord | None,
+    leader: str,
+) -> tuple[PlacementRecord | None, str]:
+    group = decision.group
+    epoch = record.epoch if record else 0
+    have = record.node if record else None
+    if decision.status is DecisionStatus.AWAITING_FENCING:
+        return None, f"{group}: {decision.reason}"
+    want = decision.runs_on
+
+    def record_for(
+        node: str | None,
+        reason: str,
+        stopping_from: str | None = None,
+        recovered_from: str | None = None,
+    ) -> PlacementRecord:
+        target = liveness.get(node) if node else None
+        lost = liveness.get(recovered_from) if recovered_from else None
+        previous = record.incarnation if record and record.node == recovered_from else None
+        return PlacementRecord(
+            group,
+            node,
+            epoch + 1,
+            reason,
+            stopping_from,
+            recovered_from,
+            leader=leader,
+            incarnation=target.incarnation if target else None,
+            recovered_incarnation=previous or (lost.incarnation if lost else None),
+        )
+
+    if want == have:
+        seen = liveness.get(have, UNKNOWN) if have else None
+        if (
+            record is not None
+            and have is not None
+            and seen is not None
+            and seen.alive
+            and seen.incarnation
+            and record.incarnation != seen.incarnation
+        ):
+            # The agent there restarted (or rejoined): it keeps what runs but starts
+            # nothing until a placement names its new incarnation.
+            reason = f"confirmed on {have}, whose agent started again: {decision.reason}"
+            return record_for(have, reason), ""
+        return None, ""
+    if have is None:
+        # A group told to stop on a live node moves on only once that node says so.
+        stopping = record.stopping_from if record else None
+        if stopping and want is not None:
+            seen = liveness.get(stopping, UNKNOWN)
+            confirmed = _stopped_by(view.group_status.get(group), stopping, epoch)
+            if seen.alive and not confirmed:
+                return None, f"{group}: waiting for {stopping} to stop it before {want} starts it"
+            if not seen.alive and not seen.lost:
+                return None, f"{group}: waiting for silent {stopping} to be declared lost"
+            if not seen.alive:
+                return record_for(want, decision.reason, recovered_from=stopping), ""
+        if want is None:
+            return None, ""
+        return record_for(want, decision.reason), ""
+    seen = liveness.get(have, UNKNOWN)
+    if seen.lost:
+        return record_for(want, decision.reason, recovered_from=have), ""
+    if want is None:
+        return record_for(None, decision.reason, stopping_from=have), ""
+    reason = f"stopping on {have} first: {decision.reason}"
+    return record_for(None, reason, stopping_from=have), ""

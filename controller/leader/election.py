@@ -1,0 +1,115 @@
+"""Choosing the one controller that writes placements: an etcd key on a lease.
+
+Only a node that holds its serving lease campaigns, so a node cut off from the majority
+never leads. A leader that loses its etcd lease or its serving lease stops leading at
+once. When the heartbeat view declares the current leader lost, any node revokes the
+leader's etcd lease instead of waiting for it to expire (an expiry that etcd sees late
+and postpones across its own leader changes), so a new leader adds little to a failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from controller.api.liveness import LivenessSource
+from controller.store import keys
+from controller.store.base import Store
+from controller.store.errors import ConflictError, StoreError
+from controller.store.informer import Informer, wait_any
+from controller.store.lease_keeper import LeaseKeeper
+from controller.store.records import LeaderRecord
+
+log = logging.getLogger(__name__)
+
+LEADER_TTL = 2  # seconds; etcd refuses less than 1.5 x its election timeout
+REVOKE_ATTEMPT = 0.25  # seconds; a healthy etcd answers in milliseconds; revoking is idempotent
+REVOKE_PAUSE = 0.02
+
+Lead = Callable[[], Coroutine[Any, Any, None]]
+
+
+class Election:
+    def __init__(
+        self, store: Store, informer: Informer, node: str, liveness: LivenessSource
+    ) -> None:
+        self.store = store
+        self.informer = informer
+        self.node = node
+        self.liveness = liveness
+        self.leading = False
+
+    def current_leader(self) -> str | None:
+        record = self.informer.leader()
+        return record.node if record else None
+
+    async def _unseat_lost_leader(self) -> None:
+        kv = self.informer.get(keys.LEADER)
+        if kv is None:
+            return
+        holder = LeaderRecord.from_dict(kv.value)
+        seen = self.liveness.liveness().get(holder.node)
+        if holder.node == self.node or seen is None or not seen.lost:
+            return
+        log.warning("leader %s is lost by the heartbeat view: revoking its lease", holder.node)
+        # Short attempts, repeated: when the lost node also led etcd, a request sent around
+        # its death can be dropped, and etcd answers only after its own ~5 s timeout.
+        deadline = time.monotonic() + LEADER_TTL
+        while time.monotonic() < deadline:
+            try:
+                await self.store.revoke_lease(holder.lease, REVOKE_ATTEMPT)
+                return
+            except StoreError as exc:
+                log.info("revoking the lost leader's lease: %s; trying again", exc)
+                await asyncio.sleep(REVOKE_PAUSE)  # a refusal comes at once: do not spin
+            current = self.informer.get(keys.LEADER)
+            if current is None or current.mod_revision != kv.mod_revision:
+                return
+
+    async def run(self, lead: Lead) -> None:
+        changed = [self.informer.subscribe(), self.liveness.subscribe()]
+        while True:
+            if not self.liveness.serving() or not self.informer.connected:
+                await wait_any(changed, 1.0)
+                continue
+            if self.informer.get(keys.LEADER) is not None:
+                await self._unseat_lost_leader()
+                await wait_any(changed, 1.0)
+                continue
+            try:
+                await self._term(lead)
+            except StoreError as exc:
+                log.warning("leader election: %s", exc)
+                await asyncio.sleep(0.2)
+
+    async def _term(self, lead: Lead) -> None:
+        lease = await self.store.grant_lease(LEADER_TTL)
+        record = LeaderRecord(self.node, lease.id, os.getpid(), datetime.now(UTC).isoformat())
+        try:
+            await self.store.put(keys.LEADER, record.to_dict(), expect_revision=0, lease=lease.id)
+        except ConflictError:
+            await lease.revoke()
+            return
+        keeper = LeaseKeeper(lease, LEADER_TTL / 4)
+        keeper.start()
+        log.info("%s leads the controller", self.node)
+        self.leading = True
+        task = asyncio.create_task(lead(), name="controller")
+        watch = self.liveness.subscribe()
+        try:
+            while not task.done() and not keeper.lost.is_set() and self.liveness.serving():
+                await wait_any([watch, keeper.lost], 0.5)
+        finally:
+            self.leading = False
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreError):
+                await task
+            with contextlib.suppress(StoreError):
+                await keeper.stop(revoke=True)
+            log.info("%s stopped leading (%s)", self.node, keeper.lost_reason or "stepped down")

@@ -1,0 +1,113 @@
+"""The leader's loop: turn the cluster's state into placement writes, level-triggered.
+
+Woken by any store change or liveness change, and every RESYNC seconds regardless. Each
+turn reads the informer's copy (no round trip), decides (controller/leader/decide.py, pure) and
+writes each placement with a compare-and-swap on the revision it read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from controller.api.liveness import Liveness, LivenessSource, node_phase
+from controller.leader.decide import PlacementPlan, decide
+from controller.store import keys
+from controller.store.base import Op, Put, Store
+from controller.store.errors import ConflictError, StoreError
+from controller.store.informer import Informer, wait_any
+from controller.store.objects import ObjectStore, make_event
+from controller.store.records import PlacementRecord
+from controller.store.view import ClusterView
+
+log = logging.getLogger(__name__)
+
+RESYNC = 2.0
+# A placement write is on the failover's critical path. When the node that died also led
+# etcd, a write sent around its death can be dropped and etcd answers only after its own
+# ~5 s timeout: give up sooner and decide again (the write has a compare-and-swap, so one
+# that was applied after all makes the next attempt conflict, never apply twice).
+WRITE_ATTEMPT = 0.5
+RETRY = 0.1
+
+
+class Leader:
+    def __init__(
+        self, store: Store, informer: Informer, node: str, liveness: LivenessSource
+    ) -> None:
+        self.store = store
+        self.informer = informer
+        self.node = node
+        self.liveness = liveness
+        self.objects = ObjectStore(store)
+        self._last_notes: list[str] = []
+        self._node_phases: dict[str, str] = {}
+
+    async def run(self) -> None:
+        wakes = [self.informer.subscribe(), self.liveness.subscribe()]
+        retry = RETRY
+        while True:
+            try:
+                await self.turn()
+            except ConflictError as exc:
+                log.info("placement changed under the controller, deciding again: %s", exc)
+                continue
+            except StoreError as exc:
+                log.warning("controller: store: %s; deciding again in %.1f s", exc, retry)
+                await asyncio.sleep(retry)
+                retry = min(2 * retry, RESYNC)
+                continue
+            retry = RETRY
+            await wait_any(wakes, RESYNC)
+
+    async def turn(self) -> PlacementPlan:
+        view = self.informer.view()
+        seen = self.liveness.liveness()
+        plan = decide(view, seen, time.time(), self.node)
+        for record in plan.writes:
+            await self._write(record)
+        for group in plan.deletes:
+            kv = self.informer.get(keys.placement_key(group))
+            await self.store.delete(
+                keys.placement_key(group), expect_revision=kv.mod_revision if kv else None
+            )
+        await self._publish_node_phases(view, seen)
+        if plan.notes != self._last_notes:
+            for note in plan.notes:
+                log.info("controller: %s", note)
+            self._last_notes = plan.notes
+        return plan
+
+    async def _publish_node_phases(self, view: ClusterView, seen: dict[str, Liveness]) -> None:
+        """Node status as the leader's heartbeat view sees each member, for `ha status`."""
+        if view.cluster is None:
+            return
+        for member in view.cluster.spec.nodes:
+            phase = node_phase(seen.get(member.name))
+            if self._node_phases.get(member.name) == phase:
+                continue
+            key = keys.status_key("Node", member.name)
+            current = self.informer.get(key)
+            data = dict(current.value) if current else {}
+            data["phase"] = phase
+            await self.store.put(key, data, expect_revision=current.mod_revision if current else 0)
+            self._node_phases[member.name] = phase
+
+    async def _write(self, record: PlacementRecord) -> None:
+        key = keys.placement_key(record.group)
+        kv = self.informer.get(key)
+        where = record.node or "nowhere"
+        event = make_event(
+            "ResourceGroup",
+            record.group,
+            "Placed" if record.node else "Stopping",
+            f"epoch {record.epoch}: {where}: {record.reason}",
+            component="controller",
+        )
+        ops: list[Op] = [Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)]
+        ops += await self.objects.event_puts([event])
+        await self.store.commit(ops, timeout=WRITE_ATTEMPT)
+        log.info(
+            "placement %s -> %s (epoch %d): %s", record.group, where, record.epoch, record.reason
+        )

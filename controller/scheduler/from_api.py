@@ -1,0 +1,60 @@
+"""The scheduler's input from the API's objects and a heartbeat view. Pure.
+
+The rest of the scheduler takes plain values and never sees the API models (so tests drive
+it with plain values); this adapter is the one place both meet. The leader's decision, the
+dry run of ``ha apply`` and the node's start order all go through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from controller.api.cluster import Cluster
+from controller.api.group import ResourceGroup
+from controller.api.liveness import UNKNOWN, Liveness
+from controller.api.node import Node
+from controller.scheduler.model import Group, Move, NodeState
+from controller.scheduler.order import start_order
+
+
+def to_scheduler_group(group: ResourceGroup) -> Group:
+    spec = group.spec
+    move = spec.placement.move_to
+    timeout = spec.failure_timeout.total_seconds()
+    return Group(
+        name=group.name,
+        nodes=tuple((n.name, n.score) for n in spec.placement.nodes),
+        restricted=spec.placement.restricted,
+        stickiness=spec.placement.stickiness,
+        migration_threshold=spec.migration_threshold,
+        failure_timeout=timeout if timeout > 0 else None,
+        depends_on=tuple(spec.depends_on),
+        colocate=tuple(spec.colocate),
+        anti_colocate=tuple(spec.anti_colocate),
+        enabled=spec.enabled,
+        move_to=(Move(move.node, move.until.timestamp() if move.until else None) if move else None),
+    )
+
+
+def node_states(
+    cluster: Cluster | None, nodes: Mapping[str, Node], liveness: Mapping[str, Liveness]
+) -> list[NodeState]:
+    """Every server of the Cluster spec as the scheduler sees it (witnesses run nothing)."""
+    if cluster is None:
+        return []
+    states = []
+    for member in cluster.spec.nodes:
+        if member.role != "server":
+            continue
+        seen = liveness.get(member.name, UNKNOWN)
+        node = nodes.get(member.name)
+        standby = bool(node and node.spec.standby)
+        # Silent but not provably stopped: whatever runs there must wait (docs/safety.md).
+        pending = not seen.alive and not seen.lost
+        states.append(NodeState(member.name, seen.alive, standby, pending))
+    return states
+
+
+def group_start_order(groups: Iterable[ResourceGroup]) -> list[str]:
+    """Group names, dependencies first (raises on a dependency cycle)."""
+    return start_order([to_scheduler_group(g) for g in groups])

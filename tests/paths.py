@@ -1,0 +1,8 @@
+"""Where the repository's own files are, for tests at any depth of tests/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "deploy" / "examples"

@@ -1,0 +1,143 @@
+"""Apply planning and commit logic over the in-memory store (the same interface as etcd)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from controller.api.errors import ConflictingChangeError, InputError, NotFoundError
+from controller.api.manifest import load
+from controller.apply.plan import Applied, decode_documents
+from controller.apply.run import GUARD_KEY, apply_objects, delete_objects, read_state
+from controller.store.base import Put
+from controller.store.memory import MemoryStore
+from controller.store.objects import ObjectStore
+from tests.paths import EXAMPLES
+
+
+def pg_objects() -> list[Applied]:
+    return decode_documents(load([str(EXAMPLES / "pg")]))
+
+
+def edited(applied: list[Applied], kind: str, edit: dict[str, Any]) -> list[Applied]:
+    out = []
+    for item in applied:
+        if kind == item.obj.KIND:
+            data = copy.deepcopy(item.obj.to_dict())
+            data.pop("status")
+            for path, value in edit.items():
+                target = data
+                *parents, last = path.split(".")
+                for part in parents:
+                    target = target[part]
+                target[last] = value
+            out.extend(decode_documents([type(item.document)("x", 1, data)]))  # type: ignore[misc]
+        else:
+            out.append(item)
+    return out
+
+
+async def test_create_then_unchanged_then_configure(memory_store: MemoryStore) -> None:
+    applied = pg_objects()
+    first = await apply_objects(memory_store, applied, cluster="pg-cluster")
+    assert [c.action for c in first.plan.changes] == ["create"] * 5
+    rev = await memory_store.revision()
+    again = await apply_objects(memory_store, applied, cluster="pg-cluster")
+    assert [c.action for c in again.plan.changes] == ["unchanged"] * 5
+    assert again.revision is None and await memory_store.revision() == rev
+
+    stored = await ObjectStore(memory_store).get("ResourceGroup", "pg")
+    assert stored is not None
+    uid = stored.obj.metadata.uid
+    assert stored.obj.metadata.generation == 1
+
+    # Labels change: a new resourceVersion, the same generation.
+    relabelled = edited(applied, "ResourceGroup", {"metadata.labels": {"app": "pg"}})
+    out = await apply_objects(memory_store, relabelled, cluster="pg-cluster")
+    assert [c.action for c in out.plan.changes if c.kind == "ResourceGroup"] == ["configure"]
+    stored = await ObjectStore(memory_store).get("ResourceGroup", "pg")
+    assert stored is not None
+    assert stored.obj.metadata.generation == 1 and stored.obj.metadata.uid == uid
+
+    # Spec change: generation moves.
+    sticky = edited(relabelled, "ResourceGroup", {"spec.placement.stickiness": 0})
+    await apply_objects(memory_store, sticky, cluster="pg-cluster")
+    stored = await ObjectStore(memory_store).get("ResourceGroup", "pg")
+    assert stored is not None
+    assert stored.obj.metadata.generation == 2
+    assert stored.obj.spec.placement.stickiness == 0
+    events = await ObjectStore(memory_store).events("ResourceGroup", "pg")
+    assert [e.reason for e in events] == ["Created", "Updated", "Updated"]
+
+
+async def test_dry_run_writes_nothing(memory_store: MemoryStore) -> None:
+    rev = await memory_store.revision()
+    out = await apply_objects(memory_store, pg_objects(), cluster="pg-cluster", dry_run=True)
+    assert [c.action for c in out.plan.changes] == ["create"] * 5
+    assert await memory_store.revision() == rev
+
+
+async def test_cluster_name_must_match_the_store(memory_store: MemoryStore) -> None:
+    with pytest.raises(InputError, match=r"store is for cluster 'other'.*--cluster pg-cluster"):
+        await apply_objects(memory_store, pg_objects(), cluster="other")
+
+
+async def test_duplicates_in_one_apply(memory_store: MemoryStore) -> None:
+    applied = pg_objects()
+    with pytest.raises(InputError) as info:
+        await apply_objects(memory_store, [*applied, applied[-1]], cluster="pg-cluster")
+    assert "given twice in this apply" in info.value.details[0]
+
+
+async def test_stale_resource_version_is_a_conflict(memory_store: MemoryStore) -> None:
+    await apply_objects(memory_store, pg_objects(), cluster="pg-cluster")
+    stale = edited(pg_objects(), "ResourceGroup", {"metadata.resourceVersion": "1"})
+    with pytest.raises(ConflictingChangeError, match="changed since resourceVersion 1"):
+        await apply_objects(memory_store, stale, cluster="pg-cluster")
+
+
+async def test_concurrent_edit_of_the_same_object_conflicts(memory_store: MemoryStore) -> None:
+    """Both read the same revision; the second commit finds the object changed."""
+    await apply_objects(memory_store, pg_objects(), cluster="pg-cluster")
+    objects = ObjectStore(memory_store)
+    before, guard = await read_state(objects)
+    group = before["ResourceGroup", "pg"]
+    # Someone else edits pg between our read and our commit.
+    doc = copy.deepcopy(group.obj.to_dict())
+    doc.pop("status")
+    doc["metadata"].pop("resourceVersion")
+    doc["spec"]["placement"]["stickiness"] = 7
+    await memory_store.commit(
+        [
+            Put("specs/ResourceGroup/pg", doc, expect_revision=group.spec_revision),
+            Put(GUARD_KEY, {"by": "test"}, expect_revision=guard),
+        ]
+    )
+    mine = edited(
+        pg_objects(),
+        "ResourceGroup",
+        {
+            "spec.placement.stickiness": 9,
+            "metadata.resourceVersion": str(group.spec_revision),
+        },
+    )
+    with pytest.raises(ConflictingChangeError):
+        await apply_objects(memory_store, mine, cluster="pg-cluster")
+
+
+async def test_delete_refuses_to_break_references(memory_store: MemoryStore) -> None:
+    await apply_objects(memory_store, pg_objects(), cluster="pg-cluster")
+    rev = await memory_store.revision()
+    with pytest.raises(InputError) as info:
+        await delete_objects(memory_store, [("ReplicatedVolume", "pgdata")])
+    assert any("(stored ResourceGroup pg)" in d for d in info.value.details)
+    assert await memory_store.revision() == rev
+    with pytest.raises(NotFoundError, match="replicatedvolume/nope"):
+        await delete_objects(memory_store, [("ReplicatedVolume", "nope")])
+    out = await delete_objects(
+        memory_store, [("ReplicatedVolume", "pgdata"), ("ResourceGroup", "pg")]
+    )
+    assert [c.ref for c in out.plan.changes] == ["resourcegroup/pg", "replicatedvolume/pgdata"]
+    assert await ObjectStore(memory_store).get("ResourceGroup", "pg") is None

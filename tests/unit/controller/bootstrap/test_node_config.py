@@ -1,0 +1,99 @@
+"""node.yaml: written by init, read by the agent, turned into an EtcdMemberConfig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.api.cluster import Cluster
+from controller.api.errors import InputError
+from controller.bootstrap.init import init_cluster, read_cluster
+from controller.bootstrap.node_config import (
+    format_initial_cluster,
+    load_node_config,
+    parse_initial_cluster,
+)
+
+MANIFEST = """\
+apiVersion: ha.vigil.dev/v1alpha1
+kind: Cluster
+metadata: {name: pg-cluster}
+spec:
+  nodes:
+    - {name: host-m, address: 192.168.1.11}
+    - {name: host-s, address: 192.168.1.12}
+    - {name: witness, address: 192.168.1.13, role: witness}
+"""
+
+
+def _cluster(tmp_path: Path) -> tuple[Cluster, dict[str, object]]:
+    f = tmp_path / "cluster.yaml"
+    f.write_text(MANIFEST)
+    return read_cluster(str(f))
+
+
+def _init(tmp_path: Path, node: str = "host-m") -> Path:
+    cluster, doc = _cluster(tmp_path)
+    init_cluster(
+        cluster, doc, node,
+        node_config=tmp_path / "node.yaml", client_config=tmp_path / "client.yaml",
+        pki_dir=tmp_path / "pki", data_dir=tmp_path / "etcd",
+    )  # fmt: skip
+    return tmp_path / "node.yaml"
+
+
+def test_init_writes_node_and_client_config(tmp_path: Path) -> None:
+    path = _init(tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    cfg = load_node_config(path)
+    assert (cfg.node, cfg.cluster, cfg.address) == ("host-m", "pg-cluster", "192.168.1.11")
+    assert cfg.etcd.initial_cluster == "host-m=https://192.168.1.11:2380"
+    assert cfg.etcd.client_urls == ["https://192.168.1.11:2379"]
+    assert cfg.join_listen == "192.168.1.11:2378"
+    assert cfg.seed_cluster is not None and cfg.seed_cluster["metadata"] == {"name": "pg-cluster"}
+    member = cfg.member_config(log_file=tmp_path / "x.log")
+    assert member.name == "host-m" and member.initial_cluster_state == "new"
+    assert member.tls.client_cert.endswith("node-client.crt")
+    client = yaml.safe_load((tmp_path / "client.yaml").read_text())
+    assert client["cluster"] == "pg-cluster"
+    assert client["tls"]["cert"].endswith("admin.crt")
+
+
+def test_init_refuses_unknown_node_and_second_init(tmp_path: Path) -> None:
+    cluster, doc = _cluster(tmp_path)
+    with pytest.raises(InputError, match="'host-x' is not in Cluster 'pg-cluster'.*host-m"):
+        init_cluster(
+            cluster, doc, "host-x",
+            node_config=tmp_path / "node.yaml", client_config=tmp_path / "client.yaml",
+            pki_dir=tmp_path / "pki", data_dir=tmp_path / "etcd",
+        )  # fmt: skip
+    _init(tmp_path)
+    with pytest.raises(InputError, match="already initialised"):
+        _init(tmp_path)
+
+
+def test_read_cluster_needs_exactly_one(tmp_path: Path) -> None:
+    f = tmp_path / "two.yaml"
+    f.write_text(MANIFEST + "---\n" + MANIFEST)
+    with pytest.raises(InputError, match="exactly one `kind: Cluster`"):
+        read_cluster(str(f))
+
+
+def test_load_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="run `ha cluster init`"):
+        load_node_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("node: a\ncluster: b\n")
+    with pytest.raises(InputError, match="address"):
+        load_node_config(bad)
+
+
+def test_initial_cluster_strings() -> None:
+    members = {"b": "https://h2:2380", "a": "https://h1:2380"}
+    text = format_initial_cluster(members)
+    assert text == "a=https://h1:2380,b=https://h2:2380"
+    assert parse_initial_cluster(text) == members
+    with pytest.raises(ValueError, match="NAME=PEER_URL"):
+        parse_initial_cluster("a")

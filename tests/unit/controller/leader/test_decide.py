@@ -1,0 +1,149 @@
+"""The leader's placement writes follow docs/safety.md: two steps off a live node, one step
+off a lost node, and nothing while a node is silent but not provably stopped."""
+
+from __future__ import annotations
+
+from controller.api.cluster import Cluster
+from controller.api.decode import decode
+from controller.api.group import ResourceGroup, ResourceGroupStatus
+from controller.api.liveness import Liveness
+from controller.api.manifest import load
+from controller.api.meta import ObjectMeta
+from controller.api.node import Node, NodeSpec
+from controller.leader.decide import PlacementPlan, decide
+from controller.store.records import FailureRecord, PlacementRecord
+from controller.store.view import ClusterView
+from tests.paths import EXAMPLES
+
+UP = Liveness("up", False)
+SILENT = Liveness("dead", False)
+LOST = Liveness("dead", True)
+NOW = 1_800_000_000.0
+
+
+def pg_objects() -> tuple[Cluster, ResourceGroup]:
+    objects = [decode(d.data) for d in load([str(EXAMPLES / "pg")])]
+    cluster = next(o for o in objects if isinstance(o, Cluster))
+    group = next(o for o in objects if isinstance(o, ResourceGroup))
+    return cluster, group
+
+
+def snap(
+    liveness: dict[str, Liveness],
+    placement: PlacementRecord | None = None,
+    status: ResourceGroupStatus | None = None,
+    standby: tuple[str, ...] = (),
+    failures: tuple[FailureRecord, ...] = (),
+    groups: bool = True,
+) -> tuple[ClusterView, dict[str, Liveness]]:
+    cluster, group = pg_objects()
+    nodes = {
+        n: Node(
+            api_version="ha.vigil.dev/v1alpha1",
+            kind="Node",
+            metadata=ObjectMeta(name=n),
+            spec=NodeSpec(standby=True),
+        )
+        for n in standby
+    }
+    view = ClusterView(
+        cluster=cluster,
+        groups={"pg": group} if groups else {},
+        nodes=nodes,
+        placements={"pg": placement} if placement else {},
+        group_status={"pg": status} if status else {},
+        failures=failures,
+    )
+    return view, liveness
+
+
+def decide_for(case: tuple[ClusterView, dict[str, Liveness]], leader: str) -> PlacementPlan:
+    view, liveness = case
+    return decide(view, liveness, NOW, leader)
+
+
+def test_first_placement_goes_to_the_best_node() -> None:
+    out = decide_for(snap({"host-m": UP, "host-s": UP}), leader="host-s")
+    [record] = out.writes
+    assert (record.node, record.epoch, record.leader) == ("host-m", 1, "host-s")
+    assert record.recovered_from is None and record.stopping_from is None
+
+
+def test_lost_node_is_recovered_in_one_step() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    out = decide_for(snap({"host-m": LOST, "host-s": UP}, on_m), leader="host-s")
+    [record] = out.writes
+    assert (record.node, record.epoch, record.recovered_from) == ("host-s", 5, "host-m")
+    assert "host-m" in record.reason
+
+
+def test_silent_node_is_waited_for() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    out = decide_for(snap({"host-m": SILENT, "host-s": UP}, on_m), leader="host-s")
+    assert out.writes == []
+    assert any("pg" in note for note in out.notes)
+    unknown = decide_for(snap({"host-s": UP}, on_m), leader="host-s")
+    assert unknown.writes == []
+
+
+def test_standby_moves_in_two_steps() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    first = decide_for(snap({"host-m": UP, "host-s": UP}, on_m, standby=("host-m",)), "host-s")
+    [stop] = first.writes
+    assert (stop.node, stop.epoch, stop.stopping_from) == (None, 5, "host-m")
+    # Until host-m reports the group stopped at epoch 5, host-s must not start it.
+    waiting = decide_for(snap({"host-m": UP, "host-s": UP}, stop, standby=("host-m",)), "host-s")
+    assert waiting.writes == []
+    assert "waiting for host-m to stop it" in waiting.notes[0]
+    stale = ResourceGroupStatus(phase="Stopped", reporter="host-m", placement_epoch=4)
+    assert (
+        decide_for(snap({"host-m": UP, "host-s": UP}, stop, stale, ("host-m",)), "x").writes == []
+    )
+    done = ResourceGroupStatus(phase="Stopped", reporter="host-m", placement_epoch=5)
+    [start] = decide_for(snap({"host-m": UP, "host-s": UP}, stop, done, ("host-m",)), "x").writes
+    assert (start.node, start.epoch, start.recovered_from) == ("host-s", 6, None)
+
+
+def test_a_node_lost_while_stopping_is_recovered() -> None:
+    stop = PlacementRecord("pg", None, 5, "moving", stopping_from="host-m")
+    out = decide_for(snap({"host-m": LOST, "host-s": UP}, stop), "host-s")
+    [start] = out.writes
+    assert (start.node, start.recovered_from) == ("host-s", "host-m")
+    assert decide_for(snap({"host-m": SILENT, "host-s": UP}, stop), "host-s").writes == []
+
+
+def test_migration_threshold_moves_the_group_off_a_failing_node() -> None:
+    on_m = PlacementRecord("pg", "host-m", 2, "best")
+    failures = (FailureRecord("pg", "host-m", 3, NOW - 5),)
+    [stop] = decide_for(snap({"host-m": UP, "host-s": UP}, on_m, failures=failures), "x").writes
+    assert stop.node is None and stop.stopping_from == "host-m"
+    expired = (FailureRecord("pg", "host-m", 3, NOW - 3600),)
+    assert decide_for(snap({"host-m": UP, "host-s": UP}, on_m, failures=expired), "x").writes == []
+
+
+def test_stable_cluster_writes_nothing() -> None:
+    on_m = PlacementRecord("pg", "host-m", 2, "best")
+    assert decide_for(snap({"host-m": UP, "host-s": UP}, on_m), "x").writes == []
+
+
+def test_placement_of_a_deleted_group_is_removed() -> None:
+    on_m = PlacementRecord("pg", "host-m", 2, "best")
+    out = decide_for(snap({"host-m": UP, "host-s": UP}, on_m, groups=False), "x")
+    assert out.deletes == ["pg"] and out.writes == []
+
+
+def test_restarted_agent_is_confirmed_under_its_new_incarnation() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best", incarnation="aa")
+    same = {"host-m": Liveness("up", False, "aa"), "host-s": UP}
+    assert decide_for(snap(same, on_m), "host-s").writes == []
+    restarted = {"host-m": Liveness("up", False, "bb"), "host-s": UP}
+    [record] = decide_for(snap(restarted, on_m), "host-s").writes
+    assert (record.node, record.epoch, record.incarnation) == ("host-m", 5, "bb")
+    assert "started again" in record.reason
+
+
+def test_recovery_names_the_lost_incarnation() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best", incarnation="aa")
+    view = {"host-m": Liveness("dead", True, "aa"), "host-s": Liveness("up", False, "cc")}
+    [record] = decide_for(snap(view, on_m), "host-s").writes
+    assert (record.node, record.incarnation, record.recovered_incarnation) == ("host-s", "cc", "aa")

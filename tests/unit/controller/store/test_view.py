@@ -1,0 +1,49 @@
+"""One builder of the cluster view, from the informer's copy of the store."""
+
+from __future__ import annotations
+
+from controller.api.decode import decode
+from controller.api.group import ResourceGroup
+from controller.api.manifest import load
+from controller.apply.plan import decode_documents
+from controller.apply.run import apply_objects
+from controller.store import keys
+from controller.store.informer import Informer
+from controller.store.memory import MemoryStore
+from controller.store.records import FailureRecord, LeaderRecord, NodeRecord, PlacementRecord
+from controller.store.view import ClusterView
+from tests.paths import EXAMPLES
+
+
+async def test_the_view_holds_every_record_typed() -> None:
+    store = MemoryStore("pg-cluster")
+    await apply_objects(store, decode_documents(load([str(EXAMPLES / "pg")])), cluster="pg-cluster")
+    await store.put(keys.placement_key("pg"), PlacementRecord("pg", "host-m", 1, "best").to_dict())
+    await store.put(
+        keys.failure_key("pg", "host-s"), FailureRecord("pg", "host-s", 1, 1.0).to_dict()
+    )
+    await store.put(keys.node_key("host-m"), NodeRecord("host-m", 1, "v", "i", "s", True).to_dict())
+    await store.put(keys.LEADER, LeaderRecord("host-m", 5).to_dict())
+    await store.put(keys.status_key("Node", "host-m"), {"phase": "Ready"})
+    await store.put(keys.status_key("ResourceGroup", "pg"), {"phase": "Running", "node": "host-m"})
+    informer = Informer(store)
+    informer.load(*await store.list(""))
+
+    view = informer.view()
+    assert view.cluster is not None and view.cluster.name == "pg-cluster"
+    assert list(view.groups) == ["pg"] and view.groups["pg"].spec.resources
+    assert view.group_status["pg"].phase == "Running"
+    assert view.node_status["host-m"].phase == "Ready"
+    assert view.agents["host-m"].serving and view.leader == LeaderRecord("host-m", 5)
+    assert view.placements["pg"].node == "host-m"
+    assert [(f.group, f.node) for f in view.failures] == [("pg", "host-s")]
+
+
+def test_with_specs_replaces_the_specs_and_keeps_the_records() -> None:
+    objects = [decode(d.data) for d in load([str(EXAMPLES / "pg")])]
+    placed = {"pg": PlacementRecord("pg", "host-m", 1, "best")}
+    view = ClusterView(placements=placed)
+    without_group = [o for o in objects if not isinstance(o, ResourceGroup)]
+    after = view.with_specs(without_group)
+    assert after.cluster is not None and after.groups == {} and after.placements == placed
+    assert ClusterView.of_specs(objects).groups.keys() == {"pg"}
