@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -58,13 +57,17 @@ class Backoff:
         return self._next
 
 
-# Loaded here, not in the forked child, where dlopen could deadlock on the loader lock.
-_LIBC = ctypes.CDLL(None, use_errno=True)
+# If the agent dies, its etcd must not linger holding the ports and data dir: etcd runs with
+# PR_SET_PDEATHSIG = SIGTERM. util-linux's setpriv sets it and execs etcd; a preexec_fn would
+# do the same but makes Python fork() instead of vfork(), and gRPC's fork handlers (the
+# agent's store client is live by then) can abort the child before it execs (grpc#43055).
+SETPRIV = shutil.which("setpriv")
 
 
-def _set_pdeathsig() -> None:
-    # If the agent dies, its etcd must not linger holding the ports and data dir.
-    _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def with_parent_death_signal(argv: list[str]) -> list[str]:
+    if SETPRIV is None:
+        return argv
+    return [SETPRIV, "--pdeathsig", "TERM", "--", *argv]
 
 
 async def check_health(
@@ -199,11 +202,10 @@ class EtcdMember:
             logf.flush()
             self._log_offset = logf.tell()
             self._proc = await asyncio.create_subprocess_exec(
-                *args,
+                *with_parent_death_signal(args),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=logf,
                 stderr=asyncio.subprocess.STDOUT,
-                preexec_fn=_set_pdeathsig,
             )
         self._started_at = time.monotonic()
         self.state = "starting"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -18,7 +21,13 @@ import pytest
 
 from controller.bootstrap import pki
 from controller.bootstrap.etcd_admin import EtcdAdmin
-from controller.bootstrap.etcd_config import EtcdMemberConfig, EtcdStartError, EtcdTLS
+from controller.bootstrap.etcd_config import (
+    EtcdMemberConfig,
+    EtcdStartError,
+    EtcdTLS,
+    host_port,
+    port_in_use,
+)
 from controller.store.etcd import EtcdStore
 from controller.store.etcd_channel import TLSFiles
 from nodeagent.etcd_member import Backoff, EtcdMember
@@ -105,6 +114,39 @@ async def test_sigkilled_etcd_is_restarted_and_counted(workdir: Path) -> None:
     finally:
         await member.stop()
     assert member.state == "stopped" and member.pid is None
+
+
+_ORPHANING_AGENT = """
+import asyncio, os, pickle, sys
+from nodeagent.etcd_member import EtcdMember
+
+async def main():
+    member = EtcdMember(pickle.loads(sys.stdin.buffer.read()))
+    await member.start()
+    await member.wait_healthy(10)
+    print(member.pid, flush=True)
+    os._exit(0)  # the agent dies without stopping its etcd
+
+asyncio.run(main())
+"""
+
+
+def test_etcd_does_not_outlive_its_agent(workdir: Path) -> None:
+    (cfg,) = member_configs(workdir, 1)
+    agent = subprocess.run(
+        [sys.executable, "-c", _ORPHANING_AGENT],
+        input=pickle.dumps(cfg),
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    pid = int(agent.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}") and "etcd" in Path(f"/proc/{pid}/comm").read_text():
+        assert time.monotonic() < deadline, f"etcd pid {pid} outlived its agent"
+        time.sleep(0.05)
+    host, port = host_port(cfg.client_urls[0])
+    assert not port_in_use(host, port)
 
 
 async def test_refuses_to_start_with_clear_errors(workdir: Path) -> None:
