@@ -73,6 +73,7 @@ class _GroupMemory:
     failed_starts: int = 0
     retry_after: float = 0.0
     last_action: str = ""
+    blocked: str = ""  # the reason last announced by a Blocked event
 
 
 def resource_key(group: str, resource: Resource) -> str:
@@ -190,13 +191,10 @@ class Reconciler:
             now = time.monotonic()
             for name, group in groups.items():
                 mode = self._mode(placements.get(name), serving)
-                try:
-                    managed = self._actuators(group)
-                except NoActuatorError as exc:
-                    blocked[name] = str(exc)
-                    managed = {}
-                if name in blocked:
-                    mode = "stop"
+                managed, why = self._actuators(group)
+                if why is not None:
+                    blocked[name] = why
+                    mode = "stop"  # what this node can run of it, it does not run alone
                 views.append(await self._observe(group, managed, mode))
             await self._forget_deleted(groups)
             order = group_start_order(groups.values())
@@ -205,13 +203,17 @@ class Reconciler:
             failed = await self._execute(actions, groups)
             self._keep_running_work(views, groups, failed)
             for view in views:
-                await self._report(
-                    groups[view.name],
-                    view,
-                    placements.get(view.name),
-                    blocked.get(view.name),
-                    failed.get(view.name),
-                )
+                # One group's trouble is that group's status, never the end of the turn.
+                try:
+                    await self._report(
+                        groups[view.name],
+                        view,
+                        placements.get(view.name),
+                        blocked.get(view.name),
+                        failed.get(view.name),
+                    )
+                except Exception:
+                    log.exception("reporting the status of %s failed", view.name)
 
     def _record_vips(self, groups: dict[str, ResourceGroup]) -> None:
         """Tell the lease enforcer which addresses are the cluster's floating IPs."""
@@ -234,8 +236,11 @@ class Reconciler:
         memory = self._memory.get(action.group)
         return action.verb == "start" and memory is not None and now < memory.retry_after
 
-    def _actuators(self, group: ResourceGroup) -> dict[str, _Managed]:
+    def _actuators(self, group: ResourceGroup) -> tuple[dict[str, _Managed], str | None]:
+        """The group's actuators by resource name, and why the group cannot run here (a
+        resource kind this node has no actuator for), if so."""
         out: dict[str, _Managed] = {}
+        blocked: str | None = None
         for resource in group.spec.resources:
             key = resource_key(group.name, resource)
             spec_text = _spec_text(resource)
@@ -249,10 +254,15 @@ class Reconciler:
                 ctx = ActuatorContext(
                     resource=key, run_dir=self.run_dir, netns=self.netns, timeouts=resource.timeouts
                 )
-                managed = _Managed(spec_text, self.registry.create(resource, ctx))
+                try:
+                    managed = _Managed(spec_text, self.registry.create(resource, ctx))
+                except NoActuatorError as exc:
+                    self._managed.pop(key, None)
+                    blocked = blocked or str(exc)
+                    continue
                 self._managed[key] = managed
             out[resource.resolved_name()] = managed
-        return out
+        return out, blocked
 
     async def _observe(
         self, group: ResourceGroup, managed: dict[str, _Managed], mode: Mode
@@ -262,7 +272,9 @@ class Reconciler:
             name = resource.resolved_name()
             entry = managed.get(name)
             if entry is None:
-                resources.append(ResourceView(name, State.UNKNOWN, "no actuator"))
+                # Nothing on this node can have started it: stopped here, and nothing to do.
+                detail = f"no actuator for {actuator_kind(resource)} resources on this node"
+                resources.append(ResourceView(name, State.STOPPED, detail))
                 continue
             seen: Observation = await entry.actuator.observe()
             state = seen.state
@@ -295,7 +307,10 @@ class Reconciler:
                 continue
             group = groups[action.group]
             resource = next(r for r in group.spec.resources if r.resolved_name() == action.resource)
-            managed = self._managed[resource_key(group.name, resource)]
+            managed = self._managed.get(resource_key(group.name, resource))
+            if managed is None:
+                failed[action.group] = f"{action.resource}: no actuator on this node"
+                continue
             memory = self._memory.setdefault(group.name, _GroupMemory())
             try:
                 if action.verb == "stop":
@@ -315,6 +330,10 @@ class Reconciler:
                 log.error("%s", memory.last_action)
                 if action.verb == "start":
                     await self._start_failed(group, str(exc))
+            except Exception as exc:  # a bug in one actuator must not stop every other group
+                failed[action.group] = f"{action.verb} of {action.resource}: internal error {exc!r}"
+                memory.last_action = failed[action.group]
+                log.exception("%s %s", action.verb, action.resource)
         return failed
 
     def _lease_lost(self) -> bool:
@@ -333,6 +352,20 @@ class Reconciler:
             await self._stop_running_work(managed)
             with contextlib.suppress(ActuatorError):
                 await managed.actuator.stop()
+
+    async def _announce_blocked(self, group: str, why: str) -> None:
+        event = make_event(
+            "ResourceGroup",
+            group,
+            "Blocked",
+            f"cannot run on {self.node}: {why}",
+            type="Warning",
+            component=f"agent/{self.node}",
+        )
+        try:
+            await self.store.commit(await self.objects.event_puts([event]))
+        except StoreError as exc:
+            log.warning("cannot record that %s is blocked: %s", group, exc)
 
     async def _count_failure(self, group: str, message: str) -> None:
         key = keys.failure_key(group, self.node)
@@ -438,6 +471,10 @@ class Reconciler:
             current_phase = "Failed"
         if current_phase == "Running":
             memory.failed_starts = 0
+        if (blocked or "") != memory.blocked:
+            memory.blocked = blocked or ""
+            if blocked:
+                await self._announce_blocked(group.name, blocked)
         status = ResourceGroupStatus(
             observed_generation=group.metadata.generation,
             node=self.node if running_here or view.should_run else None,

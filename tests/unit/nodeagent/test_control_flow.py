@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from controller.api.group import Resource
 from controller.api.liveness import Liveness
@@ -318,3 +319,44 @@ async def test_a_resource_adopted_after_an_agent_restart_is_tended(tmp_path: Pat
     assert not [entry for entry in world.log if entry[1] == "start"]
     await reconciler.stop_all("test over")
     assert not world.tended("n1") and not world.on("n1")
+
+
+BLOCKED = """
+apiVersion: ha.vigil.dev/v1alpha1
+kind: ResourceGroup
+metadata: {name: data, generation: 1, uid: u-data}
+spec:
+  placement: {nodes: [{name: n1, score: 100}]}
+  resources:
+    - ip: {address: 10.0.0.101/24}
+    - volume: {name: pgdata}
+"""
+
+
+async def test_a_group_this_node_cannot_run_never_stops_the_others(cluster: Cluster) -> None:
+    # A kind with no actuator here (written by a newer `ha`, say): that group is Blocked,
+    # with its reason and an event; every other group is reconciled as before.
+    data = yaml.safe_load(BLOCKED)
+    await cluster.store.put(keys.spec_key("ResourceGroup", "data"), data)
+
+    async def blocked() -> bool:
+        kv = await cluster.store.get(keys.status_key("ResourceGroup", "data"))
+        return kv is not None and kv.value.get("phase") == "Blocked"
+
+    await until(blocked)
+    kv = await cluster.store.get(keys.status_key("ResourceGroup", "data"))
+    assert kv is not None and "volume resources have no actuator" in kv.value["lastAction"]
+    assert "data.ip-10-0-0-101" not in cluster.world.on("n1")  # not started without its volume
+    events, _ = await cluster.store.list(keys.event_prefix("ResourceGroup", "data"))
+    assert any(e.value["reason"] == "Blocked" for e in events)
+
+    async def web_runs() -> bool:
+        return cluster.world.on("n1") == BOTH
+
+    await until(web_runs)
+    cluster.cut_off("n1")  # and the cluster still fails over
+
+    async def moved() -> bool:
+        return cluster.world.on("n2") == BOTH
+
+    await until(moved)
