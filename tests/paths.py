@@ -6,3 +6,5 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "deploy" / "examples"
+# The seed scenario as this version runs it (see its 01-cluster.yaml).
+PG_TODAY = REPO / "tests" / "manifests" / "pg-witness"

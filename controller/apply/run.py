@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from controller.api.availability import unavailable
+from controller.api.decode import decode
 from controller.api.errors import ConflictingChangeError
 from controller.apply.plan import (
     Applied,
@@ -24,7 +26,7 @@ from controller.apply.plan import (
     plan_apply,
     plan_delete,
 )
-from controller.apply.validation import ObjectKey
+from controller.apply.validation import Finding, ObjectKey
 from controller.store import keys
 from controller.store.base import Delete, Op, Put, Store
 from controller.store.errors import ConflictError
@@ -88,6 +90,16 @@ async def _commit(objects: ObjectStore, plan: Plan, guard_revision: int, actor: 
     return await objects.store.commit(ops)
 
 
+def _unavailable(plan: Plan) -> list[Finding]:
+    """What the objects this apply creates or changes ask for and no node can do yet."""
+    found = []
+    for change in plan.writes:
+        if change.after is not None:
+            obj = decode(change.after)
+            found += [Finding(obj.KIND, obj.name, problem) for problem in unavailable(obj)]
+    return found
+
+
 def _own_conflicts(exc: ConflictError) -> list[str]:
     return [c.describe() for c in exc.conflicts if c.key != GUARD_KEY]
 
@@ -103,7 +115,7 @@ async def _run(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         current, guard_revision = await read_state(objects)
         plan = make_plan(current)
-        findings = new_findings(plan, current)
+        findings = new_findings(plan, current) + _unavailable(plan)
         if findings:
             raise describe_findings(findings, applied)
         if dry_run or not plan.writes:

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from controller.api.availability import unavailable
 from controller.api.cluster import Cluster
 from controller.api.decode import SchemaError, decode
 from controller.api.errors import InputError
@@ -43,6 +44,9 @@ def read_cluster(path: str) -> tuple[Cluster, dict[str, Any]]:
     except SchemaError as e:
         raise InputError(f"{found[0].where()}: invalid Cluster: {e}") from None
     assert isinstance(obj, Cluster)
+    refused = [f"{found[0].where(p.path)}: {p.dotted}: {p.message}" for p in unavailable(obj)]
+    if refused:
+        raise InputError(f"{path}: Cluster {obj.name} asks for what Vigil cannot do yet", refused)
     return obj, found[0].data
 
 

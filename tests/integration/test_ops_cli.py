@@ -27,11 +27,11 @@ def pg(etcd_server: EtcdServer, tmp_path: Path) -> Cli:
 def test_status_shows_nodes_and_groups(pg: Cli) -> None:
     text = pg("status")
     assert text.code == 0, text.err
-    assert f"Cluster {pg.cluster}: 2 nodes, quorum two-node, fencing on" in text.out
+    assert f"Cluster {pg.cluster}: 3 nodes, quorum majority, fencing on" in text.out
     assert "host-m" in text.out and "no agent" in text.out
     assert "not placed yet" in text.out
     data = json.loads(pg("status", "-o", "json").out)
-    assert [n["name"] for n in data["nodes"]] == ["host-m", "host-s"]
+    assert [n["name"] for n in data["nodes"]] == ["host-m", "host-s", "witness"]
     assert data["groups"][0]["name"] == "pg" and data["groups"][0]["placed"] is None
 
 

@@ -14,11 +14,11 @@ from controller.apply.run import GUARD_KEY, apply_objects, delete_objects, read_
 from controller.store.base import Put
 from controller.store.memory import MemoryStore
 from controller.store.objects import ObjectStore
-from tests.paths import EXAMPLES
+from tests.paths import PG_TODAY
 
 
 def pg_objects() -> list[Applied]:
-    return decode_documents(load([str(EXAMPLES / "pg")]))
+    return decode_documents(load([str(PG_TODAY)]))
 
 
 def edited(applied: list[Applied], kind: str, edit: dict[str, Any]) -> list[Applied]:
@@ -42,10 +42,10 @@ def edited(applied: list[Applied], kind: str, edit: dict[str, Any]) -> list[Appl
 async def test_create_then_unchanged_then_configure(memory_store: MemoryStore) -> None:
     applied = pg_objects()
     first = await apply_objects(memory_store, applied, cluster="pg-cluster")
-    assert [c.action for c in first.plan.changes] == ["create"] * 5
+    assert [c.action for c in first.plan.changes] == ["create"] * 4
     rev = await memory_store.revision()
     again = await apply_objects(memory_store, applied, cluster="pg-cluster")
-    assert [c.action for c in again.plan.changes] == ["unchanged"] * 5
+    assert [c.action for c in again.plan.changes] == ["unchanged"] * 4
     assert again.revision is None and await memory_store.revision() == rev
 
     stored = await ObjectStore(memory_store).get("ResourceGroup", "pg")
@@ -75,7 +75,7 @@ async def test_create_then_unchanged_then_configure(memory_store: MemoryStore) -
 async def test_dry_run_writes_nothing(memory_store: MemoryStore) -> None:
     rev = await memory_store.revision()
     out = await apply_objects(memory_store, pg_objects(), cluster="pg-cluster", dry_run=True)
-    assert [c.action for c in out.plan.changes] == ["create"] * 5
+    assert [c.action for c in out.plan.changes] == ["create"] * 4
     assert await memory_store.revision() == rev
 
 
@@ -131,13 +131,12 @@ async def test_delete_refuses_to_break_references(memory_store: MemoryStore) -> 
     await apply_objects(memory_store, pg_objects(), cluster="pg-cluster")
     rev = await memory_store.revision()
     with pytest.raises(InputError) as info:
-        await delete_objects(memory_store, [("ReplicatedVolume", "pgdata")])
-    assert any("(stored ResourceGroup pg)" in d for d in info.value.details)
+        # Fencing is on: host-m would be left without a fence device.
+        await delete_objects(memory_store, [("FenceDevice", "bmc-host-m")])
+    assert any("(stored Cluster pg-cluster)" in d for d in info.value.details)
     assert await memory_store.revision() == rev
-    with pytest.raises(NotFoundError, match="replicatedvolume/nope"):
-        await delete_objects(memory_store, [("ReplicatedVolume", "nope")])
-    out = await delete_objects(
-        memory_store, [("ReplicatedVolume", "pgdata"), ("ResourceGroup", "pg")]
-    )
-    assert [c.ref for c in out.plan.changes] == ["resourcegroup/pg", "replicatedvolume/pgdata"]
+    with pytest.raises(NotFoundError, match="fencedevice/nope"):
+        await delete_objects(memory_store, [("FenceDevice", "nope")])
+    out = await delete_objects(memory_store, [("ResourceGroup", "pg")])
+    assert [c.ref for c in out.plan.changes] == ["resourcegroup/pg"]
     assert await ObjectStore(memory_store).get("ResourceGroup", "pg") is None

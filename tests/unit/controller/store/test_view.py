@@ -12,12 +12,12 @@ from controller.store.informer import Informer
 from controller.store.memory import MemoryStore
 from controller.store.records import FailureRecord, LeaderRecord, NodeRecord, PlacementRecord
 from controller.store.view import ClusterView
-from tests.paths import EXAMPLES
+from tests.paths import EXAMPLES, PG_TODAY
 
 
 async def test_the_view_holds_every_record_typed() -> None:
     store = MemoryStore("pg-cluster")
-    await apply_objects(store, decode_documents(load([str(EXAMPLES / "pg")])), cluster="pg-cluster")
+    await apply_objects(store, decode_documents(load([str(PG_TODAY)])), cluster="pg-cluster")
     await store.put(keys.placement_key("pg"), PlacementRecord("pg", "host-m", 1, "best").to_dict())
     await store.put(
         keys.failure_key("pg", "host-s"), FailureRecord("pg", "host-s", 1, 1.0).to_dict()

@@ -1,0 +1,65 @@
+"""What this version of Vigil accepts because it can do it. Pure.
+
+The API describes the whole product, some of it not built yet. An object that asks for a
+part no node can perform is refused at `ha apply`, naming the field, why, and what to use
+today, instead of being stored and then silently ignored (or, worse, believed to protect).
+Each rule goes when its part lands.
+"""
+
+from __future__ import annotations
+
+from controller.api.cluster import Cluster
+from controller.api.decode import Problem
+from controller.api.group import ResourceGroup
+from controller.api.meta import Object
+from controller.api.volume import ReplicatedVolume
+
+TWO_NODE = (
+    "two-node mode is not available in this version of Vigil: nothing fences a lost peer "
+    "yet, and with two members the store stops when either is lost. Add a third member with "
+    "role: witness and use quorum.mode: majority"
+)
+SERIAL = (
+    "serial heartbeat links are not available in this version of Vigil (no serial transport "
+    "yet): remove this link, or add a udp link over a second network"
+)
+VOLUMES = (
+    "ReplicatedVolume objects are not available in this version of Vigil: no node runs a "
+    "replicated volume for Vigil yet. Replicate the disk with `blockrepl serve` (or DRBD) "
+    "outside Vigil until volume resources land"
+)
+VOLUME_RESOURCE = (
+    "volume resources are not available in this version of Vigil: no node has an actuator "
+    "for them yet. Promote the disk outside Vigil, or run DRBD's OCF agent as a service "
+    "(service: {ocf: {agent: linbit:drbd, ...}})"
+)
+FILESYSTEM_RESOURCE = (
+    "filesystem resources are not available in this version of Vigil: no node has an "
+    "actuator for them yet. Use the OCF agent as a service: service: {ocf: {agent: "
+    "heartbeat:Filesystem, params: {device: ..., directory: ..., fstype: ...}}}"
+)
+
+
+def unavailable(obj: Object) -> list[Problem]:
+    """Why no node could do what ``obj`` asks, one problem per field; [] when it can."""
+    found: list[Problem] = []
+
+    def refuse(path: tuple[str | int, ...], message: str) -> None:
+        found.append(Problem(path, message))
+
+    if isinstance(obj, Cluster):
+        if obj.spec.quorum.mode == "two-node":
+            refuse(("spec", "quorum", "mode"), TWO_NODE)
+        for i, node in enumerate(obj.spec.nodes):
+            for j, link in enumerate(node.heartbeat):
+                if link.serial is not None:
+                    refuse(("spec", "nodes", i, "heartbeat", j, "serial"), SERIAL)
+    elif isinstance(obj, ReplicatedVolume):
+        refuse(("spec",), VOLUMES)
+    elif isinstance(obj, ResourceGroup):
+        for i, resource in enumerate(obj.spec.resources):
+            if resource.volume is not None:
+                refuse(("spec", "resources", i, "volume"), VOLUME_RESOURCE)
+            if resource.filesystem is not None:
+                refuse(("spec", "resources", i, "filesystem"), FILESYSTEM_RESOURCE)
+    return found
