@@ -7,10 +7,14 @@ import json
 import sys
 from collections.abc import Sequence
 
+from controller.api.cluster import Cluster
 from controller.api.errors import InputError, NotFoundError
+from controller.api.fencing import FenceDevice
+from controller.api.group import ResourceGroup
 from controller.api.meta import Object, format_timestamp
 from controller.api.registry import KINDS, resolve_kind
 from controller.cli.output import NONE, age, render, table, to_yaml, use_colour
+from controller.cli.protection import protection
 from controller.cli.selectors import parse_selector
 from controller.store import keys
 from controller.store.base import Store
@@ -113,7 +117,7 @@ def _events_table(events: Sequence[Event], with_object: bool) -> str:
     return table(rows, header, use_colour(sys.stdout))
 
 
-def _describe_one(stored: StoredObject, events: Sequence[Event]) -> str:
+def _describe_one(stored: StoredObject, events: Sequence[Event], extra: Sequence[str] = ()) -> str:
     obj = stored.obj
     meta = obj.metadata
     labels = ",".join(f"{k}={v}" for k, v in meta.labels.items()) or NONE
@@ -147,12 +151,23 @@ def _describe_one(stored: StoredObject, events: Sequence[Event]) -> str:
         ]
     else:
         lines.append("  <none>")
+    lines.extend(extra)
     lines.append("Events:")
     if events:
         lines += ["  " + line for line in _events_table(events[-20:], False).splitlines()]
     else:
         lines.append("  <none>")
     return "\n".join(lines) + "\n"
+
+
+async def _protection_lines(objects: ObjectStore) -> list[str]:
+    """What protects the cluster today (controller/cli/protection.py), for describe."""
+    stored, _ = await objects.list_objects([Cluster.KIND, FenceDevice.KIND, ResourceGroup.KIND])
+    items = [s.obj for s in stored]
+    cluster = next((o for o in items if isinstance(o, Cluster)), None)
+    fences = {o.name: o for o in items if isinstance(o, FenceDevice)}
+    groups = {o.name: o for o in items if isinstance(o, ResourceGroup)}
+    return ["Protection:", *("  " + line for line in protection(cluster, fences, groups).lines())]
 
 
 async def run_describe(args: argparse.Namespace, config: ClientConfig) -> int:
@@ -174,9 +189,12 @@ async def run_describe(args: argparse.Namespace, config: ClientConfig) -> int:
         if args.selector:
             match = parse_selector(args.selector)
             found = [s for s in found if match(s.obj.metadata.labels)]
+        extra: list[str] = []
+        if model is Cluster and found:
+            extra = await _protection_lines(objects_store)
         for i, stored in enumerate(found):
             events = await objects_store.events(model.KIND, stored.obj.name)
-            sys.stdout.write(("\n" if i else "") + _describe_one(stored, events))
+            sys.stdout.write(("\n" if i else "") + _describe_one(stored, events, extra))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.cli.output import NONE, table
+from controller.cli.protection import protection
 from controller.store.records import NodeRecord
 from controller.store.view import ClusterView
 
@@ -88,11 +89,12 @@ def render(cluster_name: str, view: ClusterView, colour: bool = False) -> str:
     if view.cluster is None:
         return f"Cluster {cluster_name}: no Cluster object; apply one (ha apply -f cluster.yaml)\n"
     quorum = view.cluster.spec.quorum.mode
-    fencing = "on" if view.cluster.spec.fencing.enabled else "OFF"
     parts.append(
         f"Cluster {view.cluster.name}: {len(view.cluster.spec.nodes)} nodes, quorum {quorum}, "
-        f"fencing {fencing}, leader {_leader(view) or NONE}\n"
+        f"leader {_leader(view) or NONE}\n"
     )
+    guard = protection(view.cluster, view.fences, view.groups)
+    parts.append(f"Protection: {guard.summary()}\n")
     parts.append("\nNodes:\n")
     header = ["NAME", "ROLE", "STATE", "AGENT", "STANDBY", "HEARS", ""]
     parts.append(table(_node_rows(view), header, colour))
@@ -110,6 +112,7 @@ def to_json(cluster_name: str, view: ClusterView) -> dict[str, Any]:
     return {
         "cluster": cluster_name,
         "leader": _leader(view),
+        "protection": protection(view.cluster, view.fences, view.groups).to_json(),
         "nodes": [
             {
                 "name": row[0],

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from controller.api.cluster import Cluster
 from controller.api.decode import SchemaError, decode
+from controller.api.fencing import FenceDevice
 from controller.api.group import ResourceGroup, ResourceGroupStatus
 from controller.api.meta import Object, Status
 from controller.api.node import Node, NodeStatus
@@ -181,6 +182,11 @@ class Informer:
             group_status=self.statuses(ResourceGroup.KIND, ResourceGroupStatus),
             nodes={n: o for n, o in nodes.items() if isinstance(o, Node)},
             node_status=self.statuses(Node.KIND, NodeStatus),
+            fences={
+                n: o
+                for n, o in self.objects(FenceDevice.KIND).items()
+                if isinstance(o, FenceDevice)
+            },
             agents=self.agents(),
             leader=self.leader(),
             placements=self.placements(),

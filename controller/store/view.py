@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from controller.api.cluster import Cluster
+from controller.api.fencing import FenceDevice
 from controller.api.group import ResourceGroup, ResourceGroupStatus
 from controller.api.meta import Object
 from controller.api.node import Node, NodeStatus
@@ -26,6 +27,7 @@ class ClusterView:
     nodes: Mapping[str, Node] = field(default_factory=dict)
     # Written by the leader from its heartbeat view, whether or not a Node object exists.
     node_status: Mapping[str, NodeStatus] = field(default_factory=dict)
+    fences: Mapping[str, FenceDevice] = field(default_factory=dict)
     agents: Mapping[str, NodeRecord] = field(default_factory=dict)  # connected agents
     leader: LeaderRecord | None = None
     placements: Mapping[str, PlacementRecord] = field(default_factory=dict)
@@ -37,7 +39,8 @@ class ClusterView:
         return cls().with_specs(objects)
 
     def with_specs(self, objects: Iterable[Object]) -> ClusterView:
-        """This view with its Cluster, groups and Node objects replaced by ``objects``: what
+        """This view with its Cluster, groups, Node and FenceDevice objects replaced by
+        ``objects``: what
         the cluster would look like after an apply, for `ha apply --dry-run`."""
         items = list(objects)
         clusters = [o for o in items if isinstance(o, Cluster)]
@@ -46,4 +49,5 @@ class ClusterView:
             cluster=clusters[0] if clusters else None,
             groups={o.name: o for o in items if isinstance(o, ResourceGroup)},
             nodes={o.name: o for o in items if isinstance(o, Node)},
+            fences={o.name: o for o in items if isinstance(o, FenceDevice)},
         )

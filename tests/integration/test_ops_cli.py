@@ -27,12 +27,37 @@ def pg(etcd_server: EtcdServer, tmp_path: Path) -> Cli:
 def test_status_shows_nodes_and_groups(pg: Cli) -> None:
     text = pg("status")
     assert text.code == 0, text.err
-    assert f"Cluster {pg.cluster}: 3 nodes, quorum majority, fencing on" in text.out
+    assert f"Cluster {pg.cluster}: 3 nodes, quorum majority, leader <none>" in text.out
     assert "host-m" in text.out and "no agent" in text.out
     assert "not placed yet" in text.out
     data = json.loads(pg("status", "-o", "json").out)
     assert [n["name"] for n in data["nodes"]] == ["host-m", "host-s", "witness"]
     assert data["groups"][0]["name"] == "pg" and data["groups"][0]["placed"] is None
+
+
+def test_status_and_describe_say_what_protects_the_cluster_not_fencing_on(pg: Cli) -> None:
+    # The spec asks for fencing and names two IPMI devices; this version calls neither.
+    text = pg("status").out
+    assert "fencing on" not in text
+    assert (
+        "Protection: serving lease + lease enforcer (floating IPs, exec services); agent only: "
+        "pg; no fencing in this version; 2 FenceDevices configured, never called" in text
+    )
+    data = json.loads(pg("status", "-o", "json").out)["protection"]
+    assert data["fencing"] == {
+        "requested": True,
+        "performed": False,
+        "unusedDevices": ["bmc-host-m", "bmc-host-s"],
+    }
+    assert data["agentOnly"] == {"pg": ["service-postgresql"]}
+    described = pg("describe", "cluster", pg.cluster).out
+    assert "Protection:\n  serving lease: a node that no majority hears stops" in described
+    assert "  agent only (a dead or frozen agent leaves them running until it is back): " in (
+        described
+    )
+    assert "no fence device is ever called although spec.fencing.enabled is true" in described
+    assert "fence devices configured and unused: bmc-host-m, bmc-host-s" in described
+    assert "on: unused" in pg("get", "cluster").out
 
 
 def test_move_is_a_spec_change_that_expires(pg: Cli) -> None:
