@@ -22,11 +22,12 @@ def _comparable(doc: dict[str, Any] | None) -> list[str]:
 
 
 def change_diff(change: Change) -> str:
+    # Headers as git writes them: an object created or deleted diffs against /dev/null.
     name = f"{change.kind}/{change.name}"
-    before = name if change.before is not None else "/dev/null"
-    after = name if change.after is not None else "/dev/null"
+    before = f"a/{name}" if change.before is not None else "/dev/null"
+    after = f"b/{name}" if change.after is not None else "/dev/null"
     lines = difflib.unified_diff(
-        _comparable(change.before), _comparable(change.after), f"a/{before}", f"b/{after}"
+        _comparable(change.before), _comparable(change.after), before, after
     )
     return "".join(lines)
 

@@ -255,7 +255,8 @@ def new_findings(plan: Plan, current: Mapping[ObjectKey, StoredObject]) -> list[
 def describe_findings(findings: Sequence[Finding], applied: Sequence[Applied]) -> InputError:
     by_key = {a.key: a for a in applied}
     messages = []
-    for finding in findings:
+    # What the user brought first, where their file can show it; stored objects after.
+    for finding in sorted(findings, key=lambda f: f.key not in by_key):
         item = by_key.get(finding.key)
         problem: Problem = finding.problem
         where = item.where(problem.path) if item else f"(stored {finding.kind} {finding.name})"

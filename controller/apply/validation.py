@@ -369,31 +369,34 @@ def _check_volume_ref(
 
 
 def _check_exclusive_claims(groups: list[ResourceGroup], out: _Collector) -> None:
-    """No two groups may bring up the same address or mount on the same directory."""
-    ips: dict[object, tuple[ResourceGroup, int]] = {}
-    mounts: dict[str, tuple[ResourceGroup, int]] = {}
+    """No two groups may bring up the same address or mount on the same directory. Each
+    claimant is told of the other, so that whichever one an apply brings is the one named
+    in its own file (not only the group already stored)."""
+    ips: dict[object, list[tuple[ResourceGroup, int]]] = defaultdict(list)
+    mounts: dict[object, list[tuple[ResourceGroup, int]]] = defaultdict(list)
     for group in groups:
         for i, entry in enumerate(group.spec.resources):
             if entry.ip is not None:
-                address = ipaddress.ip_interface(entry.ip.address).ip
-                first = ips.setdefault(address, (group, i))
-                if first != (group, i):
-                    out.add(
-                        group,
-                        ("spec", "resources", i, "ip", "address"),
-                        f"address {address} is already claimed by ResourceGroup "
-                        f"{first[0].name!r} (spec.resources[{first[1]}])",
-                    )
+                ips[ipaddress.ip_interface(entry.ip.address).ip].append((group, i))
             if entry.filesystem is not None:
-                mount = entry.filesystem.mount_point.rstrip("/") or "/"
-                first_mount = mounts.setdefault(mount, (group, i))
-                if first_mount != (group, i):
-                    out.add(
-                        group,
-                        ("spec", "resources", i, "filesystem", "mountPoint"),
-                        f"mount point {mount} is already claimed by ResourceGroup "
-                        f"{first_mount[0].name!r} (spec.resources[{first_mount[1]}])",
-                    )
+                mounts[entry.filesystem.mount_point.rstrip("/") or "/"].append((group, i))
+    for claims, what, field in (
+        (ips, "address", "ip.address"),
+        (mounts, "mount point", "filesystem.mountPoint"),
+    ):
+        for value, claimants in claims.items():
+            for group, i in claimants:
+                others = [(g, j) for g, j in claimants if (g, j) != (group, i)]
+                if not others:
+                    continue
+                named = ", ".join(
+                    f"ResourceGroup {g.name!r} (spec.resources[{j}])" for g, j in others
+                )
+                out.add(
+                    group,
+                    ("spec", "resources", i, *field.split(".")),
+                    f"{what} {value} is also claimed by {named}: one {what}, one group",
+                )
 
 
 def _check_volume_users(groups: list[ResourceGroup], out: _Collector) -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 
 from controller.api.cluster import Cluster
-from controller.api.errors import InputError
+from controller.api.errors import EXIT_USAGE, InputError
 from controller.api.fencing import FenceDevice
 from controller.api.manifest import load
 from controller.api.registry import resolve_kind
@@ -85,13 +85,23 @@ def _unused_fencing(applied: list[Applied]) -> list[str]:
     return out
 
 
+class CannotDiffError(InputError):
+    """`ha diff` exits as diff(1) and kubectl diff do: 1 means "there are differences", so
+    input it cannot compare is 2."""
+
+    exit_code = EXIT_USAGE
+
+
 async def run_diff(args: argparse.Namespace, config: ClientConfig) -> int:
-    applied = decode_documents(load(args.filename))
-    async with config.open_store() as store:
-        outcome = await apply_objects(store, applied, cluster=config.cluster, dry_run=True)
+    try:
+        applied = decode_documents(load(args.filename))
+        async with config.open_store() as store:
+            outcome = await apply_objects(store, applied, cluster=config.cluster, dry_run=True)
+    except InputError as exc:
+        raise CannotDiffError(exc.message, exc.details) from None
     text = plan_diff(outcome.plan)
     sys.stdout.write(text)
-    return 1 if text and args.exit_code else 0
+    return 1 if text else 0
 
 
 async def run_delete(args: argparse.Namespace, config: ClientConfig) -> int:

@@ -111,14 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         "diff",
         parents=[common],
         help="show what apply would change",
-        description="Print a unified diff between the store and the files.",
+        description="Print a unified diff between the store and the files. Exit status, as "
+        "kubectl diff: 0 nothing would change, 1 something would, 2 the files cannot be "
+        "compared (invalid input), 3 store unreachable.",
     )
     _file_option(p, True)
-    p.add_argument(
-        "--exit-code",
-        action="store_true",
-        help="exit 1 when there are differences (as git diff --exit-code)",
-    )
     p.set_defaults(run=apply_cmd.run_diff)
 
     p = sub.add_parser(

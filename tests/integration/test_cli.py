@@ -121,8 +121,8 @@ def test_diff_and_dry_run_change_nothing(pg: Cli, tmp_path: Path) -> None:
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(doc))
     before = pg.revision()
-    diff = pg("diff", "-f", str(edited), "--exit-code")
-    assert diff.code == 1
+    diff = pg("diff", "-f", str(edited))
+    assert diff.code == 1  # as kubectl diff: differences
     assert "-    stickiness: 100\n+    stickiness: 0" in diff.out
     dry = pg("apply", "-f", str(edited), "--dry-run")
     assert dry.out.strip() == "resourcegroup/pg configured (dry run)"
@@ -130,7 +130,13 @@ def test_diff_and_dry_run_change_nothing(pg: Cli, tmp_path: Path) -> None:
     assert pg("apply", "-f", str(edited)).code == 0
     after = json.loads(pg("get", "rg", "pg", "-o", "json").out)
     assert after["metadata"]["generation"] == 2
-    assert pg("diff", "-f", str(edited), "--exit-code").code == 0
+    assert pg("diff", "-f", str(edited)).code == 0
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: ResourceGroup\n")
+    cannot = pg("diff", "-f", str(broken))
+    assert cannot.code == 2 and "apiVersion" in cannot.err  # trouble is >1, as kubectl diff
+    created = pg("diff", "-f", str(renamed(pg, EXAMPLES / "web", tmp_path)))
+    assert created.code == 2 and "Cluster" in created.err  # another cluster's name: refused
 
 
 def test_delete_by_name_selector_and_reference_check(pg: Cli, tmp_path: Path) -> None:

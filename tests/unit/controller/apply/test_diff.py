@@ -28,9 +28,11 @@ def test_a_configure_shows_only_the_changed_field() -> None:
 
 def test_create_and_delete_diff_against_nothing() -> None:
     created = change_diff(Change("create", "ResourceGroup", "pg", None, doc(100, 1), 0))
-    assert "--- a//dev/null" in created and "+  name: pg" in created
+    assert created.startswith("--- /dev/null\n+++ b/ResourceGroup/pg\n")
+    assert "+  name: pg" in created
     deleted = change_diff(Change("delete", "ResourceGroup", "pg", doc(100, 1), None, 3))
-    assert "+++ b//dev/null" in deleted and "-  name: pg" in deleted
+    assert deleted.startswith("--- a/ResourceGroup/pg\n+++ /dev/null\n")
+    assert "-  name: pg" in deleted
 
 
 def test_an_unchanged_object_is_not_in_the_plans_diff() -> None:

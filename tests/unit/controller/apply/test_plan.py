@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from controller.api.errors import ConflictingChangeError, InputError, NotFoundError
-from controller.api.manifest import load
+from controller.api.manifest import load, parse_text
 from controller.apply.plan import Applied, decode_documents
 from controller.apply.run import GUARD_KEY, apply_objects, delete_objects, read_state
 from controller.store.base import Put
@@ -140,3 +140,23 @@ async def test_delete_refuses_to_break_references(memory_store: MemoryStore) -> 
     out = await delete_objects(memory_store, [("ResourceGroup", "pg")])
     assert [c.ref for c in out.plan.changes] == ["resourcegroup/pg"]
     assert await ObjectStore(memory_store).get("ResourceGroup", "pg") is None
+
+
+async def test_a_conflict_with_a_stored_group_is_named_in_the_applied_file_first(
+    memory_store: MemoryStore,
+) -> None:
+    await apply_objects(memory_store, pg_objects(), cluster="pg-cluster")
+    # "alpha" sorts before the stored "pg": the applied object must still be the one named.
+    text = (
+        "apiVersion: ha.vigil.dev/v1alpha1\nkind: ResourceGroup\nmetadata: {name: alpha}\n"
+        "spec:\n  resources:\n    - ip: {address: 192.168.1.10/24}\n"
+    )
+    with pytest.raises(InputError) as info:
+        await apply_objects(
+            memory_store, decode_documents(parse_text(text, "alpha.yaml")), cluster="pg-cluster"
+        )
+    first = info.value.details[0]
+    assert first.startswith("alpha.yaml:6: document 1 (ResourceGroup alpha): spec.resources[0]"), (
+        first
+    )
+    assert "also claimed by ResourceGroup 'pg' (spec.resources[0])" in first

@@ -113,12 +113,17 @@ def test_two_groups_cannot_claim_one_vip_or_mount(
     other = _second_group(pg)
     other["spec"]["resources"][1]["ip"]["address"] = "192.168.1.10/16"  # same IP, other prefix
     found = messages(pg)
+    # Both claimants are told, so an apply of either names the one in its own file.
     assert (
-        "address 192.168.1.10 is already claimed by ResourceGroup 'pg'"
+        "address 192.168.1.10 is also claimed by ResourceGroup 'pg' (spec.resources[2])"
         in found["ResourceGroup/pg2:spec.resources[1].ip.address"]
     )
     assert (
-        "mount point /srv/pg is already claimed"
+        "address 192.168.1.10 is also claimed by ResourceGroup 'pg2' (spec.resources[1])"
+        in found["ResourceGroup/pg:spec.resources[2].ip.address"]
+    )
+    assert (
+        "mount point /srv/pg is also claimed"
         in found["ResourceGroup/pg2:spec.resources[0].filesystem.mountPoint"]
     )
 
