@@ -19,6 +19,7 @@ from controller.api.errors import ConflictingChangeError, InputError
 from controller.api.manifest import Document
 from controller.api.meta import Object
 from controller.api.registry import kind_order
+from controller.apply.intent import keep_intent
 from controller.apply.validation import Finding, ObjectKey, validate_state
 from controller.store.objects import StoredObject, spec_document
 
@@ -49,6 +50,7 @@ class Change:
     before: dict[str, Any] | None  # spec document as stored, None when absent
     after: dict[str, Any] | None  # spec document to store, None for a delete
     expect_revision: int  # 0: must not exist yet
+    kept: tuple[str, ...] = ()  # operator intent the apply kept (controller/apply/intent.py)
 
     @property
     def ref(self) -> str:
@@ -183,7 +185,13 @@ def plan_apply(
             continue
         before = spec_document(stored.obj)
         old_meta = stored.obj.metadata
-        candidate = spec_document(item.obj)
+        document = item.document.data if item.document is not None else None
+        obj, kept = (
+            keep_intent(item.obj, document, stored.obj, now)
+            if item.document is not None
+            else (item.obj, [])  # a command (ha move, ha standby) says what it wants
+        )
+        candidate = spec_document(obj)
         spec_changed = candidate.get("spec") != before.get("spec")
         generation = (old_meta.generation or 1) + (1 if spec_changed else 0)
         updated = meta.model_copy(
@@ -194,7 +202,7 @@ def plan_apply(
                 "resource_version": None,
             }
         )
-        after = spec_document(item.obj.model_copy(update={"metadata": updated}))
+        after = spec_document(obj.model_copy(update={"metadata": updated}))
         unchanged = not spec_changed and _strip_meta(after) == _strip_meta(before)
         plan.changes.append(
             Change(
@@ -204,6 +212,7 @@ def plan_apply(
                 before,
                 before if unchanged else after,
                 stored.spec_revision,
+                tuple(kept),
             )
         )
     return plan

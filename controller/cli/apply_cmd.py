@@ -34,7 +34,8 @@ _PAST = {
 def _print_plan(plan: Plan, dry_run: bool) -> None:
     suffix = " (dry run)" if dry_run else ""
     for change in plan.changes:
-        print(f"{change.ref} {_PAST[change.action]}{suffix}")
+        kept = f" (kept: {'; '.join(change.kept)})" if change.kept else ""
+        print(f"{change.ref} {_PAST[change.action]}{kept}{suffix}")
 
 
 async def _placement_changes(store: Store, plan: Plan) -> list[str]:

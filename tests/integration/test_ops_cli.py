@@ -14,7 +14,8 @@ from controller.store.etcd import EtcdStore
 from controller.store.records import FailureRecord, PlacementRecord
 from tests.etcd_server import EtcdServer
 from tests.integration.cli_helpers import Cli, new_cluster_name
-from tests.integration.test_cli import apply_pg
+from tests.integration.test_cli import apply_pg, renamed
+from tests.paths import PG_TODAY
 
 
 @pytest.fixture
@@ -77,6 +78,24 @@ def test_move_is_a_spec_change_that_expires(pg: Cli) -> None:
     group = json.loads(pg("get", "rg", "pg", "-o", "json").out)
     assert "moveTo" not in group["spec"]["placement"]
     assert "ha move" in pg("events", "rg", "pg").out or "Updated" in pg("events", "rg", "pg").out
+
+
+def test_a_move_survives_applying_the_manifest_again(pg: Cli, tmp_path: Path) -> None:
+    assert pg("move", "pg", "host-s", "--for", "1h").code == 0
+    again = pg("apply", "-f", str(renamed(pg, PG_TODAY, tmp_path)))
+    assert again.code == 0, again.err
+    assert "resourcegroup/pg unchanged (kept: ha move to host-s until " in again.out
+    group = json.loads(pg("get", "rg", "pg", "-o", "json").out)
+    assert group["spec"]["placement"]["moveTo"]["node"] == "host-s"
+    # Changing something else keeps it too, and says so.
+    edited = renamed(pg, PG_TODAY, tmp_path).read_text().replace("stickiness: 100", "stickiness: 7")
+    path = tmp_path / "edited.yaml"
+    path.write_text(edited)
+    out = pg("apply", "-f", str(path)).out
+    assert "resourcegroup/pg configured (kept: ha move to host-s until " in out
+    group = json.loads(pg("get", "rg", "pg", "-o", "json").out)
+    assert group["spec"]["placement"]["stickiness"] == 7
+    assert group["spec"]["placement"]["moveTo"]["node"] == "host-s"
 
 
 def test_standby_and_unstandby(pg: Cli) -> None:
