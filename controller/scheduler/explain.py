@@ -55,7 +55,7 @@ def _blocker(snap: Snapshot, name: str, placed: Mapping[str, Decision]) -> str |
             return f"depends on {dep}, which does not exist"
         done = placed.get(dep)
         if done is not None and done.status is DecisionStatus.AWAITING_FENCING:
-            return f"depends on {dep}, which is waiting for fencing of {done.node}"
+            return f"depends on {dep}, which waits until {done.node} is declared lost"
         if done is not None and done.status is DecisionStatus.UNPLACED:
             return f"depends on {dep}, which is not placed"
     for target in sorted(group.colocate):
@@ -63,7 +63,7 @@ def _blocker(snap: Snapshot, name: str, placed: Mapping[str, Decision]) -> str |
             return f"colocated with {target}, which does not exist"
         done = placed.get(target)
         if done is not None and done.status is DecisionStatus.AWAITING_FENCING:
-            return f"colocated with {target}, which is waiting for fencing of {done.node}"
+            return f"colocated with {target}, which waits until {done.node} is declared lost"
         if done is not None and done.status is DecisionStatus.UNPLACED:
             return f"colocated with {target}, which is not placed"
     return None

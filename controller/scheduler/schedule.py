@@ -81,13 +81,13 @@ def _hold_for_fencing(
     for name in enabled:
         node = lost.get(name)
         if node is not None:
-            reason = f"not moved: waiting for fencing of {node}"
+            reason = f"not moved: waiting until {node} is declared lost"
             placed[name] = Decision(name, node, DecisionStatus.AWAITING_FENCING, reason)
     for name in enabled:
         if name not in lost:
             holder = min(lost)
             reason = (
-                f"not placed: colocated with {holder}, which is waiting for fencing of"
-                f" {lost[holder]}"
+                f"not placed: colocated with {holder}, which waits until"
+                f" {lost[holder]} is declared lost"
             )
             placed[name] = Decision(name, None, DecisionStatus.UNPLACED, reason)

@@ -18,8 +18,9 @@ from controller.scheduler.model import Failure, Group, NodeState
 
 class Why(enum.Enum):
     NOT_MEMBER = "not a cluster member"
-    FENCING = "waiting for fencing"
-    DEAD = "dead"
+    # Silent, not yet declared lost: what ran there may still run (fencing, later, too).
+    FENCING = "silent, not yet declared lost"
+    LOST = "lost"
     STANDBY = "standby"
     EXCLUDED = "not in placement.nodes (restricted)"
     BANNED = "banned"
@@ -42,7 +43,7 @@ class Ineligible:
         return str(self.why.value)
 
     def sentence(self, group: str) -> str:
-        """Words for a cause: ``host-m is dead``."""
+        """Words for a cause: ``host-m is lost (no majority hears it)``."""
         if self.why is Why.BANNED:
             return (
                 f"{group} failed {self.failures} times on {self.node}"
@@ -51,9 +52,11 @@ class Ineligible:
         if self.why is Why.EXCLUDED:
             return f"{self.node} is not in placement.nodes of restricted group {group}"
         if self.why is Why.FENCING:
-            return f"{self.node} is lost and waiting for fencing"
+            return f"{self.node} is silent and not yet declared lost"
         if self.why is Why.STANDBY:
             return f"{self.node} is in standby"
+        if self.why is Why.LOST:
+            return f"{self.node} is lost (no majority hears it)"
         return f"{self.node} is {self.why.value}"
 
 
@@ -87,7 +90,7 @@ def verdict(
     if state.fenced_pending:
         return Ineligible(node, Why.FENCING)
     if not state.alive:
-        return Ineligible(node, Why.DEAD)
+        return Ineligible(node, Why.LOST)
     if state.standby:
         return Ineligible(node, Why.STANDBY)
     if group.restricted and not group.lists(node):

@@ -252,6 +252,13 @@ def describe_unavailable(details: str) -> str:
         return "etcd has no leader (quorum lost?)"
     if "request timed out" in d:
         return "etcd request timed out (quorum lost, or disk too slow)"
+    if "handshake read failed" in d or "handshake timed out" in d:
+        # The kernel accepted the connection, but no TLS answer came: a stopped (SIGSTOP),
+        # hung or overloaded etcd; a certificate refusal has words of its own (below).
+        return (
+            f"etcd accepted the connection but never answered the TLS handshake ({details}): "
+            "it is frozen, hung or overloaded; the certificates are not in question"
+        )
     if any(w in d for w in ("ssl", "handshake", "certificate", "tsi_", "unwrap failed")):
         return (
             f"TLS handshake failed ({details}); check the CA certificate and the client "

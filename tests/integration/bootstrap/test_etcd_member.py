@@ -28,6 +28,7 @@ from controller.bootstrap.etcd_config import (
     host_port,
     port_in_use,
 )
+from controller.store.errors import StoreError
 from controller.store.etcd import EtcdStore
 from controller.store.etcd_channel import TLSFiles
 from nodeagent.etcd_member import Backoff, EtcdMember
@@ -147,6 +148,37 @@ def test_etcd_does_not_outlive_its_agent(workdir: Path) -> None:
         time.sleep(0.05)
     host, port = host_port(cfg.client_urls[0])
     assert not port_in_use(host, port)
+
+
+async def test_a_frozen_etcd_is_reported_as_frozen_not_as_a_certificate_problem(
+    workdir: Path,
+) -> None:
+    (cfg,) = member_configs(workdir, 1)
+    member = EtcdMember(cfg)
+    await member.start()
+    try:
+        await member.wait_healthy(10)
+        assert member.pid is not None
+        os.kill(member.pid, signal.SIGSTOP)
+        try:
+            t = cfg.tls
+            fresh = EtcdStore(
+                list(cfg.client_urls),
+                "frozen",
+                timeout=2,
+                ca_cert=t.ca_cert,
+                cert_key=t.client_key,
+                cert_cert=t.client_cert,
+            )
+            async with fresh as store:
+                with pytest.raises(StoreError) as info:
+                    await store.get("k")
+        finally:
+            os.kill(member.pid, signal.SIGCONT)
+        assert "certificate" not in str(info.value).replace("certificates are not", "")
+        assert "frozen" in str(info.value) or "no answer within" in str(info.value)
+    finally:
+        await member.stop()
 
 
 async def test_refuses_to_start_with_clear_errors(workdir: Path) -> None:

@@ -51,7 +51,10 @@ def test_colocated_group_follows_its_target() -> None:
         [pg(), app()], cluster(*PG_NODES, dead=("host-m",)), current={"pg": "host-m"}, now=NOW
     )
     assert where(result) == {"pg": "host-s", "app": "host-s"}
-    assert result["pg"].reason == "moved to host-s: host-m is dead; colocated with app"
+    assert (
+        result["pg"].reason
+        == "moved to host-s: host-m is lost (no majority hears it); colocated with app"
+    )
     assert result["app"].reason == "placed on host-s (only eligible node; colocated with pg)"
 
 
@@ -185,7 +188,7 @@ def test_group_on_an_unfenced_lost_node_waits() -> None:
     assert result["pg"].status is DecisionStatus.AWAITING_FENCING
     assert result["pg"].node == "host-m"
     assert result["pg"].runs_on is None
-    assert result["pg"].reason == "not moved: waiting for fencing of host-m"
+    assert result["pg"].reason == "not moved: waiting until host-m is declared lost"
 
 
 def test_after_fencing_the_group_fails_over() -> None:
@@ -202,10 +205,10 @@ def test_colocated_partner_and_dependents_wait_with_it() -> None:
     assert result["pg"].status is DecisionStatus.AWAITING_FENCING
     assert where(result) == {"pg": None, "app": None, "report": None}
     assert result["app"].reason == (
-        "not placed: colocated with pg, which is waiting for fencing of host-m"
+        "not placed: colocated with pg, which waits until host-m is declared lost"
     )
     assert result["report"].reason == (
-        "not placed: depends on pg, which is waiting for fencing of host-m"
+        "not placed: depends on pg, which waits until host-m is declared lost"
     )
 
 

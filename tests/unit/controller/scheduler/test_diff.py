@@ -31,7 +31,8 @@ def test_failover_plan() -> None:
         (PlacementChangeKind.MOVE, "app", "host-m", "host-s"),
     ]
     assert str(changes[2]) == (
-        "move pg host-m -> host-s: moved to host-s: host-m is dead; colocated with app"
+        "move pg host-m -> host-s: moved to host-s: host-m is lost (no majority hears it); "
+        "colocated with app"
     )
     assert str(changes[1]) == "stop old-app on host-s: not placed: disabled"
     assert str(changes[0]) == "stop deleted on host-s: the group no longer exists"

@@ -216,7 +216,7 @@ def test_groups_on_a_lost_unfenced_node_never_start_elsewhere(case: Case) -> Non
             assert placement.runs_on is None
             assert placement.node in (None, lost)
             if placement.status is DecisionStatus.AWAITING_FENCING:
-                assert placement.reason == f"not moved: waiting for fencing of {lost}"
+                assert placement.reason == f"not moved: waiting until {lost} is declared lost"
 
 
 def _free_standing(case: Case, group: Group) -> bool:

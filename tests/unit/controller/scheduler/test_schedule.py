@@ -25,7 +25,7 @@ def test_failover_when_the_node_dies() -> None:
         [pg()], cluster(*PG_NODES, dead=("host-m",)), current={"pg": "host-m"}, now=NOW
     )
     assert result["pg"].runs_on == "host-s"
-    assert result["pg"].reason == "moved to host-s: host-m is dead"
+    assert result["pg"].reason == "moved to host-s: host-m is lost (no majority hears it)"
 
 
 def test_stickiness_keeps_the_group_after_the_preferred_node_returns() -> None:
@@ -65,7 +65,7 @@ def test_restricted_group_never_runs_on_an_unlisted_node() -> None:
     assert result["pg"].runs_on is None
     assert result["pg"].status is DecisionStatus.UNPLACED
     assert result["pg"].reason == (
-        "not placed: no eligible node (host-m: dead; host-s: dead;"
+        "not placed: no eligible node (host-m: lost; host-s: lost;"
         " host-w: not in placement.nodes (restricted))"
     )
 
@@ -140,7 +140,8 @@ def test_move_to_an_ineligible_node_is_ignored_with_a_reason() -> None:
     )
     assert result["pg"].runs_on == "host-m"
     assert result["pg"].reason == (
-        "stays on host-m (only eligible node; ha move to host-s ignored: host-s is dead)"
+        "stays on host-m (only eligible node; ha move to host-s ignored: host-s is lost "
+        "(no majority hears it))"
     )
 
 

@@ -42,4 +42,4 @@ def test_failures_expire_whole_after_the_timeout_and_add_up_otherwise() -> None:
 def test_ineligible_nodes_are_listed_by_name() -> None:
     nodes = by_name(cluster(*PG_NODES, dead=("host-s",), standby=("host-m",)))
     found = [verdict(pg(), n, nodes, {}) for n in PG_NODES]
-    assert describe_ineligible(v for v in found if v) == "host-m: standby; host-s: dead"
+    assert describe_ineligible(v for v in found if v) == "host-m: standby; host-s: lost"

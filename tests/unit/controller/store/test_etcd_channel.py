@@ -1,0 +1,41 @@
+"""What an unreachable etcd is called: each message names the cause an operator can act on.
+
+The details strings are gRPC's own, captured from a TLS etcd on this machine: frozen with
+SIGSTOP, and reached with a wrong CA and with a client certificate of another CA.
+"""
+
+from __future__ import annotations
+
+from controller.store.etcd_channel import describe_unavailable
+
+FROZEN = (
+    "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.57:60873: "
+    "Handshake read failed (Endpoint closing)"
+)
+WRONG_CA = (
+    "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.126:36557: Tls "
+    "handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:"
+    "OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate: OK"
+)
+WRONG_CLIENT = (
+    "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.126:36557: "
+    "Unwrap failed (TSI_DATA_CORRUPTED)"
+)
+
+
+def test_a_frozen_etcd_is_not_called_a_certificate_problem() -> None:
+    said = describe_unavailable(FROZEN)
+    assert "frozen, hung or overloaded" in said and "certificates are not in question" in said
+
+
+def test_certificate_problems_say_so() -> None:
+    for details in (WRONG_CA, WRONG_CLIENT):
+        assert describe_unavailable(details).startswith("TLS handshake failed")
+        assert "check the CA certificate and the client certificate" in (
+            describe_unavailable(details)
+        )
+
+
+def test_other_causes() -> None:
+    assert describe_unavailable("connect: Connection refused") == "connection refused"
+    assert "quorum lost" in describe_unavailable("etcdserver: no leader")
