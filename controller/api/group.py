@@ -433,9 +433,6 @@ class ResourceGroupStatus(Status):
     resources: list[ResourceStatus] = Field(
         default_factory=list, description="Per-resource observations."
     )
-    fail_counts: dict[str, int] = Field(
-        default_factory=dict, description="Failures per node since the last cleanup or expiry."
-    )
     placement_epoch: int | None = Field(
         default=None, description="Epoch of the placement this status answers to."
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from controller.api.cluster import Cluster
 from controller.api.errors import InputError, NotFoundError
@@ -16,10 +18,12 @@ from controller.api.registry import KINDS, resolve_kind
 from controller.cli.output import NONE, age, render, table, to_yaml, use_colour
 from controller.cli.protection import protection
 from controller.cli.selectors import parse_selector
+from controller.cli.status_view import active_failures
 from controller.store import keys
 from controller.store.base import Store
 from controller.store.client_config import ClientConfig
 from controller.store.objects import Event, ObjectStore, StoredObject
+from controller.store.records import FailureRecord
 
 
 def _kinds(text: str) -> list[str]:
@@ -170,6 +174,21 @@ async def _protection_lines(objects: ObjectStore) -> list[str]:
     return ["Protection:", *("  " + line for line in protection(cluster, fences, groups).lines())]
 
 
+async def _failure_lines(store: Store, group: ResourceGroup) -> list[str]:
+    """The failures that count, as `ha status` shows them (one rule, status_view.py)."""
+    kvs, _ = await store.list(keys.failure_prefix(group.name))
+    records = [FailureRecord.from_dict(kv.value) for kv in kvs]
+    counts = active_failures({group.name: group}, records, time.time()).get(group.name, {})
+    lines = ["Failures:"]
+    for record in records:
+        if record.node in counts:
+            when = datetime.fromtimestamp(record.last_failure, UTC)
+            lines.append(
+                f"  {record.node}: {counts[record.node]} (last {age(when)} ago: {record.message})"
+            )
+    return lines if len(lines) > 1 else [*lines, "  <none>"]
+
+
 async def run_describe(args: argparse.Namespace, config: ClientConfig) -> int:
     model = resolve_kind(args.kind)
     async with config.open_store() as store:
@@ -189,11 +208,12 @@ async def run_describe(args: argparse.Namespace, config: ClientConfig) -> int:
         if args.selector:
             match = parse_selector(args.selector)
             found = [s for s in found if match(s.obj.metadata.labels)]
-        extra: list[str] = []
-        if model is Cluster and found:
-            extra = await _protection_lines(objects_store)
+        protection_lines = await _protection_lines(objects_store) if model is Cluster else []
         for i, stored in enumerate(found):
             events = await objects_store.events(model.KIND, stored.obj.name)
+            extra = protection_lines
+            if isinstance(stored.obj, ResourceGroup):
+                extra = await _failure_lines(store, stored.obj)
             sys.stdout.write(("\n" if i else "") + _describe_one(stored, events, extra))
     return 0
 

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from datetime import UTC, datetime
 
 from controller.api.errors import InputError, NotFoundError
@@ -30,10 +31,11 @@ from controller.store.view import ClusterView
 
 
 def _print_status(cluster_name: str, view: ClusterView, as_json: bool) -> None:
+    now = time.time()
     if as_json:
-        sys.stdout.write(json.dumps(to_json(cluster_name, view), indent=2) + "\n")
+        sys.stdout.write(json.dumps(to_json(cluster_name, view, now), indent=2) + "\n")
     else:
-        sys.stdout.write(render(cluster_name, view, use_colour(sys.stdout)))
+        sys.stdout.write(render(cluster_name, view, now, use_colour(sys.stdout)))
     sys.stdout.flush()
 
 

@@ -7,11 +7,16 @@ is waiting for.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from controller.api.group import ResourceGroup
 from controller.cli.output import NONE, table
 from controller.cli.protection import protection
-from controller.store.records import NodeRecord
+from controller.scheduler import Failure
+from controller.scheduler.from_api import to_scheduler_group
+from controller.scheduler.scoring import failure_counts
+from controller.store.records import FailureRecord, NodeRecord
 from controller.store.view import ClusterView
 
 
@@ -58,11 +63,29 @@ def _links(agent: NodeRecord | None) -> str:
     return " ".join(parts) or NONE
 
 
-def _group_rows(view: ClusterView) -> list[list[str]]:
+def active_failures(
+    groups: Mapping[str, ResourceGroup], failures: Iterable[FailureRecord], now: float
+) -> dict[str, dict[str, int]]:
+    """Failures per group and node that still count, by the scheduler's own rule (a record
+    is forgotten whole once its last failure is failureTimeout old): what the migration
+    threshold sees is what `ha status` and `ha describe` show."""
+    counted = failure_counts(
+        [Failure(f.group, f.node, f.count, f.last_failure) for f in failures],
+        {name: to_scheduler_group(g) for name, g in groups.items()},
+        now,
+    )
+    out: dict[str, dict[str, int]] = {}
+    for (group, node), count in sorted(counted.items()):
+        out.setdefault(group, {})[node] = count
+    return out
+
+
+def _group_rows(view: ClusterView, now: float) -> list[list[str]]:
     rows = []
-    failures: dict[str, list[str]] = {}
-    for failure in view.failures:
-        failures.setdefault(failure.group, []).append(f"{failure.node}:{failure.count}")
+    failures = {
+        group: [f"{node}:{count}" for node, count in nodes.items()]
+        for group, nodes in active_failures(view.groups, view.failures, now).items()
+    }
     for name, group in sorted(view.groups.items()):
         placement = view.placements.get(name)
         status = view.group_status.get(name)
@@ -84,7 +107,7 @@ def _group_rows(view: ClusterView) -> list[list[str]]:
     return rows
 
 
-def render(cluster_name: str, view: ClusterView, colour: bool = False) -> str:
+def render(cluster_name: str, view: ClusterView, now: float, colour: bool = False) -> str:
     parts = []
     if view.cluster is None:
         return f"Cluster {cluster_name}: no Cluster object; apply one (ha apply -f cluster.yaml)\n"
@@ -99,7 +122,7 @@ def render(cluster_name: str, view: ClusterView, colour: bool = False) -> str:
     header = ["NAME", "ROLE", "STATE", "AGENT", "STANDBY", "HEARS", ""]
     parts.append(table(_node_rows(view), header, colour))
     parts.append("\nGroups:\n")
-    rows = _group_rows(view)
+    rows = _group_rows(view, now)
     if rows:
         header = ["NAME", "PLACED", "RUNNING", "PHASE", "FAILURES", "WHY"]
         parts.append(table(rows, header, colour))
@@ -108,7 +131,8 @@ def render(cluster_name: str, view: ClusterView, colour: bool = False) -> str:
     return "".join(parts)
 
 
-def to_json(cluster_name: str, view: ClusterView) -> dict[str, Any]:
+def to_json(cluster_name: str, view: ClusterView, now: float) -> dict[str, Any]:
+    failures = active_failures(view.groups, view.failures, now)
     return {
         "cluster": cluster_name,
         "leader": _leader(view),
@@ -133,7 +157,7 @@ def to_json(cluster_name: str, view: ClusterView) -> dict[str, Any]:
                 "running": s.node if (s := view.group_status.get(name)) else None,
                 "phase": s.phase if s else "Pending",
                 "reason": p.reason if p else "",
-                "failures": {f.node: f.count for f in view.failures if f.group == name},
+                "failures": failures.get(name, {}),
             }
             for name in sorted(view.groups)
         ],

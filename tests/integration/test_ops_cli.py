@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -110,14 +111,20 @@ def test_standby_and_unstandby(pg: Cli) -> None:
 
 
 def test_cleanup_forgets_failures(pg: Cli) -> None:
-    async def record() -> None:
+    async def record(*failures: FailureRecord) -> None:
         async with EtcdStore([pg.endpoint], pg.cluster) as store:
-            for node in ("host-m", "host-s"):
-                failure = FailureRecord("pg", node, 3, 1.0, "probe failed")
-                await store.put(keys.failure_key("pg", node), failure.to_dict())
+            for failure in failures:
+                await store.put(keys.failure_key("pg", failure.node), failure.to_dict())
 
-    asyncio.run(record())
+    now = time.time()
+    asyncio.run(
+        record(
+            FailureRecord("pg", "host-m", 3, now - 30, "probe failed"),
+            FailureRecord("pg", "host-s", 3, now - 30, "probe failed"),
+        )
+    )
     assert "host-m:3" in pg("status").out
+    assert "  host-m: 3 (last " in pg("describe", "rg", "pg").out  # the same count as status
     assert pg("cleanup", "pg", "--node", "host-m").out.strip() == (
         "resourcegroup/pg: failures cleared (host-m)"
     )
@@ -126,6 +133,20 @@ def test_cleanup_forgets_failures(pg: Cli) -> None:
     assert pg("cleanup", "pg").code == 0
     assert json.loads(pg("status", "-o", "json").out)["groups"][0]["failures"] == {}
     assert pg("cleanup", "nope").code == 5
+
+
+def test_expired_failures_are_not_shown_as_counting(pg: Cli) -> None:
+    # failureTimeout is 10m: a failure 11 minutes old no longer counts for the migration
+    # threshold, so neither status nor describe shows it.
+    async def record() -> None:
+        async with EtcdStore([pg.endpoint], pg.cluster) as store:
+            old = FailureRecord("pg", "host-m", 3, time.time() - 660, "probe failed")
+            await store.put(keys.failure_key("pg", "host-m"), old.to_dict())
+
+    asyncio.run(record())
+    assert json.loads(pg("status", "-o", "json").out)["groups"][0]["failures"] == {}
+    assert "host-m:3" not in pg("status").out
+    assert "Failures:\n  <none>" in pg("describe", "rg", "pg").out
 
 
 def test_dry_run_shows_placement_changes(pg: Cli, tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_enum_lists_allowed_values() -> None:
         ("rv.spec.resyncRate", "size", "200M"),
         ("rv.spec.size", "size", None),
         ("fd.spec.options", "map[string]string", None),
-        ("rg.status.failCounts", "map[string]integer", None),
+        ("fd.spec.hostMap", "map[string]string", None),
         ("rg.spec.dependsOn", "[]string", None),
         ("rg.spec.resources", "[]Object", None),
         ("fd.spec.level", "integer", "1"),
