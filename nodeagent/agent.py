@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from controller.api.cluster import Cluster
+from controller.api.meta import ObjectMeta
+from controller.api.node import Node, NodeSpec
 from controller.bootstrap.node_config import NodeConfig
 from controller.bootstrap.pki import read_heartbeat_key
 from controller.leader.election import Election
@@ -41,6 +43,7 @@ from controller.store.base import KeyValue, Store
 from controller.store.errors import StoreError
 from controller.store.informer import Informer, wait_any
 from controller.store.lease_keeper import LeaseKeeper
+from controller.store.objects import ObjectStore
 from controller.store.records import NodeRecord, PeerView
 from nodeagent import fastpath
 from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
@@ -140,6 +143,7 @@ class Agent:
         leader = Leader(self.store, self.informer, self.node, self.liveness)
         self._spawn(election.run(leader.run), "election")
         self._spawn(self._node_record(), "node-record")
+        self._spawn(self._register_node(), "node-object")
         self._spawn(self._watch_cluster_spec(), "cluster-spec")
         self._spawn(self._save_cache_loop(), "store-cache")
         with contextlib.suppress(Exception):
@@ -275,6 +279,27 @@ class Agent:
             serving=self.liveness.serving(),
             peers=peers,
         )
+
+    async def _register_node(self) -> None:
+        """The Node object of this member, if nobody created one yet (as a kubelet registers
+        its Node): `ha get nodes` lists every member, with the phase the leader publishes."""
+        assert self.store is not None
+        node = Node(
+            api_version="ha.vigil.dev/v1alpha1",
+            kind="Node",
+            metadata=ObjectMeta(name=self.node),
+            spec=NodeSpec(),
+        )
+        delay = 0.5
+        while True:
+            try:
+                if await ObjectStore(self.store).create(node):
+                    log.info("registered Node %s", self.node)
+                return
+            except StoreError as exc:
+                log.debug("registering Node %s: %s", self.node, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 10.0)
 
     async def _node_record(self) -> None:
         """nodes/<node>, on a lease: the agent is connected to the store, and how it hears

@@ -17,7 +17,7 @@ from controller.bootstrap.node_config import NodeConfig, save_node_config
 from controller.bootstrap.token import split_endpoint
 from controller.store import keys
 from controller.store.etcd import EtcdStore
-from controller.store.objects import spec_document
+from controller.store.objects import ObjectStore
 from nodeagent.etcd_member import EtcdMember
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,9 @@ async def seed_cluster_spec(cfg: NodeConfig) -> bool:
         existing, _ = await store.list(keys.spec_prefix(Cluster.KIND))
         if existing:
             return False
-        # expect_revision=0: create only, so a concurrent `ha apply` is never overwritten.
-        await store.put(
-            keys.spec_key(Cluster.KIND, obj.name), spec_document(obj), expect_revision=0
-        )
+        # Create only, so that a concurrent `ha apply` is never overwritten.
+        if not await ObjectStore(store).create(obj):
+            return False
     log.info("seeded Cluster %s into the store", obj.name)
     return True
 

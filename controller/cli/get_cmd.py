@@ -23,7 +23,7 @@ from controller.store import keys
 from controller.store.base import Store
 from controller.store.client_config import ClientConfig
 from controller.store.objects import Event, ObjectStore, StoredObject
-from controller.store.records import FailureRecord
+from controller.store.records import FailureRecord, LeaderRecord
 
 
 def _kinds(text: str) -> list[str]:
@@ -46,6 +46,20 @@ def _select(items: Sequence[StoredObject], args: argparse.Namespace) -> list[Obj
     return objects
 
 
+async def _with_leader(store: Store, objects: list[Object]) -> list[Object]:
+    """A Cluster's status.leader read from the leader record, which holds the truth now."""
+    if not any(isinstance(o, Cluster) for o in objects):
+        return objects
+    kv = await store.get(keys.LEADER)
+    leader = LeaderRecord.from_dict(kv.value).node if kv else None
+    return [
+        o.model_copy(update={"status": o.status.model_copy(update={"leader": leader})})
+        if isinstance(o, Cluster)
+        else o
+        for o in objects
+    ]
+
+
 async def run_get(args: argparse.Namespace, config: ClientConfig) -> int:
     kinds = _kinds(args.kind)
     if args.names and len(kinds) != 1:
@@ -53,7 +67,7 @@ async def run_get(args: argparse.Namespace, config: ClientConfig) -> int:
     async with config.open_store() as store:
         objects_store = ObjectStore(store)
         items, revision = await objects_store.list_objects(kinds)
-        objects = _select(items, args)
+        objects = await _with_leader(store, _select(items, args))
         if objects or args.output not in ("table", "wide"):
             single = len(args.names) == 1
             render(objects, args.output, sys.stdout, single=single)
@@ -100,7 +114,7 @@ async def _watch(
         elif args.output == "json":
             sys.stdout.write(json.dumps(stored.obj.to_dict()) + "\n")
         else:
-            render([stored.obj], args.output, sys.stdout, single=True)
+            render(await _with_leader(store, [stored.obj]), args.output, sys.stdout, single=True)
             if args.output == "yaml":
                 sys.stdout.write("---\n")
         sys.stdout.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from controller.api.meta import Object, format_timestamp
 from controller.api.registry import KINDS
 from controller.store import keys
 from controller.store.base import KeyValue, Put, Store
-from controller.store.errors import StoreError
+from controller.store.errors import ConflictError, StoreError
 
 EVENT_TTL_SECONDS = 3600
 
@@ -165,6 +166,26 @@ class ObjectStore:
             return None
         status_kv = await self.store.get(keys.status_key(kind, name))
         return self._merge(spec_kv, status_kv)
+
+    async def create(self, obj: Object) -> bool:
+        """Store ``obj`` only if no object of its kind and name exists (compare-and-swap on
+        revision 0), with the bookkeeping an apply gives a new object (uid, generation 1,
+        creation time). True if it was created. For objects Vigil registers itself (the
+        seeded Cluster, each agent's Node), never to change what someone stored."""
+        meta = obj.metadata.model_copy(
+            update={
+                "uid": str(uuid.uuid4()),
+                "generation": 1,
+                "creation_timestamp": datetime.now(UTC),
+                "resource_version": None,
+            }
+        )
+        document = spec_document(obj.model_copy(update={"metadata": meta}))
+        try:
+            await self.store.put(keys.spec_key(obj.KIND, obj.name), document, expect_revision=0)
+        except ConflictError:
+            return False
+        return True
 
     async def events(self, kind: str | None = None, name: str | None = None) -> list[Event]:
         if kind and name:
