@@ -18,6 +18,7 @@ from controller.api.decode import Problem, SchemaError, decode
 from controller.api.errors import ConflictingChangeError, InputError
 from controller.api.manifest import Document
 from controller.api.meta import Object
+from controller.api.node import Node
 from controller.api.registry import kind_order
 from controller.apply.intent import keep_intent
 from controller.apply.validation import Finding, ObjectKey, validate_state
@@ -215,7 +216,30 @@ def plan_apply(
                 tuple(kept),
             )
         )
+    plan.changes.extend(_former_members(applied, current))
     return plan
+
+
+def _former_members(
+    applied: Sequence[Applied], current: Mapping[ObjectKey, StoredObject]
+) -> list[Change]:
+    """A Cluster change that drops members deletes their Node objects too (each agent
+    registers its own): they would otherwise name nodes the cluster no longer has. A Node
+    that carries an operator's intent (standby) is left for the user, and validation says so."""
+    clusters = [a.obj for a in applied if isinstance(a.obj, Cluster)]
+    if not clusters:
+        return []
+    members = {n.name for n in clusters[0].spec.nodes}
+    named = {a.key for a in applied}
+    return [
+        Change("delete", "Node", name, spec_document(stored.obj), None, stored.spec_revision)
+        for (kind, name), stored in sorted(current.items())
+        if kind == "Node"
+        and name not in members
+        and (kind, name) not in named
+        and isinstance(stored.obj, Node)
+        and not stored.obj.spec.standby
+    ]
 
 
 def plan_delete(

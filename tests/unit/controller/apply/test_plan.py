@@ -9,6 +9,8 @@ import pytest
 
 from controller.api.errors import ConflictingChangeError, InputError, NotFoundError
 from controller.api.manifest import load, parse_text
+from controller.api.meta import ObjectMeta
+from controller.api.node import Node, NodeSpec
 from controller.apply.plan import Applied, decode_documents
 from controller.apply.run import GUARD_KEY, apply_objects, delete_objects, read_state
 from controller.store.base import Put
@@ -160,3 +162,50 @@ async def test_a_conflict_with_a_stored_group_is_named_in_the_applied_file_first
         first
     )
     assert "also claimed by ResourceGroup 'pg' (spec.resources[0])" in first
+
+
+async def _register(store: MemoryStore, name: str, standby: bool = False) -> None:
+    node = Node(
+        api_version="ha.vigil.dev/v1alpha1",
+        kind="Node",
+        metadata=ObjectMeta(name=name),
+        spec=NodeSpec(standby=standby),
+    )
+    assert await ObjectStore(store).create(node)
+
+
+def _witness_renamed() -> list[Applied]:
+    return edited(
+        pg_objects(),
+        "Cluster",
+        {
+            "spec.nodes": [
+                *pg_objects()[0].obj.to_dict()["spec"]["nodes"][:2],
+                {"name": "witness2", "address": "192.168.1.14", "role": "witness"},
+            ]
+        },
+    )
+
+
+async def test_a_member_dropped_from_the_cluster_takes_its_registered_node_along(
+    memory_store: MemoryStore,
+) -> None:
+    await apply_objects(memory_store, pg_objects(), cluster="pg-cluster")
+    for name in ("host-m", "host-s", "witness"):
+        await _register(memory_store, name)
+    out = await apply_objects(memory_store, _witness_renamed(), cluster="pg-cluster")
+    assert [(c.action, c.ref) for c in out.plan.writes] == [
+        ("configure", "cluster/pg-cluster"),
+        ("delete", "node/witness"),
+    ]
+    assert await ObjectStore(memory_store).get("Node", "witness") is None
+
+
+async def test_a_node_in_standby_is_left_for_the_operator_to_delete(
+    memory_store: MemoryStore,
+) -> None:
+    await apply_objects(memory_store, pg_objects(), cluster="pg-cluster")
+    await _register(memory_store, "witness", standby=True)
+    with pytest.raises(InputError) as info:
+        await apply_objects(memory_store, _witness_renamed(), cluster="pg-cluster")
+    assert any("(stored Node witness)" in d and "not in Cluster" in d for d in info.value.details)
