@@ -72,6 +72,10 @@ class LsbActuator(Actuator):
         return await run_command([str(self.script), action], env=env, netns=self.ctx.netns)
 
     async def _observe(self) -> Observation:
+        if not self.script.exists():
+            # Nothing can run from a script that is not there: on a node that does not host
+            # the service (a witness, say) that is simply "stopped", not an error to retry.
+            return Observation.stopped(f"init script {self.script} is not installed here")
         result = await self._run("status")
         return lsb_status_observation(result.returncode, result.tail(200))
 

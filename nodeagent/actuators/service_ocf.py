@@ -130,6 +130,8 @@ class OcfActuator(Actuator):
         )
 
     async def _observe(self) -> Observation:
+        if not self.script.exists():
+            return Observation.stopped(f"OCF agent {self.script} is not installed here")
         result = await self.run_action("monitor")
         return ocf_monitor_observation(result.returncode, result.tail(300))
 

@@ -40,7 +40,10 @@ def systemd_observation(props: Mapping[str, str]) -> Observation:
     active = props.get("ActiveState", "")
     sub = props.get("SubState", "")
     summary = f"ActiveState={active} SubState={sub}"
-    if load in ("not-found", "bad-setting", "error", "masked"):
+    if load == "not-found":
+        # No such unit here, so it is not running here; a start says why it cannot.
+        return Observation.stopped("unit LoadState=not-found: not installed on this node")
+    if load in ("bad-setting", "error", "masked"):
         return Observation.failed(f"unit LoadState={load}; install or fix the unit file")
     if active in ("active", "reloading"):
         return Observation.running(summary)

@@ -64,6 +64,9 @@ class _Managed:
     probe: ProbeRunner | None = None
     probe_failed: bool = False
     tending: asyncio.Task[None] | None = None
+    # This failure of the resource was counted (reset once it runs again): a resource that
+    # fails and is restarted counts once, however many turns it takes to stop it.
+    failure_counted: bool = False
 
 
 @dataclass
@@ -72,6 +75,10 @@ class _GroupMemory:
 
     failed_starts: int = 0
     retry_after: float = 0.0
+    # A stop that keeps failing (a script that errors) is retried with back-off, not on
+    # every turn: hundreds of failing stops a second cost the node's CPU and say nothing new.
+    failed_stops: int = 0
+    stop_retry_after: float = 0.0
     last_action: str = ""
     blocked: str = ""  # the reason last announced by a Blocked event
 
@@ -198,6 +205,7 @@ class Reconciler:
                 views.append(await self._observe(group, managed, mode))
             await self._forget_deleted(groups)
             order = group_start_order(groups.values())
+            await self._count_unexpected_failures(views, groups)
             actions = plan(views, order)
             actions = [a for a in actions if not self._backing_off(a, now)]
             failed = await self._execute(actions, groups)
@@ -234,7 +242,9 @@ class Reconciler:
 
     def _backing_off(self, action: Action, now: float) -> bool:
         memory = self._memory.get(action.group)
-        return action.verb == "start" and memory is not None and now < memory.retry_after
+        if memory is None:
+            return False
+        return now < (memory.retry_after if action.verb == "start" else memory.stop_retry_after)
 
     def _actuators(self, group: ResourceGroup) -> tuple[dict[str, _Managed], str | None]:
         """The group's actuators by resource name, and why the group cannot run here (a
@@ -298,6 +308,30 @@ class Reconciler:
             except ActuatorError as exc:
                 log.error("stop of a removed resource failed: %s", exc)
 
+    async def _count_unexpected_failures(
+        self, views: list[GroupView], groups: dict[str, ResourceGroup]
+    ) -> None:
+        """A resource found failed where it should run (a process that exited, a unit that
+        crashed) is a failure of its group, with an event, as a failed start or probe is:
+        otherwise a crashing service is restarted forever and the migration threshold never
+        moves it. A probe that failed has counted already."""
+        for view in views:
+            if view.mode != "run":
+                continue
+            group = groups[view.name]
+            for resource, seen in zip(group.spec.resources, view.resources, strict=True):
+                managed = self._managed.get(resource_key(group.name, resource))
+                if managed is None:
+                    continue
+                if seen.state is State.RUNNING:
+                    managed.failure_counted = False
+                elif seen.state is State.FAILED and not managed.failure_counted:
+                    managed.failure_counted = True
+                    if not managed.probe_failed:
+                        name = resource.resolved_name()
+                        log.warning("%s.%s failed: %s", group.name, name, seen.detail)
+                        await self._count_failure(group.name, f"{name} failed: {seen.detail}")
+
     async def _execute(
         self, actions: list[Action], groups: dict[str, ResourceGroup]
     ) -> dict[str, str]:
@@ -317,6 +351,7 @@ class Reconciler:
                     await self._stop_running_work(managed)
                     await managed.actuator.stop()
                     managed.probe_failed = False
+                    memory.failed_stops = 0
                 else:
                     if self._lease_lost():
                         failed[action.group] = "serving lease lost"
@@ -330,6 +365,10 @@ class Reconciler:
                 log.error("%s", memory.last_action)
                 if action.verb == "start":
                     await self._start_failed(group, str(exc))
+                else:
+                    memory.failed_stops += 1
+                    pause = min(0.5 * 2**memory.failed_stops, BACKOFF_MAX)
+                    memory.stop_retry_after = time.monotonic() + pause
             except Exception as exc:  # a bug in one actuator must not stop every other group
                 failed[action.group] = f"{action.verb} of {action.resource}: internal error {exc!r}"
                 memory.last_action = failed[action.group]
@@ -460,11 +499,13 @@ class Reconciler:
         failure: str | None,
     ) -> None:
         involved = record is not None and self.node in (record.node, record.stopping_from)
-        running_here = any(r.state is not State.STOPPED for r in view.resources)
-        if not involved and not running_here:
+        # Only what is seen running (or failed) is a claim; "unknown" is not.
+        running_here = any(r.state in (State.RUNNING, State.FAILED) for r in view.resources)
+        unplaced = record is None or record.node is None
+        if not involved and not (running_here and unplaced):
+            # The node a group is placed on (or leaving) answers for it; others stop what
+            # they find of it and keep quiet, or `ha status` flips between reporters.
             return
-        if record is not None and record.node not in (None, self.node) and not running_here:
-            return  # another node answers for this epoch
         memory = self._memory.setdefault(group.name, _GroupMemory())
         current_phase = "Blocked" if blocked else phase(view)
         if failure and current_phase != "Blocked":

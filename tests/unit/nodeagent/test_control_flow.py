@@ -30,8 +30,8 @@ from nodeagent.actuators.base import (
     Actuator,
     ActuatorContext,
     ActuatorRegistry,
-    Observation,
 )
+from nodeagent.observation import Observation
 from nodeagent.reconciler.loop import Reconciler
 from tests.unit.static_liveness import StaticLiveness
 
@@ -68,6 +68,8 @@ class World:
     log: list[tuple[str, str, str]] = field(default_factory=list)
     fail_start: set[tuple[str, str]] = field(default_factory=set)
     tending: dict[str, set[str]] = field(default_factory=dict)  # tend() running now
+    crashed: set[tuple[str, str]] = field(default_factory=set)  # exited by themselves
+    unknown: set[tuple[str, str]] = field(default_factory=set)  # cannot be observed or stopped
 
     def on(self, node: str) -> set[str]:
         return self.running.setdefault(node, set())
@@ -85,6 +87,10 @@ def registry_for(world: World, node: str) -> ActuatorRegistry:
             return node
 
         async def _observe(self) -> Observation:
+            if (node, self.ctx.resource) in world.unknown:
+                return Observation.unknown("status exited 4 (status unknown)")
+            if (node, self.ctx.resource) in world.crashed:
+                return Observation.failed("exited with code 1")
             if self.ctx.resource in world.on(node):
                 return Observation.running("up")
             return Observation.stopped("down")
@@ -96,7 +102,10 @@ def registry_for(world: World, node: str) -> ActuatorRegistry:
 
         async def _stop(self) -> None:
             world.log.append((node, "stop", self.ctx.resource))
+            if (node, self.ctx.resource) in world.unknown:
+                raise self.error("stop exited 1", "fix the init script")
             world.on(node).discard(self.ctx.resource)
+            world.crashed.discard((node, self.ctx.resource))
 
         async def tend(self) -> None:
             world.tended(node).add(self.ctx.resource)
@@ -360,3 +369,53 @@ async def test_a_group_this_node_cannot_run_never_stops_the_others(cluster: Clus
         return cluster.world.on("n2") == BOTH
 
     await until(moved)
+
+
+async def test_a_service_that_exits_by_itself_counts_and_moves_at_the_threshold(
+    cluster: Cluster,
+) -> None:
+    async def on_n1() -> bool:
+        return cluster.world.on("n1") == BOTH
+
+    for crash in (1, 2):  # migrationThreshold: 2
+        await until(on_n1)
+        cluster.world.crashed.add(("n1", "web.service-true"))
+
+        async def counted(crash: int = crash) -> bool:
+            kv = await cluster.store.get(keys.failure_key("web", "n1"))
+            return kv is not None and kv.value["count"] == crash
+
+        await until(counted)
+
+    async def moved() -> bool:
+        return cluster.world.on("n2") == BOTH and not cluster.world.on("n1")
+
+    await until(moved)
+    events, _ = await cluster.store.list(keys.event_prefix("ResourceGroup", "web"))
+    failed = [e.value["message"] for e in events if e.value["reason"] == "Failed"]
+    assert len(failed) == 2 and "service-true failed: exited with code 1" in failed[0]
+
+
+async def test_a_node_that_cannot_see_a_service_neither_claims_it_nor_hammers_it(
+    cluster: Cluster,
+) -> None:
+    # n2 and n3 cannot observe or stop the service (an init script that answers "unknown"
+    # there): they retry the stop with back-off, and only n1, where the group runs, reports.
+    for node in ("n2", "n3"):
+        cluster.world.unknown.add((node, "web.service-true"))
+
+    async def on_n1() -> bool:
+        return cluster.world.on("n1") == BOTH
+
+    await until(on_n1)
+    reporters = set()
+    began = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - began < 3.0:
+        kv = await cluster.store.get(keys.status_key("ResourceGroup", "web"))
+        if kv is not None:
+            reporters.add(kv.value.get("reporter"))
+        cluster.reconcilers["n2"]._probe_wake.set()  # turns as often as a busy store would
+        await asyncio.sleep(0.05)
+    assert reporters == {"n1"}
+    stops = [e for e in cluster.world.log if e[:2] == ("n2", "stop")]
+    assert 1 <= len(stops) <= 4, stops  # 0.5 s, 1 s, 2 s apart: not one per turn

@@ -12,7 +12,7 @@ from controller.api.group import ExecService, OcfService
 from nodeagent.actuators import ActuatorContext, State
 from nodeagent.actuators.base import instance_name
 from nodeagent.actuators.service_exec import ExecActuator, PidRecord, exit_detail
-from nodeagent.actuators.service_lsb import lsb_script_path, lsb_status_observation
+from nodeagent.actuators.service_lsb import LsbActuator, lsb_script_path, lsb_status_observation
 from nodeagent.actuators.service_ocf import (
     OcfActuator,
     check_params_against_metadata,
@@ -86,7 +86,8 @@ def test_params_checked_against_meta_data() -> None:
      ({"LoadState": "loaded", "ActiveState": "reloading"}, State.RUNNING),
      ({"LoadState": "loaded", "ActiveState": "inactive", "SubState": "dead"}, State.STOPPED),
      ({"LoadState": "loaded", "ActiveState": "failed", "Result": "exit-code"}, State.FAILED),
-     ({"LoadState": "not-found", "ActiveState": "inactive"}, State.FAILED),
+     ({"LoadState": "not-found", "ActiveState": "inactive"}, State.STOPPED),
+     ({"LoadState": "masked", "ActiveState": "inactive"}, State.FAILED),
      ({"LoadState": "loaded", "ActiveState": "activating"}, State.UNKNOWN)],
 )  # fmt: skip
 def test_systemd_mapping(props: dict[str, str], state: State) -> None:
@@ -117,3 +118,13 @@ def test_exec_exit_details_and_pid_record() -> None:
     assert exit_detail(-9) == "killed by signal SIGKILL"
     record = PidRecord(10, 10, 12345, ("sleep", "1"))
     assert PidRecord.loads(record.dumps()) == record
+
+
+async def test_scripts_and_agents_not_installed_here_are_stopped_here(tmp_path: Path) -> None:
+    ctx = ActuatorContext(resource="g/svc", run_dir=tmp_path)
+    lsb = LsbActuator(tmp_path / "no-such-script", ctx)
+    seen = await lsb.observe()
+    assert seen.state is State.STOPPED and "is not installed here" in seen.detail
+    ocf = OcfActuator(OcfService(agent="heartbeat:Nope"), ctx, ocf_root=tmp_path)
+    seen = await ocf.observe()
+    assert seen.state is State.STOPPED and "OCF agent" in seen.detail

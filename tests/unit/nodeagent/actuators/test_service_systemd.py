@@ -26,6 +26,7 @@ case "$verb" in
     echo "ActiveState=$(cat "$D/$unit" 2>/dev/null || echo inactive)"
     echo SubState=whatever; echo Result=exit-code; echo ExecMainStatus=2 ;;
   start)
+    if [ -f "$D/not-found" ]; then echo "Unit $1 not found." >&2; exit 5; fi
     if [ -f "$D/fail-start" ]; then echo "Job for $1 failed." >&2; exit 1; fi
     echo active > "$D/$1" ;;
   stop)
@@ -86,10 +87,16 @@ async def test_start_failure_points_to_the_journal(fake: Path) -> None:
         await unit().start()
 
 
-async def test_unit_not_found(fake: Path) -> None:
+async def test_a_unit_not_installed_here_is_stopped_here_and_cannot_start(fake: Path) -> None:
+    # A node that does not host the service (a witness) sees it stopped, not failed: there
+    # is nothing to stop on every turn. Where it should run, the start says why it cannot.
     (fake / "not-found").touch()
     obs = await unit().observe()
-    assert obs.state is State.FAILED and "LoadState=not-found" in obs.detail
+    assert obs.state is State.STOPPED and "not installed on this node" in obs.detail
+    await unit().stop()  # already stopped: nothing to do
+    assert not [c for c in calls(fake) if c.startswith("stop")]
+    with pytest.raises(ActuatorError, match=r"systemctl start exited 5.*not found"):
+        await unit().start()
 
 
 async def test_no_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
