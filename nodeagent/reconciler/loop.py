@@ -64,8 +64,8 @@ class _Managed:
     probe: ProbeRunner | None = None
     probe_failed: bool = False
     tending: asyncio.Task[None] | None = None
-    # This failure of the resource was counted (reset once it runs again): a resource that
-    # fails and is restarted counts once, however many turns it takes to stop it.
+    # This failure of the resource was counted (reset when it is started or seen running
+    # again): a failure counts once, however many turns it takes to stop the resource.
     failure_counted: bool = False
 
 
@@ -357,6 +357,7 @@ class Reconciler:
                         failed[action.group] = "serving lease lost"
                         continue
                     await managed.actuator.start()
+                    managed.failure_counted = False  # a new run: its failure counts anew
                     self._start_running_work(group.name, resource, managed)
                 memory.last_action = f"{_PAST[action.verb]} {action.resource}"
             except ActuatorError as exc:

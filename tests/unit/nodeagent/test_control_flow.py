@@ -374,11 +374,15 @@ async def test_a_group_this_node_cannot_run_never_stops_the_others(cluster: Clus
 async def test_a_service_that_exits_by_itself_counts_and_moves_at_the_threshold(
     cluster: Cluster,
 ) -> None:
+    def starts() -> int:
+        return cluster.world.log.count(("n1", "start", "web.service-true"))
+
     async def on_n1() -> bool:
         return cluster.world.on("n1") == BOTH
 
+    await until(on_n1)
     for crash in (1, 2):  # migrationThreshold: 2
-        await until(on_n1)
+        before = starts()
         cluster.world.crashed.add(("n1", "web.service-true"))
 
         async def counted(crash: int = crash) -> bool:
@@ -386,6 +390,12 @@ async def test_a_service_that_exits_by_itself_counts_and_moves_at_the_threshold(
             return kv is not None and kv.value["count"] == crash
 
         await until(counted)
+        if crash == 1:
+
+            async def restarted(before: int = before) -> bool:
+                return starts() > before and await on_n1()
+
+            await until(restarted)
 
     async def moved() -> bool:
         return cluster.world.on("n2") == BOTH and not cluster.world.on("n1")
