@@ -2,7 +2,9 @@
 
 Each turn reads the informer's copy of specs and placements, observes every resource of
 every group through its actuator, plans stops then starts (reconciler/plan.py, pure),
-carries them out, and reports status and failures to the store. It is woken by any store
+carries them out, and reports status and failures to the store (reconciler/report.py);
+each resource's actuator and its work while running live in reconciler/running.py. It is
+woken by any store
 or liveness change and runs every RESYNC seconds regardless; after a restart it converges
 from what it observes (a VIP found on an interface but not placed here is removed).
 
@@ -19,21 +21,15 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
 
-from controller.api.group import Resource, ResourceGroup, ResourceGroupStatus, ResourceStatus
+from controller.api.group import Resource, ResourceGroup
 from controller.api.liveness import LivenessSource
 from controller.scheduler.from_api import group_start_order
-from controller.store import keys
-from controller.store.base import Op, Put, Store
-from controller.store.errors import ConflictError, StoreError
+from controller.store.base import Store
 from controller.store.informer import Informer, wait_any
-from controller.store.objects import ObjectStore, make_event
-from controller.store.records import FailureRecord, PlacementRecord
+from controller.store.records import PlacementRecord
 from nodeagent.actuators import (
-    Actuator,
     ActuatorContext,
     ActuatorError,
     NoActuatorError,
@@ -42,45 +38,15 @@ from nodeagent.actuators import (
     default_registry,
 )
 from nodeagent.actuators.base import ActuatorRegistry, actuator_kind
-from nodeagent.probes import ProbeRunner, ProbeStatus
-from nodeagent.reconciler.plan import Action, GroupView, Mode, ResourceView, phase, plan
+from nodeagent.reconciler.plan import Action, GroupView, Mode, ResourceView, plan
+from nodeagent.reconciler.report import Reporter
+from nodeagent.reconciler.running import GroupMemory, Managed
 
 log = logging.getLogger(__name__)
-Phase = Literal["Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "Blocked"]
-ResourceState = Literal["Running", "Stopped", "Failed", "Unknown"]
 
 RESYNC = 2.0
 _PAST = {"start": "started", "stop": "stopped"}
 BACKOFF_MAX = 10.0
-
-
-@dataclass
-class _Managed:
-    """An actuator for one resource, with the spec it was made from, and the work that
-    goes on while the resource runs here (its probe, the actuator's ``tend()``)."""
-
-    spec: str
-    actuator: Actuator
-    probe: ProbeRunner | None = None
-    probe_failed: bool = False
-    tending: asyncio.Task[None] | None = None
-    # This failure of the resource was counted (reset when it is started or seen running
-    # again): a failure counts once, however many turns it takes to stop the resource.
-    failure_counted: bool = False
-
-
-@dataclass
-class _GroupMemory:
-    """What the loop remembers between turns; all of it can be lost without harm."""
-
-    failed_starts: int = 0
-    retry_after: float = 0.0
-    # A stop that keeps failing (a script that errors) is retried with back-off, not on
-    # every turn: hundreds of failing stops a second cost the node's CPU and say nothing new.
-    failed_stops: int = 0
-    stop_retry_after: float = 0.0
-    last_action: str = ""
-    blocked: str = ""  # the reason last announced by a Blocked event
 
 
 def resource_key(group: str, resource: Resource) -> str:
@@ -113,11 +79,11 @@ class Reconciler:
         self.registry = registry
         self.run_dir = run_dir
         self.netns = netns
-        self.objects = ObjectStore(store)
-        self._managed: dict[str, _Managed] = {}
-        self._memory: dict[str, _GroupMemory] = {}
+        self.reporter = Reporter(node, store, informer)
+        self._managed: dict[str, Managed] = {}
+        self._memory: dict[str, GroupMemory] = {}
         self._lock = asyncio.Lock()
-        self._retired: list[_Managed] = []
+        self._retired: list[Managed] = []
         self._vips: list[str] | None = None
         self._probe_wake = asyncio.Event()
         self.turns = 0
@@ -153,7 +119,7 @@ class Reconciler:
                 log.warning("%s: stopping every resource", why)
             for key in reversed(running):
                 managed = self._managed[key]
-                await self._stop_running_work(managed)
+                await managed.stop_running_work()
                 try:
                     await managed.actuator.stop()
                 except ActuatorError as exc:
@@ -213,13 +179,16 @@ class Reconciler:
             for view in views:
                 # One group's trouble is that group's status, never the end of the turn.
                 try:
-                    await self._report(
+                    settled = await self.reporter.report(
                         groups[view.name],
                         view,
                         placements.get(view.name),
                         blocked.get(view.name),
                         failed.get(view.name),
+                        self._memory.setdefault(view.name, GroupMemory()),
                     )
+                    if not settled:
+                        self._probe_wake.set()  # someone else wrote it; look again next turn
                 except Exception:
                     log.exception("reporting the status of %s failed", view.name)
 
@@ -246,10 +215,10 @@ class Reconciler:
             return False
         return now < (memory.retry_after if action.verb == "start" else memory.stop_retry_after)
 
-    def _actuators(self, group: ResourceGroup) -> tuple[dict[str, _Managed], str | None]:
+    def _actuators(self, group: ResourceGroup) -> tuple[dict[str, Managed], str | None]:
         """The group's actuators by resource name, and why the group cannot run here (a
         resource kind this node has no actuator for), if so."""
-        out: dict[str, _Managed] = {}
+        out: dict[str, Managed] = {}
         blocked: str | None = None
         for resource in group.spec.resources:
             key = resource_key(group.name, resource)
@@ -265,7 +234,7 @@ class Reconciler:
                     resource=key, run_dir=self.run_dir, netns=self.netns, timeouts=resource.timeouts
                 )
                 try:
-                    managed = _Managed(spec_text, self.registry.create(resource, ctx))
+                    managed = Managed(spec_text, self.registry.create(resource, ctx))
                 except NoActuatorError as exc:
                     self._managed.pop(key, None)
                     blocked = blocked or str(exc)
@@ -275,7 +244,7 @@ class Reconciler:
         return out, blocked
 
     async def _observe(
-        self, group: ResourceGroup, managed: dict[str, _Managed], mode: Mode
+        self, group: ResourceGroup, managed: dict[str, Managed], mode: Mode
     ) -> GroupView:
         resources = []
         for resource in group.spec.resources:
@@ -302,7 +271,7 @@ class Reconciler:
         for key in [k for k in self._managed if k not in wanted]:
             del self._managed[key]
         for managed in retired:
-            await self._stop_running_work(managed)
+            await managed.stop_running_work()
             try:
                 await managed.actuator.stop()
             except ActuatorError as exc:
@@ -330,7 +299,9 @@ class Reconciler:
                     if not managed.probe_failed:
                         name = resource.resolved_name()
                         log.warning("%s.%s failed: %s", group.name, name, seen.detail)
-                        await self._count_failure(group.name, f"{name} failed: {seen.detail}")
+                        await self.reporter.count_failure(
+                            group.name, f"{name} failed: {seen.detail}"
+                        )
 
     async def _execute(
         self, actions: list[Action], groups: dict[str, ResourceGroup]
@@ -345,10 +316,10 @@ class Reconciler:
             if managed is None:
                 failed[action.group] = f"{action.resource}: no actuator on this node"
                 continue
-            memory = self._memory.setdefault(group.name, _GroupMemory())
+            memory = self._memory.setdefault(group.name, GroupMemory())
             try:
                 if action.verb == "stop":
-                    await self._stop_running_work(managed)
+                    await managed.stop_running_work()
                     await managed.actuator.stop()
                     managed.probe_failed = False
                     memory.failed_stops = 0
@@ -380,59 +351,18 @@ class Reconciler:
         return not self.liveness.serving()
 
     async def _start_failed(self, group: ResourceGroup, message: str) -> None:
-        memory = self._memory.setdefault(group.name, _GroupMemory())
+        memory = self._memory.setdefault(group.name, GroupMemory())
         memory.failed_starts += 1
         memory.retry_after = time.monotonic() + min(0.5 * 2**memory.failed_starts, BACKOFF_MAX)
-        await self._count_failure(group.name, message)
+        await self.reporter.count_failure(group.name, message)
         # Leave nothing half-started: the next turn starts the group again from scratch.
         for resource in reversed(group.spec.resources):
             managed = self._managed.get(resource_key(group.name, resource))
             if managed is None:
                 continue
-            await self._stop_running_work(managed)
+            await managed.stop_running_work()
             with contextlib.suppress(ActuatorError):
                 await managed.actuator.stop()
-
-    async def _announce_blocked(self, group: str, why: str) -> None:
-        event = make_event(
-            "ResourceGroup",
-            group,
-            "Blocked",
-            f"cannot run on {self.node}: {why}",
-            type="Warning",
-            component=f"agent/{self.node}",
-        )
-        try:
-            await self.store.commit(await self.objects.event_puts([event]))
-        except StoreError as exc:
-            log.warning("cannot record that %s is blocked: %s", group, exc)
-
-    async def _count_failure(self, group: str, message: str) -> None:
-        key = keys.failure_key(group, self.node)
-        for _attempt in range(3):
-            kv = await self.store.get(key)
-            count = FailureRecord.from_dict(kv.value).count if kv else 0
-            record = FailureRecord(group, self.node, count + 1, time.time(), message)
-            event = make_event(
-                "ResourceGroup",
-                group,
-                "Failed",
-                f"on {self.node} (failure {count + 1}): {message}",
-                type="Warning",
-                component=f"agent/{self.node}",
-            )
-            ops: list[Op] = [
-                Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)
-            ]
-            try:
-                ops += await self.objects.event_puts([event])
-                await self.store.commit(ops)
-                return
-            except ConflictError:
-                continue
-            except StoreError as exc:
-                log.warning("cannot record the failure of %s: %s", group, exc)
-                return
 
     # -- work while a resource runs: probes and the actuator's tend() ------------------
 
@@ -450,102 +380,14 @@ class Reconciler:
                 if managed is not None and seen.state is State.RUNNING:
                     self._start_running_work(group.name, resource, managed)
 
-    def _start_running_work(self, group: str, resource: Resource, managed: _Managed) -> None:
-        if managed.tending is None:
-            name = f"tend-{group}.{resource.resolved_name()}"
-            managed.tending = asyncio.create_task(self._tend(name, managed.actuator), name=name)
-        if resource.probe is None or managed.probe is not None:
-            return
+    def _start_running_work(self, group: str, resource: Resource, managed: Managed) -> None:
+        name = f"{group}.{resource.resolved_name()}"
 
-        async def failed(status: ProbeStatus) -> None:
-            managed.probe_failed = True
-            detail = status.last.detail if status.last else "no detail"
-            log.warning("probe of %s.%s failed: %s", group, resource.resolved_name(), detail)
-            await self._count_failure(
+        async def probe_failed(detail: str) -> None:
+            log.warning("probe of %s failed: %s", name, detail)
+            await self.reporter.count_failure(
                 group, f"probe of {resource.resolved_name()} failed: {detail}"
             )
             self._probe_wake.set()
 
-        async def recovered(_status: ProbeStatus) -> None:
-            managed.probe_failed = False
-
-        managed.probe = ProbeRunner(resource.probe, failed, recovered)
-        managed.probe.start()
-
-    @staticmethod
-    async def _tend(name: str, actuator: Actuator) -> None:
-        try:
-            await actuator.tend()
-        except Exception:  # its resource keeps running; the next start tends it again
-            log.exception("%s: the work done while it runs failed", name)
-
-    async def _stop_running_work(self, managed: _Managed) -> None:
-        probe, managed.probe = managed.probe, None
-        if probe is not None:
-            await probe.stop()
-        tending, managed.tending = managed.tending, None
-        if tending is not None:
-            tending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tending
-
-    # -- status -------------------------------------------------------------------------
-
-    async def _report(
-        self,
-        group: ResourceGroup,
-        view: GroupView,
-        record: PlacementRecord | None,
-        blocked: str | None,
-        failure: str | None,
-    ) -> None:
-        involved = record is not None and self.node in (record.node, record.stopping_from)
-        # Only what is seen running (or failed) is a claim; "unknown" is not.
-        running_here = any(r.state in (State.RUNNING, State.FAILED) for r in view.resources)
-        unplaced = record is None or record.node is None
-        if not involved and not (running_here and unplaced):
-            # The node a group is placed on (or leaving) answers for it; others stop what
-            # they find of it and keep quiet, or `ha status` flips between reporters.
-            return
-        memory = self._memory.setdefault(group.name, _GroupMemory())
-        current_phase = "Blocked" if blocked else phase(view)
-        if failure and current_phase != "Blocked":
-            current_phase = "Failed"
-        if current_phase == "Running":
-            memory.failed_starts = 0
-        if (blocked or "") != memory.blocked:
-            memory.blocked = blocked or ""
-            if blocked:
-                await self._announce_blocked(group.name, blocked)
-        status = ResourceGroupStatus(
-            observed_generation=group.metadata.generation,
-            node=self.node if running_here or view.should_run else None,
-            phase=cast(Phase, current_phase),
-            resources=[
-                ResourceStatus(
-                    name=r.name,
-                    state=cast(ResourceState, r.state.value.capitalize()),
-                    message=r.detail,
-                )
-                for r in view.resources
-            ],
-            placement_epoch=record.epoch if record else None,
-            reporter=self.node,
-            last_action=blocked or failure or memory.last_action or None,
-        )
-        data = status.to_dict()
-        key = keys.status_key("ResourceGroup", group.name)
-        stored = self.informer.get(key)
-        # Level-triggered: compare with what the store holds, not with what this node last
-        # wrote, so that a report overwritten by another node is written again.
-        if stored is not None and stored.value == data:
-            return
-        stored_epoch = int(stored.value.get("placementEpoch") or 0) if stored else 0
-        if record is not None and stored_epoch > record.epoch:
-            return  # a newer placement's report stands; this node's copy is behind
-        try:
-            await self.store.put(key, data, expect_revision=stored.mod_revision if stored else 0)
-        except ConflictError:
-            self._probe_wake.set()  # someone else wrote it; look again next turn
-        except StoreError as exc:
-            log.warning("cannot report the status of %s: %s", group.name, exc)
+        managed.start_running_work(name, resource, probe_failed)

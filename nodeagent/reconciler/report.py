@@ -1,0 +1,136 @@
+"""What this node's reconciler writes to the store: a group's status, its failures here,
+and the events that go with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Literal, cast
+
+from controller.api.group import ResourceGroup, ResourceGroupStatus, ResourceStatus
+from controller.store import keys
+from controller.store.base import Op, Put, Store
+from controller.store.errors import ConflictError, StoreError
+from controller.store.informer import Informer
+from controller.store.objects import ObjectStore, make_event
+from controller.store.records import FailureRecord, PlacementRecord
+from nodeagent.observation import State
+from nodeagent.reconciler.plan import GroupView, phase
+from nodeagent.reconciler.running import GroupMemory
+
+log = logging.getLogger(__name__)
+Phase = Literal["Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "Blocked"]
+ResourceState = Literal["Running", "Stopped", "Failed", "Unknown"]
+
+
+class Reporter:
+    def __init__(self, node: str, store: Store, informer: Informer) -> None:
+        self.node = node
+        self.store = store
+        self.informer = informer
+        self.objects = ObjectStore(store)
+
+    async def count_failure(self, group: str, message: str) -> None:
+        """failures/<group>/<node> one higher (compare-and-swap), with a Warning event."""
+        key = keys.failure_key(group, self.node)
+        for _attempt in range(3):
+            kv = await self.store.get(key)
+            count = FailureRecord.from_dict(kv.value).count if kv else 0
+            record = FailureRecord(group, self.node, count + 1, time.time(), message)
+            event = make_event(
+                "ResourceGroup",
+                group,
+                "Failed",
+                f"on {self.node} (failure {count + 1}): {message}",
+                type="Warning",
+                component=f"agent/{self.node}",
+            )
+            ops: list[Op] = [
+                Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)
+            ]
+            try:
+                ops += await self.objects.event_puts([event])
+                await self.store.commit(ops)
+                return
+            except ConflictError:
+                continue
+            except StoreError as exc:
+                log.warning("cannot record the failure of %s: %s", group, exc)
+                return
+
+    async def announce_blocked(self, group: str, why: str) -> None:
+        event = make_event(
+            "ResourceGroup",
+            group,
+            "Blocked",
+            f"cannot run on {self.node}: {why}",
+            type="Warning",
+            component=f"agent/{self.node}",
+        )
+        try:
+            await self.store.commit(await self.objects.event_puts([event]))
+        except StoreError as exc:
+            log.warning("cannot record that %s is blocked: %s", group, exc)
+
+    async def report(
+        self,
+        group: ResourceGroup,
+        view: GroupView,
+        record: PlacementRecord | None,
+        blocked: str | None,
+        failure: str | None,
+        memory: GroupMemory,
+    ) -> bool:
+        """Write the group's status if this node answers for it and the store holds
+        something else; False when another writer got there first (look again)."""
+        involved = record is not None and self.node in (record.node, record.stopping_from)
+        # Only what is seen running (or failed) is a claim; "unknown" is not.
+        running_here = any(r.state in (State.RUNNING, State.FAILED) for r in view.resources)
+        unplaced = record is None or record.node is None
+        if not involved and not (running_here and unplaced):
+            # The node a group is placed on (or leaving) answers for it; others stop what
+            # they find of it and keep quiet, or `ha status` flips between reporters.
+            return True
+        current_phase = "Blocked" if blocked else phase(view)
+        if failure and current_phase != "Blocked":
+            current_phase = "Failed"
+        if current_phase == "Running":
+            memory.failed_starts = 0
+        if (blocked or "") != memory.blocked:
+            memory.blocked = blocked or ""
+            if blocked:
+                await self.announce_blocked(group.name, blocked)
+        status = ResourceGroupStatus(
+            observed_generation=group.metadata.generation,
+            node=self.node if running_here or view.should_run else None,
+            phase=cast(Phase, current_phase),
+            resources=[
+                ResourceStatus(
+                    name=r.name,
+                    state=cast(ResourceState, r.state.value.capitalize()),
+                    message=r.detail,
+                )
+                for r in view.resources
+            ],
+            placement_epoch=record.epoch if record else None,
+            reporter=self.node,
+            last_action=blocked or failure or memory.last_action or None,
+        )
+        data = status.to_dict()
+        key = keys.status_key("ResourceGroup", group.name)
+        stored = self.informer.get(key)
+        # Level-triggered: compare with what the store holds, not with what this node last
+        # wrote, so that a report overwritten by another node is written again.
+        if stored is not None and stored.value == data:
+            return True
+        stored_epoch = int(stored.value.get("placementEpoch") or 0) if stored else 0
+        if record is not None and stored_epoch > record.epoch:
+            return True  # a newer placement's report stands; this node's copy is behind
+        try:
+            await self.store.put(key, data, expect_revision=stored.mod_revision if stored else 0)
+        except ConflictError:
+            return False
+        except StoreError as exc:
+            log.warning("cannot report the status of %s: %s", group.name, exc)
+        return True
