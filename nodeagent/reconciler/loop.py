@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from controller.api.group import Resource, ResourceGroup
@@ -136,17 +137,22 @@ class Reconciler:
             # Placed on an earlier incarnation of this agent: keep what runs, start
             # nothing, until the leader confirms the placement for this one.
             return "keep"
-        previous = record.recovered_from
-        if previous:
-            seen = view.get(previous)
-            same = record.recovered_incarnation in (None, seen.incarnation if seen else None)
-            if seen is not None and seen.alive and same:
-                log.warning(
-                    "placement says recover from %s, but this node still hears it: waiting",
-                    previous,
-                )
-                return "stop"
+        if self._still_hears_recovered(record):
+            return "stop"
         return "run"
+
+    def _still_hears_recovered(self, record: PlacementRecord | None) -> bool:
+        """The placement recovers the group from a lost node whose incarnation this node
+        still hears (its heartbeats of before the loss, or a partition healing)."""
+        previous = record.recovered_from if record is not None else None
+        if not previous:
+            return False
+        seen = self.liveness.liveness().get(previous)
+        same = record is not None and record.recovered_incarnation in (
+            None,
+            seen.incarnation if seen else None,
+        )
+        return seen is not None and seen.alive and same
 
     async def turn(self) -> None:
         async with self._lock:
@@ -163,12 +169,18 @@ class Reconciler:
             blocked: dict[str, str] = {}
             now = time.monotonic()
             for name, group in groups.items():
-                mode = self._mode(placements.get(name), serving)
+                record = placements.get(name)
+                mode = self._mode(record, serving)
                 managed, why = self._actuators(group)
                 if why is not None:
                     blocked[name] = why
                     mode = "stop"  # what this node can run of it, it does not run alone
-                views.append(await self._observe(group, managed, mode))
+                view = await self._observe(group, managed, mode)
+                placed_here = serving and record is not None and record.node == self.node
+                if mode == "stop" and why is None and placed_here:
+                    # Placed here, yet "stop": only the recovery rule says so (_mode).
+                    view = self._recovered_but_heard(view, record)
+                views.append(view)
             await self._forget_deleted(groups)
             order = group_start_order(groups.values())
             await self._count_unexpected_failures(views, groups)
@@ -191,6 +203,22 @@ class Reconciler:
                         self._probe_wake.set()  # someone else wrote it; look again next turn
                 except Exception:
                     log.exception("reporting the status of %s failed", view.name)
+
+    def _recovered_but_heard(self, view: GroupView, record: PlacementRecord | None) -> GroupView:
+        """Placed here to recover it from a lost node that this node hears again. Not yet
+        started here: wait (the old node may still run it). Already running here: keep it;
+        the majority declared that node lost, so it stopped before its lease ended
+        (docs/safety.md), and dropping the group now would only cut the service."""
+        previous = record.recovered_from if record is not None else None
+        if any(r.state is State.RUNNING for r in view.resources):
+            log.info("%s runs here; %s is heard again: keeping it", view.name, previous)
+            return replace(view, mode="keep")
+        log.warning(
+            "placement says recover %s from %s, but this node still hears it: waiting",
+            view.name,
+            previous,
+        )
+        return view
 
     def _record_vips(self, groups: dict[str, ResourceGroup]) -> None:
         """Tell the lease enforcer which addresses are the cluster's floating IPs."""

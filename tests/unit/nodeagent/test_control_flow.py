@@ -429,3 +429,50 @@ async def test_a_node_that_cannot_see_a_service_neither_claims_it_nor_hammers_it
     assert reporters == {"n1"}
     stops = [e for e in cluster.world.log if e[:2] == ("n2", "stop")]
     assert 1 <= len(stops) <= 4, stops  # 0.5 s, 1 s, 2 s apart: not one per turn
+
+
+async def test_a_recovered_group_keeps_running_when_the_lost_node_is_heard_again(
+    cluster: Cluster,
+) -> None:
+    # A partition heals: n2, which recovered the group from lost n1, hears n1's old
+    # incarnation again for a moment. What runs on n2 keeps running.
+    async def on_n1() -> bool:
+        return cluster.world.on("n1") == BOTH
+
+    await until(on_n1)
+    cluster.cut_off("n1")
+
+    async def on_n2() -> bool:
+        return cluster.world.on("n2") == BOTH
+
+    await until(on_n2)
+    stops_before = [e for e in cluster.world.log if e[:2] == ("n2", "stop")]
+    cluster.views["n2"].set("n1", UP)
+    await asyncio.sleep(2.5)  # more than a resync: every wake of n2 has had its turn
+    assert cluster.world.on("n2") == BOTH
+    assert [e for e in cluster.world.log if e[:2] == ("n2", "stop")] == stops_before
+
+
+async def test_a_recovery_waits_while_the_new_node_still_hears_the_lost_one(
+    cluster: Cluster,
+) -> None:
+    async def on_n1() -> bool:
+        return cluster.world.on("n1") == BOTH
+
+    await until(on_n1)
+    cluster.views["n1"].set_serving(False)
+    cluster.views["n3"].set("n1", LOST)  # the leader declares n1 lost; n2 still hears it
+
+    async def recovered_to_n2() -> bool:
+        placement = await cluster.placement()
+        return placement is not None and placement.node == "n2"
+
+    await until(recovered_to_n2)
+    await asyncio.sleep(0.5)
+    assert not cluster.world.on("n2"), "n2 started while it still heard n1"
+    cluster.views["n2"].set("n1", LOST)
+
+    async def on_n2() -> bool:
+        return cluster.world.on("n2") == BOTH
+
+    await until(on_n2)
