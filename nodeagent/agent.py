@@ -41,8 +41,7 @@ from controller.leader.loop import Leader
 from controller.store import keys
 from controller.store.base import KeyValue, Store
 from controller.store.errors import StoreError
-from controller.store.informer import Informer, wait_any
-from controller.store.lease_keeper import LeaseKeeper
+from controller.store.informer import Informer
 from controller.store.objects import ObjectStore
 from controller.store.records import NodeRecord, PeerView
 from nodeagent import fastpath
@@ -53,10 +52,10 @@ from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
 from nodeagent.heartbeat.service import HeartbeatService
 from nodeagent.liveness import HeartbeatLiveness
 from nodeagent.reconciler.loop import Reconciler
+from nodeagent.registration import Registration
 
 log = logging.getLogger(__name__)
 
-NODE_RECORD_TTL = 3
 CACHE_NAME = "store-cache.json"
 # What a node needs to keep serving through a store outage; nothing else is cached.
 CACHED_PREFIXES = (keys.spec_prefix("Cluster"), keys.spec_prefix("ResourceGroup"), keys.PLACEMENT)
@@ -142,7 +141,11 @@ class Agent:
         election = Election(self.store, self.informer, self.node, self.liveness)
         leader = Leader(self.store, self.informer, self.node, self.liveness)
         self._spawn(election.run(leader.run), "election")
-        self._spawn(self._node_record(), "node-record")
+        assert self.informer is not None
+        registration = Registration(
+            self.store, self.informer, self.node, self._record, self.liveness.subscribe()
+        )
+        self._spawn(registration.run(), "node-record")
         self._spawn(self._register_node(), "node-object")
         self._spawn(self._watch_cluster_spec(), "cluster-spec")
         self._spawn(self._save_cache_loop(), "store-cache")
@@ -300,33 +303,6 @@ class Agent:
                 log.debug("registering Node %s: %s", self.node, exc)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 10.0)
-
-    async def _node_record(self) -> None:
-        """nodes/<node>, on a lease: the agent is connected to the store, and how it hears
-        its peers on each link (what `ha status` shows as links)."""
-        assert self.store is not None and self.liveness is not None
-        changed = self.liveness.subscribe()
-        while True:
-            try:
-                lease = await self.store.grant_lease(NODE_RECORD_TTL)
-                keeper = LeaseKeeper(lease, NODE_RECORD_TTL / 3)
-                keeper.start()
-                written: NodeRecord | None = None
-                try:
-                    while not keeper.lost.is_set():
-                        record = self._record()
-                        if record != written:
-                            await self.store.put(
-                                keys.node_key(self.node), record.to_dict(), lease=lease.id
-                            )
-                            written = record
-                        await wait_any([changed, keeper.lost], 5.0)
-                        await asyncio.sleep(0.5)  # at most two writes a second
-                finally:
-                    await keeper.stop()
-            except StoreError as exc:
-                log.debug("node record: %s", exc)
-                await asyncio.sleep(1.0)
 
     # -- the on-disk copy of what this node must know through a store outage -----------
 

@@ -1,0 +1,67 @@
+"""nodes/<node> comes back at once when it is lost: deleted, or its lease gone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from controller.store import keys
+from controller.store.informer import Informer
+from controller.store.memory import MemoryStore
+from controller.store.records import NodeRecord
+from nodeagent.registration import Registration
+
+RECORD = NodeRecord("n1", 42, "v", "0001", "t", True)
+
+
+@dataclass
+class Running:
+    store: MemoryStore
+    registration: Registration
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Running]:
+    store = MemoryStore("reg")
+    informer = Informer(store)
+    registration = Registration(store, informer, "n1", lambda: RECORD, asyncio.Event())
+    tasks = [asyncio.create_task(informer.run()), asyncio.create_task(registration.run())]
+    try:
+        yield Running(store, registration)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def registered(store: MemoryStore, within: float = 3.0) -> NodeRecord:
+    for _ in range(int(within / 0.02)):
+        kv = await store.get(keys.node_key("n1"))
+        if kv is not None:
+            return NodeRecord.from_dict(kv.value)
+        await asyncio.sleep(0.02)
+    raise AssertionError("nodes/n1 was not written")
+
+
+async def test_a_deleted_registration_is_written_again(running: Running) -> None:
+    assert await registered(running.store) == RECORD
+    await asyncio.sleep(0.6)  # the informer has seen it
+    await running.store.delete(keys.node_key("n1"))
+    assert await registered(running.store, within=2.0) == RECORD
+
+
+async def test_a_registration_whose_lease_is_revoked_gets_a_new_lease(running: Running) -> None:
+    await registered(running.store)
+    await asyncio.sleep(0.6)
+    kv = await running.store.get(keys.node_key("n1"))
+    assert kv is not None and kv.lease
+    await running.store.revoke_lease(kv.lease)
+    assert await registered(running.store, within=2.0) == RECORD
+    again = await running.store.get(keys.node_key("n1"))
+    assert again is not None and again.lease != kv.lease and running.registration.leases == 2
