@@ -7,11 +7,17 @@ down) after a random delay, so kills are not phase-locked to heartbeats; the gap
 the kill to the first answer from another node. Then the node is rebooted and rejoins,
 and the next kill takes whichever node is active.
 
+With --load, every core is kept busy by other processes during the kills (the agents run
+at real-time priority; etcd does not). With --etcd-leader-share F, that share of the kills
+first moves the group to the node that leads etcd, so the power loss also costs the store
+its leader: the failover must not depend on which node leads etcd.
+
 With --soak, both cores are saturated by other processes for that long while the cluster
 runs, and every placement change is counted: a spurious failover is a failure.
 
     .venv/bin/python -m tests.bench.failover [--kills 20] [--timing default tuned]
-        [--soak 600] [--json tests/bench/results/failover.json]
+        [--load] [--etcd-leader-share 0.5] [--soak 600]
+        [--json tests/bench/results/failover.json]
 """
 
 from __future__ import annotations
@@ -72,7 +78,34 @@ def log_excerpt(lab: VigilLab, node: str, start: float, end: float) -> list[str]
     ]
 
 
-def one_kill(lab: VigilLab, rng: random.Random, slow: float) -> dict[str, Any]:
+def etcd_leader(lab: VigilLab) -> str | None:
+    result = lab.ha("cluster", "members", "-o", "json", timeout=30)
+    try:
+        rows = json.loads(result.out)
+    except ValueError:
+        return None
+    return next((str(r["name"]) for r in rows if r.get("leader")), None)
+
+
+def move_to(lab: VigilLab, node: str) -> None:
+    """Put the group on ``node`` (ha move, then the move cleared: stickiness keeps it)."""
+    if lab.wait_running("web", within=60) == node:
+        return
+    lab.ha("move", "web", node)
+    deadline = time.monotonic() + 60
+    while lab.where("web") != node:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"web did not move to {node}")
+        time.sleep(0.2)
+    lab.ha("move", "web", "--clear")
+
+
+def one_kill(
+    lab: VigilLab, rng: random.Random, slow: float, etcd_leader_share: float
+) -> dict[str, Any]:
+    store_leader = etcd_leader(lab)
+    if store_leader is not None and rng.random() < etcd_leader_share:
+        move_to(lab, store_leader)
     victim = lab.wait_running("web", within=60)
     leader = lab.status()["leader"]
     probe = lab.lab.popen_in(
@@ -117,6 +150,7 @@ def one_kill(lab: VigilLab, rng: random.Random, slow: float) -> dict[str, Any]:
     return {
         "victim": victim,
         "controller_leader": leader,
+        "etcd_leader": store_leader,
         "survivor": survivor,
         "gap_s": gap,
         "explain": explain,
@@ -125,14 +159,18 @@ def one_kill(lab: VigilLab, rng: random.Random, slow: float) -> dict[str, Any]:
     }
 
 
+def hog_cpus() -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+
+
 def soak(lab: VigilLab, seconds: float) -> dict[str, Any]:
     """Both cores saturated; count placement changes of the group."""
     before = lab.status()
     group = next(g for g in before["groups"] if g["name"] == "web")
-    hogs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for _ in range(os.cpu_count() or 2)
-    ]
+    hogs = hog_cpus()
     lost_seen: set[str] = set()
     samples = 0
     try:
@@ -163,7 +201,9 @@ def soak(lab: VigilLab, seconds: float) -> dict[str, Any]:
     }
 
 
-def run_config(name: str, kills: int, soak_s: float, seed: int) -> dict[str, Any]:
+def run_config(
+    name: str, kills: int, soak_s: float, seed: int, *, load: bool, etcd_leader_share: float
+) -> dict[str, Any]:
     rng = random.Random(seed)
     timing = TIMINGS[name]
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as disks:
@@ -175,31 +215,50 @@ def run_config(name: str, kills: int, soak_s: float, seed: int) -> dict[str, Any
                 raise RuntimeError(applied.err)
             lab.wait_running("web", within=60)
             runs = []
-            for i in range(kills):
-                result = one_kill(
-                    lab, rng, slow=3 * float(timing["deadtime"].removesuffix("ms")) / 1000
-                )
-                runs.append(result)
-                gap = result["gap_s"]
-                shown = "none" if gap is None else f"{gap:.3f} s"
-                print(
-                    f"  [{name}] kill {i + 1}/{kills}: {result['victim']} -> "
-                    f"{result['survivor']}: gap {shown}"
-                    + (
-                        " (controller leader killed)"
-                        if result["controller_leader"] == result["victim"]
-                        else ""
-                    ),
-                    flush=True,
-                )
-                for line in result["explain"]:
-                    print(f"      {line}", flush=True)
+            hogs = hog_cpus() if load else []
+            try:
+                for i in range(kills):
+                    result = one_kill(
+                        lab,
+                        rng,
+                        slow=3 * float(timing["deadtime"].removesuffix("ms")) / 1000,
+                        etcd_leader_share=etcd_leader_share,
+                    )
+                    runs.append(result)
+                    gap = result["gap_s"]
+                    shown = "none" if gap is None else f"{gap:.3f} s"
+                    killed = [
+                        role
+                        for role, holder in (
+                            ("controller leader", result["controller_leader"]),
+                            ("etcd leader", result["etcd_leader"]),
+                        )
+                        if holder == result["victim"]
+                    ]
+                    print(
+                        f"  [{name}] kill {i + 1}/{kills}: {result['victim']} -> "
+                        f"{result['survivor']}: gap {shown}"
+                        + (f" ({' and '.join(killed)} killed)" if killed else ""),
+                        flush=True,
+                    )
+                    for line in result["explain"]:
+                        print(f"      {line}", flush=True)
+            finally:
+                for hog in hogs:
+                    hog.kill()
+                    hog.wait()
             soaked = soak(lab, soak_s) if soak_s > 0 else None
         finally:
             lab.down()
     gaps = [r["gap_s"] for r in runs if r["gap_s"] is not None]
+    store_leader_gaps = [
+        r["gap_s"] for r in runs if r["gap_s"] is not None and r["etcd_leader"] == r["victim"]
+    ]
     return {
         "timing": timing,
+        "load": load,
+        "etcd_leader_kills": sum(1 for r in runs if r["etcd_leader"] == r["victim"]),
+        "gap_max_etcd_leader_killed_s": max(store_leader_gaps) if store_leader_gaps else None,
         "kills": kills,
         "answered": len(gaps),
         "gap_min_s": min(gaps) if gaps else None,
@@ -218,15 +277,32 @@ def main(argv: list[str] | None = None) -> int:
         "--timing", nargs="+", choices=sorted(TIMINGS), default=["default", "tuned"]
     )
     parser.add_argument("--soak", type=float, default=600.0, help="seconds per timing; 0 skips")
+    parser.add_argument("--load", action="store_true", help="keep every core busy during kills")
+    parser.add_argument(
+        "--etcd-leader-share",
+        type=float,
+        default=0.0,
+        help="share of kills whose victim also leads etcd (0 to 1)",
+    )
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--json", type=Path, default=RESULTS / "failover.json")
     args = parser.parse_args(argv)
     results = {}
     for name in args.timing:
         print(f"== {name} timings: {TIMINGS[name]}", flush=True)
-        results[name] = run_config(name, args.kills, args.soak, args.seed)
+        results[name] = run_config(
+            name,
+            args.kills,
+            args.soak,
+            args.seed,
+            load=args.load,
+            etcd_leader_share=args.etcd_leader_share,
+        )
     print()
-    print(f"{'timing':<10} {'kills':>5} {'min':>7} {'median':>7} {'p95':>7} {'max':>7}  soak")
+    print(
+        f"{'timing':<10} {'kills':>5} {'min':>7} {'median':>7} {'p95':>7} {'max':>7} "
+        f"{'max/med':>7} {'etcd-leader kills (max)':>24}  soak"
+    )
     for name, r in results.items():
 
         def fmt(v: float | None) -> str:
@@ -239,9 +315,16 @@ def main(argv: list[str] | None = None) -> int:
             else f"{soaked['seconds']:.0f} s saturated: {soaked['placement_changes']} placement "
             f"changes, nodes not ready: {soaked['nodes_not_ready_seen'] or 'none'}"
         )
+        ratio = (
+            f"{r['gap_max_s'] / r['gap_median_s']:6.2f}x"
+            if r["gap_max_s"] and r["gap_median_s"]
+            else "   n/a"
+        )
+        leader_kills = f"{r['etcd_leader_kills']} ({fmt(r['gap_max_etcd_leader_killed_s'])})"
         print(
             f"{name:<10} {r['answered']:>2}/{r['kills']:<2} {fmt(r['gap_min_s'])} "
-            f"{fmt(r['gap_median_s'])} {fmt(r['gap_p95_s'])} {fmt(r['gap_max_s'])}  {soak_text}"
+            f"{fmt(r['gap_median_s'])} {fmt(r['gap_p95_s'])} {fmt(r['gap_max_s'])} "
+            f"{ratio:>7} {leader_kills:>24}  {soak_text}"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
