@@ -122,6 +122,7 @@ async def test_lsb_start_timeout_kills_the_script(tmp_path: Path) -> None:
 async def test_lsb_missing_script(tmp_path: Path) -> None:
     svc = actuator(tmp_path / "absent")
     obs = await svc.observe()
-    assert obs.state is State.UNKNOWN and "missing or not executable" in obs.detail
+    # Not installed here: nothing of it can run here (a witness, say); a start says why.
+    assert obs.state is State.STOPPED and "is not installed here" in obs.detail
     with pytest.raises(ActuatorError, match="install the package"):
         await svc.start()

@@ -64,7 +64,7 @@ async def test_dummy_validate_all_fails_on_unwritable_state_dir(tmp_path: Path) 
 async def test_missing_agent_is_reported(tmp_path: Path) -> None:
     svc = ocf("heartbeat:NoSuchAgent", {})
     obs = await svc.observe()
-    assert obs.state is State.UNKNOWN and "agent missing" in obs.detail
+    assert obs.state is State.STOPPED and "is not installed here" in obs.detail
     with pytest.raises(ActuatorError, match="install the resource-agents package"):
         await svc.start()
 
