@@ -45,13 +45,19 @@ class Leader:
         self._node_phases: dict[str, str] = {}
 
     async def run(self) -> None:
-        wakes = [self.informer.subscribe(), self.liveness.subscribe()]
+        store_changed = self.informer.subscribe()
+        wakes = [store_changed, self.liveness.subscribe()]
         retry = RETRY
         while True:
             try:
                 await self.turn()
             except ConflictError as exc:
+                # The store moved past this node's copy of it: wait until the copy catches up
+                # (or a back-off passes) and decide again. Deciding again at once from the
+                # same stale copy only meets the same conflict, hundreds of times a second.
                 log.info("placement changed under the controller, deciding again: %s", exc)
+                await wait_any([store_changed], retry)
+                retry = min(2 * retry, RESYNC)
                 continue
             except StoreError as exc:
                 log.warning("controller: store: %s; deciding again in %.1f s", exc, retry)

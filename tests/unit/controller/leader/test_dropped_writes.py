@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
+import pytest
+
 from controller.api.liveness import Liveness
 from controller.api.manifest import parse_text
 from controller.apply.plan import decode_documents
@@ -20,7 +22,7 @@ from controller.leader.election import REVOKE_ATTEMPT, Election
 from controller.leader.loop import WRITE_ATTEMPT, Leader
 from controller.store import keys
 from controller.store.base import Op
-from controller.store.errors import StoreUnavailableError
+from controller.store.errors import Conflict, ConflictError, StoreUnavailableError
 from controller.store.informer import Informer
 from controller.store.memory import MemoryStore
 from tests.unit.static_liveness import StaticLiveness
@@ -127,3 +129,35 @@ async def test_a_dropped_placement_write_is_retried_within_a_fraction_of_a_secon
             with contextlib.suppress(asyncio.CancelledError):
                 await leader
     assert store.timeouts[:2] == [("placement", WRITE_ATTEMPT)] * 2
+
+
+class ConflictingStore(MemoryStore):
+    """Every placement write conflicts, as when this node's copy of the store lags."""
+
+    def __init__(self) -> None:
+        super().__init__("lab")
+        self.attempts = 0
+
+    async def commit(self, ops: Sequence[Op], timeout: float | None = None) -> int:
+        placement = [op for op in ops if op.key.startswith(keys.PLACEMENT)]
+        if placement:
+            self.attempts += 1
+            raise ConflictError([Conflict(placement[0].key, 45, 58)])
+        return await super().commit(ops, timeout)
+
+
+@pytest.mark.timeout(20)  # a hot loop starves the event loop: only the timeout ends it
+async def test_a_conflict_is_decided_again_after_a_back_off_never_in_a_hot_loop() -> None:
+    store = ConflictingStore()
+    await apply_objects(store, decode_documents(parse_text(SPEC, "spec.yaml")), cluster="lab")
+    view = StaticLiveness({"n1": UP, "n2": UP, "n3": UP})
+    async with running_informer(store) as informer:
+        leader = asyncio.create_task(Leader(store, informer, "n3", view).run())
+        try:
+            await asyncio.sleep(1.5)
+        finally:
+            leader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leader
+    # 0.1 + 0.2 + 0.4 + 0.8 s of back-off: a handful of attempts, not hundreds a second.
+    assert 2 <= store.attempts <= 6, store.attempts
