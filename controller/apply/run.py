@@ -86,8 +86,7 @@ async def _commit(objects: ObjectStore, plan: Plan, guard_revision: int, actor: 
             expect_revision=guard_revision,
         )
     )
-    ops.extend(await objects.event_puts([_event(c, actor) for c in plan.writes]))
-    return await objects.store.commit(ops)
+    return await objects.commit_with_events(ops, [_event(c, actor) for c in plan.writes])
 
 
 def _unavailable(plan: Plan) -> list[Finding]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from controller.api.liveness import LivenessSource
 from controller.store import keys
-from controller.store.base import Store
+from controller.store.base import Lease, Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer, wait_any
 from controller.store.lease_keeper import LeaseKeeper
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 LEADER_TTL = 2  # seconds; etcd refuses less than 1.5 x its election timeout
 REVOKE_ATTEMPT = 0.25  # seconds; a healthy etcd answers in milliseconds; revoking is idempotent
 REVOKE_PAUSE = 0.02
+# Seconds for one request of a campaign. Campaigns follow failures, often etcd's own: a
+# request sent to an etcd leader that just died would wait out the store's whole timeout.
+CAMPAIGN_ATTEMPT = 0.5
 
 Lead = Callable[[], Coroutine[Any, Any, None]]
 
@@ -44,6 +47,7 @@ class Election:
         self.node = node
         self.liveness = liveness
         self.leading = False
+        self._store_changed = informer.subscribe()
 
     def current_leader(self) -> str | None:
         record = self.informer.leader()
@@ -73,7 +77,7 @@ class Election:
                 return
 
     async def run(self, lead: Lead) -> None:
-        changed = [self.informer.subscribe(), self.liveness.subscribe()]
+        changed = [self._store_changed, self.liveness.subscribe()]
         while True:
             if not self.liveness.serving() or not self.informer.connected:
                 await wait_any(changed, 1.0)
@@ -88,13 +92,44 @@ class Election:
                 log.warning("leader election: %s", exc)
                 await asyncio.sleep(0.2)
 
-    async def _term(self, lead: Lead) -> None:
-        lease = await self.store.grant_lease(LEADER_TTL)
+    async def _claim(self) -> Lease | None:
+        """A lease of ours that holds the leader key, or None when another node holds it."""
+        lease = await self.store.grant_lease(LEADER_TTL, CAMPAIGN_ATTEMPT)
         record = LeaderRecord(self.node, lease.id, os.getpid(), datetime.now(UTC).isoformat())
-        try:
-            await self.store.put(keys.LEADER, record.to_dict(), expect_revision=0, lease=lease.id)
-        except ConflictError:
-            await lease.revoke()
+        claim = Put(keys.LEADER, record.to_dict(), expect_revision=0, lease=lease.id)
+        deadline = time.monotonic() + LEADER_TTL / 2
+        unanswered = False
+        while time.monotonic() < deadline:
+            try:
+                await self.store.commit([claim], CAMPAIGN_ATTEMPT)
+                return lease
+            except ConflictError:
+                # A claim whose answer was lost may have been applied: then the key that
+                # conflicts is our own, and waiting for it to expire would stall a failover.
+                if unanswered and await self._holds(lease.id):
+                    return lease
+                break
+            except StoreError as exc:
+                unanswered = True
+                log.info("claiming the controller lead: %s; trying again", exc)
+                await asyncio.sleep(REVOKE_PAUSE)
+        with contextlib.suppress(StoreError):
+            await self.store.revoke_lease(lease.id, CAMPAIGN_ATTEMPT)  # else it expires
+        return None
+
+    async def _holds(self, lease_id: int) -> bool:
+        """Whether the leader key, once the watch has delivered it, is on ``lease_id``."""
+        deadline = time.monotonic() + CAMPAIGN_ATTEMPT
+        while (kv := self.informer.get(keys.LEADER)) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await wait_any([self._store_changed], remaining)
+        return LeaderRecord.from_dict(kv.value).lease == lease_id
+
+    async def _term(self, lead: Lead) -> None:
+        lease = await self._claim()
+        if lease is None:
             return
         keeper = LeaseKeeper(lease, LEADER_TTL / 4)
         keeper.start()

@@ -14,7 +14,7 @@ import time
 from controller.api.liveness import Liveness, LivenessSource, node_phase
 from controller.leader.decide import PlacementPlan, decide
 from controller.store import keys
-from controller.store.base import Op, Put, Store
+from controller.store.base import Delete, Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer, wait_any
 from controller.store.objects import ObjectStore, make_event
@@ -24,10 +24,11 @@ from controller.store.view import ClusterView
 log = logging.getLogger(__name__)
 
 RESYNC = 2.0
-# A placement write is on the failover's critical path. When the node that died also led
-# etcd, a write sent around its death can be dropped and etcd answers only after its own
-# ~5 s timeout: give up sooner and decide again (the write has a compare-and-swap, so one
-# that was applied after all makes the next attempt conflict, never apply twice).
+# A placement write is on the failover's critical path, and every other write of a turn
+# delays the next turn. When the node that died also led etcd, a write sent around its
+# death can be dropped and etcd answers only after its own ~5 s timeout: give up sooner
+# and decide again (the write has a compare-and-swap, so one that was applied after all
+# makes the next attempt conflict, never apply twice).
 WRITE_ATTEMPT = 0.5
 RETRY = 0.1
 
@@ -75,8 +76,9 @@ class Leader:
             await self._write(record)
         for group in plan.deletes:
             kv = self.informer.get(keys.placement_key(group))
-            await self.store.delete(
-                keys.placement_key(group), expect_revision=kv.mod_revision if kv else None
+            expect = kv.mod_revision if kv else None
+            await self.store.commit(
+                [Delete(keys.placement_key(group), expect_revision=expect)], WRITE_ATTEMPT
             )
         await self._publish_node_phases(view, seen)
         if plan.notes != self._last_notes:
@@ -97,7 +99,8 @@ class Leader:
             current = self.informer.get(key)
             data = dict(current.value) if current else {}
             data["phase"] = phase
-            await self.store.put(key, data, expect_revision=current.mod_revision if current else 0)
+            expect = current.mod_revision if current else 0
+            await self.store.commit([Put(key, data, expect_revision=expect)], WRITE_ATTEMPT)
             self._node_phases[member.name] = phase
 
     async def _write(self, record: PlacementRecord) -> None:
@@ -111,9 +114,8 @@ class Leader:
             f"epoch {record.epoch}: {where}: {record.reason}",
             component="controller",
         )
-        ops: list[Op] = [Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)]
-        ops += await self.objects.event_puts([event])
-        await self.store.commit(ops, timeout=WRITE_ATTEMPT)
+        put = Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)
+        await self.objects.commit_with_events([put], [event], timeout=WRITE_ATTEMPT)
         log.info(
             "placement %s -> %s (epoch %d): %s", record.group, where, record.epoch, record.reason
         )

@@ -154,8 +154,9 @@ class Lease(abc.ABC):
     ttl: int
 
     @abc.abstractmethod
-    async def refresh(self) -> int:
-        """Renew the lease; return the TTL granted. LeaseNotFoundError if it is gone."""
+    async def refresh(self, timeout: float | None = None) -> int:
+        """Renew the lease; return the TTL granted. LeaseNotFoundError if it is gone.
+        `timeout` shortens the store's own: a keeper must not wait past the lease's end."""
 
     @abc.abstractmethod
     async def revoke(self) -> None:
@@ -209,7 +210,9 @@ class Store(abc.ABC):
         """Drop history before revision (watches from older revisions then fail)."""
 
     @abc.abstractmethod
-    async def grant_lease(self, ttl_seconds: int) -> Lease: ...
+    async def grant_lease(self, ttl_seconds: int, timeout: float | None = None) -> Lease:
+        """A new lease; `timeout` shortens the store's own for callers that retry (a timed-out
+        grant may still have happened: that lease expires unused)."""
 
     @abc.abstractmethod
     async def revoke_lease(self, lease_id: int, timeout: float | None = None) -> None:

@@ -60,8 +60,8 @@ class EtcdLease(Lease):
         self.ttl = ttl
         self._store = store
 
-    async def refresh(self) -> int:
-        return await self._store._refresh_lease(self.id)
+    async def refresh(self, timeout: float | None = None) -> int:
+        return await self._store._refresh_lease(self.id, timeout)
 
     async def revoke(self) -> None:
         await self._store._revoke_lease(self.id)
@@ -271,30 +271,35 @@ class EtcdStore(Store):
 
     # -- leases --------------------------------------------------------------------------
 
-    async def grant_lease(self, ttl_seconds: int) -> Lease:
+    async def grant_lease(self, ttl_seconds: int, timeout: float | None = None) -> Lease:
         if ttl_seconds <= 0:
             raise ValueError(f"lease TTL must be > 0 seconds, got {ttl_seconds}")
         self.stats.lease_ops += 1
+        within = timeout or self.timeout
         req = rpc.LeaseGrantRequest(TTL=int(ttl_seconds), ID=0)
         resp = await self._call(
-            lambda c: c.lease.LeaseGrant(req, timeout=self.timeout), idempotent=False, write=True
+            lambda c: c.lease.LeaseGrant(req, timeout=within),
+            idempotent=False,
+            write=True,
+            timeout=within,
         )
         if resp.error:
             raise StoreError(f"etcd refused to grant a lease: {resp.error}")
         return EtcdLease(self, int(resp.ID), int(resp.TTL))
 
-    async def _refresh_lease(self, lease_id: int) -> int:
+    async def _refresh_lease(self, lease_id: int, timeout: float | None = None) -> int:
         self.stats.lease_ops += 1
+        within = timeout or self.timeout
 
         async def once(c: EtcdConnection) -> Any:
-            call = c.lease.LeaseKeepAlive(timeout=self.timeout)
+            call = c.lease.LeaseKeepAlive(timeout=within)
             try:
                 await call.write(rpc.LeaseKeepAliveRequest(ID=lease_id))
                 return await call.read()
             finally:
                 call.cancel()
 
-        resp = await self._call(once, idempotent=True, lease_id=lease_id)
+        resp = await self._call(once, idempotent=True, lease_id=lease_id, timeout=within)
         if resp is None or not hasattr(resp, "TTL") or resp.TTL <= 0:
             raise LeaseNotFoundError(lease_id)
         return int(resp.TTL)
@@ -395,7 +400,8 @@ class EtcdStore(Store):
                 if not isinstance(e, StoreUnavailableError):
                     self._conn.reset(channel)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                # Short: after an etcd election the decisions wait on this copy of the store.
+                backoff = min(backoff * 2, 0.2)
             finally:
                 if call is not None:
                     call.cancel()

@@ -71,7 +71,7 @@ class MemoryLease(Lease):
         self.ttl = ttl
         self._store = store
 
-    async def refresh(self) -> int:
+    async def refresh(self, timeout: float | None = None) -> int:
         return self._store._refresh_lease(self.id)
 
     async def revoke(self) -> None:
@@ -224,7 +224,7 @@ class MemoryStore(Store):
         self.stats.lease_ops += 1
         self._revoke_lease(lease_id)
 
-    async def grant_lease(self, ttl_seconds: int) -> Lease:
+    async def grant_lease(self, ttl_seconds: int, timeout: float | None = None) -> Lease:
         self._enter()
         if ttl_seconds <= 0:
             raise ValueError(f"lease TTL must be > 0 seconds, got {ttl_seconds}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from controller.api.decode import SchemaError, decode
 from controller.api.meta import Object, format_timestamp
 from controller.api.registry import KINDS
 from controller.store import keys
-from controller.store.base import KeyValue, Put, Store
-from controller.store.errors import ConflictError, StoreError
+from controller.store.base import KeyValue, Op, Put, Store
+from controller.store.errors import ConflictError, LeaseNotFoundError, StoreError
 
 EVENT_TTL_SECONDS = 3600
 
@@ -115,6 +116,10 @@ class ObjectStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Events share a lease granted once per half hour, not one per write: a grant is a
+        # round trip to etcd's leader, and placement writes (with their events) are on the
+        # failover's critical path. An event so lives between half an hour and an hour.
+        self._event_lease: tuple[int, float] | None = None
 
     @staticmethod
     def _merge(spec_kv: KeyValue, status_kv: KeyValue | None) -> StoredObject:
@@ -199,9 +204,25 @@ class ObjectStore:
         events.sort(key=lambda e: e.time)
         return events
 
-    async def event_puts(self, events: Sequence[Event]) -> list[Put]:
-        """Puts that record ``events`` under a lease, so that they expire after an hour."""
+    async def _event_puts(self, events: Sequence[Event], timeout: float | None) -> list[Put]:
         if not events:
             return []
-        lease = await self.store.grant_lease(EVENT_TTL_SECONDS)
-        return [Put(event_key(e.kind, e.name, e.time), e.to_dict(), lease=lease.id) for e in events]
+        now = time.monotonic()
+        if self._event_lease is None or now - self._event_lease[1] > EVENT_TTL_SECONDS / 2:
+            lease = await self.store.grant_lease(EVENT_TTL_SECONDS, timeout)
+            self._event_lease = (lease.id, now)
+        lease_id = self._event_lease[0]
+        return [Put(event_key(e.kind, e.name, e.time), e.to_dict(), lease=lease_id) for e in events]
+
+    async def commit_with_events(
+        self, ops: Sequence[Op], events: Sequence[Event], timeout: float | None = None
+    ) -> int:
+        """Commit ``ops`` with puts recording ``events`` (on the shared event lease), in one
+        transaction; `timeout` as Store.commit's."""
+        for _attempt in range(2):
+            puts = await self._event_puts(events, timeout)
+            try:
+                return await self.store.commit([*ops, *puts], timeout)
+            except LeaseNotFoundError:
+                self._event_lease = None  # expired or revoked under us: grant another
+        raise LeaseNotFoundError(0)

@@ -10,7 +10,7 @@ from typing import Literal, cast
 
 from controller.api.group import ResourceGroup, ResourceGroupStatus, ResourceStatus
 from controller.store import keys
-from controller.store.base import Op, Put, Store
+from controller.store.base import Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer
 from controller.store.objects import ObjectStore, make_event
@@ -46,12 +46,9 @@ class Reporter:
                 type="Warning",
                 component=f"agent/{self.node}",
             )
-            ops: list[Op] = [
-                Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)
-            ]
+            put = Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)
             try:
-                ops += await self.objects.event_puts([event])
-                await self.store.commit(ops)
+                await self.objects.commit_with_events([put], [event])
                 return
             except ConflictError:
                 continue
@@ -69,7 +66,7 @@ class Reporter:
             component=f"agent/{self.node}",
         )
         try:
-            await self.store.commit(await self.objects.event_puts([event]))
+            await self.objects.commit_with_events([], [event])
         except StoreError as exc:
             log.warning("cannot record that %s is blocked: %s", group, exc)
 

@@ -18,13 +18,14 @@ from controller.api.liveness import Liveness
 from controller.api.manifest import parse_text
 from controller.apply.plan import decode_documents
 from controller.apply.run import apply_objects
-from controller.leader.election import REVOKE_ATTEMPT, Election
+from controller.leader.election import CAMPAIGN_ATTEMPT, REVOKE_ATTEMPT, Election
 from controller.leader.loop import WRITE_ATTEMPT, Leader
 from controller.store import keys
-from controller.store.base import Op
+from controller.store.base import Lease, Op
 from controller.store.errors import Conflict, ConflictError, StoreUnavailableError
 from controller.store.informer import Informer
 from controller.store.memory import MemoryStore
+from controller.store.records import LeaderRecord
 from tests.unit.static_liveness import StaticLiveness
 
 UP, LOST = Liveness("up", False), Liveness("dead", True)
@@ -161,3 +162,68 @@ async def test_a_conflict_is_decided_again_after_a_back_off_never_in_a_hot_loop(
                 await leader
     # 0.1 + 0.2 + 0.4 + 0.8 s of back-off: a handful of attempts, not hundreds a second.
     assert 2 <= store.attempts <= 6, store.attempts
+
+
+class LateAnsweringStore(MemoryStore):
+    """The first `drops` leader claims time out; with `applied`, after being applied."""
+
+    def __init__(self, drops: int, *, applied: bool) -> None:
+        super().__init__("lab")
+        self.drops = drops
+        self.applied = applied
+        self.claims: list[float | None] = []
+        self.grants: list[float | None] = []
+        self.revoked: list[int] = []
+
+    async def grant_lease(self, ttl_seconds: int, timeout: float | None = None) -> Lease:
+        self.grants.append(timeout)
+        return await super().grant_lease(ttl_seconds, timeout)
+
+    async def revoke_lease(self, lease_id: int, timeout: float | None = None) -> None:
+        self.revoked.append(lease_id)
+        await super().revoke_lease(lease_id, timeout)
+
+    async def commit(self, ops: Sequence[Op], timeout: float | None = None) -> int:
+        if not any(op.key == keys.LEADER for op in ops):
+            return await super().commit(ops, timeout)
+        self.claims.append(timeout)
+        if self.drops > 0:
+            self.drops -= 1
+            if self.applied:
+                await super().commit(ops, timeout)
+            raise StoreUnavailableError(["memory"], f"no answer within {timeout}s")
+        return await super().commit(ops, timeout)
+
+
+async def holder(store: MemoryStore) -> LeaderRecord | None:
+    kv = await store.get(keys.LEADER)
+    return LeaderRecord.from_dict(kv.value) if kv else None
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["lost-request", "lost-answer"])
+async def test_a_claim_left_unanswered_is_retried_and_a_claim_that_landed_is_kept(
+    applied: bool,
+) -> None:
+    store = LateAnsweringStore(drops=1, applied=applied)
+    async with running_informer(store) as informer:
+        election = Election(store, informer, "n2", StaticLiveness({"n2": UP}))
+        lease = await asyncio.wait_for(election._claim(), CAMPAIGN_ATTEMPT * 4)
+    assert lease is not None
+    # Waiting for our own key to expire instead would stall the failover for its TTL.
+    record = await holder(store)
+    assert record is not None and (record.node, record.lease) == ("n2", lease.id)
+    assert store.revoked == []
+    assert store.grants == [CAMPAIGN_ATTEMPT]
+    assert store.claims == [CAMPAIGN_ATTEMPT] * 2  # the second meets our own key, or lands
+
+
+async def test_a_claim_that_meets_another_leader_gives_its_lease_back() -> None:
+    store = LateAnsweringStore(drops=0, applied=False)
+    other = await store.grant_lease(10)
+    await store.put(keys.LEADER, {"node": "n1", "lease": other.id}, lease=other.id)
+    async with running_informer(store) as informer:
+        election = Election(store, informer, "n2", StaticLiveness({"n2": UP}))
+        assert await election._claim() is None
+    record = await holder(store)
+    assert record is not None and record.node == "n1"
+    assert len(store.revoked) == 1 and store.revoked[0] != other.id

@@ -194,9 +194,11 @@ class ScriptedLease(Lease):
         self.ttl = ttl
         self.results = results
         self.calls = 0
+        self.timeouts: list[float | None] = []
 
-    async def refresh(self) -> int:
+    async def refresh(self, timeout: float | None = None) -> int:
         self.calls += 1
+        self.timeouts.append(timeout)
         r = self.results.pop(0) if self.results else self.ttl
         if isinstance(r, Exception):
             raise r
@@ -241,3 +243,25 @@ async def test_lease_keeper_with_memory_store_revoked_lease() -> None:
     await asyncio.wait_for(keeper.lost.wait(), 1)
     assert keeper.lost_reason is not None and "revoked" in keeper.lost_reason
     await keeper.stop()
+
+
+class HangingLease(ScriptedLease):
+    """Its first renewal is never answered (sent to an etcd leader that just died)."""
+
+    async def refresh(self, timeout: float | None = None) -> int:
+        if self.calls == 0:
+            self.calls += 1
+            self.timeouts.append(timeout)
+            await asyncio.sleep(3600 if timeout is None else timeout)
+            raise StoreUnavailableError(["x"], f"no answer within {timeout}s")
+        return await super().refresh(timeout)
+
+
+async def test_a_renewal_left_unanswered_is_retried_before_the_lease_ends() -> None:
+    lease = HangingLease([], ttl=1)
+    lost: list[str] = []
+    async with LeaseKeeper(lease, 0.25, lost.append) as keeper:
+        await asyncio.sleep(1.5)
+    assert not lost and keeper.refreshes >= 2
+    # No attempt may outlast an interval, nor the lease's end.
+    assert all(t is not None and t <= 0.25 for t in lease.timeouts), lease.timeouts
