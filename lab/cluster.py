@@ -117,6 +117,22 @@ class VigilLab:
             # The file names in-node paths; it is written through the host's view of
             # the disk.
             save_node_config(config, disk / "node.yaml")
+            # What `ha` at this node's console reads (see ha_on): every member's endpoint.
+            inside = pki.PKIPaths(Path(NODE_LIB) / "pki")
+            (disk / "client.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        "endpoints": [url(self.lab.node_ip(n), 2379) for n in self.nodes],
+                        "cluster": self.name,
+                        "timeout": "3s",
+                        "tls": {
+                            "ca": inside.ca_cert,
+                            "cert": inside.admin_cert,
+                            "key": inside.admin_key,
+                        },
+                    }
+                )
+            )
         admin = pki.PKIPaths(self.home / "pki")
         admin.directory.mkdir(parents=True, exist_ok=True)
         pki.write_public(admin.ca_cert, pki.cert_pem(ca.cert))
@@ -161,6 +177,14 @@ class VigilLab:
             [HA, "--config", str(self.client_config), *args],
             timeout=timeout,
             input_text=stdin,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def ha_on(self, node: str, *args: str, timeout: float = 30.0) -> Result:
+        """Run `ha` at a node's console: in its namespaces, with its client config, where
+        it also finds what its agent wrote under /run/vigil."""
+        proc = self.lab.exec_in(
+            node, [HA, "--config", f"{NODE_LIB}/client.yaml", *args], timeout=timeout
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.api.cluster import Cluster
+from controller.api.local_status import LocalStatus, local_status_path
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
 from controller.bootstrap.node_config import NodeConfig
@@ -46,11 +47,13 @@ from controller.store.objects import ObjectStore
 from controller.store.records import NodeRecord, PeerView
 from nodeagent import fastpath
 from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
+from nodeagent.client_endpoints import keep_client_endpoints
 from nodeagent.etcd_member import EtcdMember
 from nodeagent.fastpath import LeaseRecorder
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
 from nodeagent.heartbeat.service import HeartbeatService
 from nodeagent.liveness import HeartbeatLiveness
+from nodeagent.local_status import keep_local_status, snapshot
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
 
@@ -138,6 +141,12 @@ class Agent:
             netns=self.netns,
         )
         self._spawn(self.reconciler.run(), "reconciler")
+        self._spawn(
+            keep_local_status(
+                local_status_path(self.run_dir), self._local_status, self.liveness.subscribe()
+            ),
+            "local-status",
+        )
         election = Election(self.store, self.informer, self.node, self.liveness)
         leader = Leader(self.store, self.informer, self.node, self.liveness)
         self._spawn(election.run(leader.run), "election")
@@ -149,6 +158,7 @@ class Agent:
         self._spawn(self._register_node(), "node-object")
         self._spawn(self._watch_cluster_spec(), "cluster-spec")
         self._spawn(self._save_cache_loop(), "store-cache")
+        self._spawn(keep_client_endpoints(self.config), "client-endpoints")
         with contextlib.suppress(Exception):
             join = await serve_joins(self.config)
             if join is not None:
@@ -202,6 +212,11 @@ class Agent:
                 await self.store.close()
         if self.member is not None:
             await self.member.stop()
+
+    def _local_status(self) -> LocalStatus:
+        assert self.liveness is not None and self.informer is not None
+        views = self.reconciler.views.values() if self.reconciler else ()
+        return snapshot(self.node, self.config.cluster, self.liveness, self.informer, views)
 
     # -- the store member ---------------------------------------------------------------
 

@@ -102,6 +102,7 @@ def init_cluster(
         ),
         join_listen=f"{host}:{join_port}",
         seed_cluster=cluster_doc,
+        client_config=str(client_config.absolute()),
     )
     save_node_config(cfg, node_config)
     save_client_config(cfg, cfg.etcd.client_urls, client_config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,17 +47,31 @@ class JoinPaths:
     data_dir: Path
 
 
+OnProgress = Callable[[str], object]
+
+
 async def _exchange(
-    token: JoinToken, ctx: ssl.SSLContext, msg: dict[str, Any], within: float
+    token: JoinToken,
+    ctx: ssl.SSLContext,
+    msg: dict[str, Any],
+    within: float,
+    on_progress: OnProgress | None = None,
 ) -> dict[str, Any]:
     writer = None
     try:
-        async with asyncio.timeout(within):
+        async with asyncio.timeout(within) as deadline:
             reader, writer = await asyncio.open_connection(
                 token.host, token.port, ssl=ctx, server_hostname=token.host
             )
             await write_message(writer, msg)
             answer = await read_message(reader)
+            while "progress" in answer:
+                # The server says what it waits for and how long that may take.
+                if on_progress is not None:
+                    on_progress(str(answer["progress"]))
+                wait = max(within, float(answer.get("within", 0)) + 1.0)
+                deadline.reschedule(asyncio.get_running_loop().time() + wait)
+                answer = await read_message(reader)
     except TimeoutError:
         raise JoinError(
             f"join endpoint {token.endpoint} did not answer within {within:g}s"
@@ -112,6 +127,7 @@ async def join(
     client_port: int = CLIENT_PORT,
     peer_port: int = PEER_PORT,
     within: float = 10.0,
+    on_progress: OnProgress | None = None,
 ) -> NodeConfig:
     """Join: fetch and pin the CA, send CSRs, write PKI, node config and client config.
 
@@ -148,6 +164,7 @@ async def join(
             "csrs": csrs,
         },
         within,
+        on_progress,
     )
     try:
         certs = answer["certs"]
@@ -175,6 +192,7 @@ async def join(
                 heartbeat_ms=int(answer["heartbeat_ms"]),
                 election_ms=int(answer["election_ms"]),
             ),
+            client_config=str(paths.client_config.absolute()),
         )
         endpoints = [str(e) for e in answer["endpoints"]]
     except (KeyError, TypeError, ValueError) as e:

@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controller.api.cluster import Cluster
 from controller.bootstrap import pki
-from controller.bootstrap.etcd_admin import EtcdAdmin, MemberInfo
+from controller.bootstrap.etcd_admin import SETTLE, EtcdAdmin, MemberInfo
 from controller.bootstrap.node_config import NodeConfig, format_initial_cluster, url
 from controller.bootstrap.protocol import (
     PROTOCOL_VERSION,
@@ -37,6 +38,14 @@ log = logging.getLogger(__name__)
 
 class JoinRefused(Exception):
     """The join request is not acceptable; the message goes back to the joiner."""
+
+
+# Tells the joiner what the server waits for, and for how many seconds at most.
+Progress = Callable[[str, float], Awaitable[None]]
+
+
+async def _silent(message: str, within: float) -> None:
+    return None
 
 
 def server_context(paths: pki.PKIPaths) -> ssl.SSLContext:
@@ -99,8 +108,12 @@ class JoinServer:
         try:
             async with asyncio.timeout(30):
                 req = await read_message(reader)
+
+                async def say(message: str, within: float) -> None:
+                    await write_message(writer, {"progress": message, "within": within})
+
                 try:
-                    answer = await self.process(req)
+                    answer = await self.process(req, say)
                 except (JoinRefused, TokenError, pki.PKIError) as e:
                     log.warning("join from %s refused: %s", peer, e)
                     answer = {"ok": False, "error": str(e)}
@@ -115,7 +128,7 @@ class JoinServer:
             with contextlib.suppress(OSError, ssl.SSLError):
                 await writer.wait_closed()
 
-    async def process(self, req: dict[str, Any]) -> dict[str, Any]:
+    async def process(self, req: dict[str, Any], say: Progress = _silent) -> dict[str, Any]:
         op = req.get("op")
         if op == "ca":
             return {"ok": True, "ca": pki.cert_pem(self.ca.cert).decode()}
@@ -126,6 +139,8 @@ class JoinServer:
                 f"join protocol version {req.get('version')!r} is not {PROTOCOL_VERSION}: "
                 "use the same Vigil version on every node"
             )
+        # Before any store read: without quorum those wait out the store's timeout.
+        self._refuse_without_quorum(await self.admin.members())
         await verify_token(self.store, _field(req, "token_id", str), _field(req, "secret", str))
         name = _field(req, "node", str)
         address = await self._spec_address(name)
@@ -137,7 +152,7 @@ class JoinServer:
             for what in ("server", "client", "admin")
         }
         async with self._lock:
-            member, members = await self._add_member(name, peer_url)
+            member, members = await self._add_member(name, peer_url, say)
             self.joins += 1
         log.info("node %s joined as etcd member %x (%s)", name, member.id, peer_url)
         return {
@@ -185,7 +200,21 @@ class JoinServer:
             "add it to the Cluster spec with `ha apply` first"
         )
 
-    async def _add_member(self, name: str, peer_url: str) -> tuple[MemberInfo, list[MemberInfo]]:
+    @staticmethod
+    def _refuse_without_quorum(members: list[MemberInfo]) -> None:
+        started = [m for m in members if m.started]
+        if len(started) > len(members) // 2:
+            return
+        waiting = ", ".join(u for m in members if not m.started for u in m.peer_urls)
+        raise JoinRefused(
+            f"the cluster's etcd has no quorum: {len(started)} of {len(members)} members "
+            f"run, and the member at {waiting} was added by a join but never started. Start "
+            "vigil-agent on that node, then join this one"
+        )
+
+    async def _add_member(
+        self, name: str, peer_url: str, say: Progress
+    ) -> tuple[MemberInfo, list[MemberInfo]]:
         members = await self.admin.members()
         for m in members:
             if m.name == name:
@@ -200,4 +229,16 @@ class JoinServer:
                 raise JoinRefused(
                     f"peer URL {peer_url} already belongs to member {m.name!r} ({m.id:x})"
                 )
+        for m in members:
+            if not m.started:
+                # Each new member lowers the share of running ones: one join at a time.
+                raise JoinRefused(
+                    f"the member at {', '.join(m.peer_urls)} was added by an earlier join but "
+                    "never started its etcd; start vigil-agent on that node first"
+                )
+        await say(
+            f"adding {name} ({peer_url}) as an etcd member: etcd accepts one once every member "
+            "has been connected for 5 s, so a join right after another waits up to that long",
+            SETTLE + self.admin.timeout,
+        )
         return await self.admin.add(peer_url)

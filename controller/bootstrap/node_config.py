@@ -48,6 +48,11 @@ class NodeConfig(BaseModel):
         default=None,
         description="HOST:PORT of the join endpoint; served by the agent where ca.key exists.",
     )
+    client_config: str | None = Field(
+        default=None,
+        description="The client config `ha` reads on this node; the agent keeps its "
+        "endpoints equal to the etcd members'.",
+    )
     state: Literal["member", "left"] = "member"
     seed_cluster: dict[str, Any] | None = Field(
         default=None,
@@ -127,6 +132,20 @@ def save_client_config(cfg: NodeConfig, endpoints: list[str], path: Path) -> Non
         },
         0o600,
     )
+
+
+def update_client_endpoints(path: Path, endpoints: list[str]) -> bool:
+    """Make the client config at ``path`` list ``endpoints``, keeping the rest of it; True if
+    the file changed. A missing or unreadable file is left alone: the administrator owns it."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    if not isinstance(data, dict) or data.get("endpoints") == endpoints:
+        return False
+    data["endpoints"] = endpoints
+    _write(path, data, 0o600)
+    return True
 
 
 def parse_initial_cluster(text: str) -> dict[str, str]:

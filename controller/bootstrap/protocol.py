@@ -3,7 +3,9 @@
 Each message is a 4-byte big-endian length and that many bytes of a UTF-8 JSON object.
 One request and one answer per connection. Requests carry ``op``: ``ca`` (answered
 before the client can verify anything: the client checks the CA against the token's
-fingerprint) or ``join``. Answers carry ``ok`` and either the result or ``error``.
+fingerprint) or ``join``. Answers carry ``ok`` and either the result or ``error``. Before
+its answer to a join, the server may send progress messages, ``progress`` (what it waits
+for, to show the administrator) and ``within`` (seconds the next message may take).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import struct
 from typing import Any
 
 MAX_MESSAGE = 1 << 20
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: progress messages
 
 
 class JoinProtocolError(Exception):

@@ -36,7 +36,7 @@ from controller.bootstrap.node_config import (
 )
 from controller.bootstrap.pki import DEFAULT_PKI_DIR
 from controller.bootstrap.token import TokenError, parse_token, split_endpoint
-from controller.cli.output import table
+from controller.cli.output import err, table
 from controller.store.client_config import ClientConfig, resolve
 from controller.store.etcd_channel import TLSFiles
 
@@ -110,7 +110,14 @@ def _join(args: argparse.Namespace) -> int:
     )
     try:
         cfg = asyncio.run(
-            join(token, node, paths, client_port=args.client_port, peer_port=args.peer_port)
+            join(
+                token,
+                node,
+                paths,
+                client_port=args.client_port,
+                peer_port=args.peer_port,
+                on_progress=lambda message: err(f"waiting: {message}"),
+            )
         )
     except JoinError as e:
         raise UnavailableError(str(e)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, entry_points
@@ -251,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cluster=getattr(args, "cluster", None),
             timeout=getattr(args, "timeout", None),
         )
+        config = dataclasses.replace(config, on_wait=lambda message: err(f"waiting: {message}"))
         command: Command = args.run
         return asyncio.run(command(args, config))
     except (VigilError, StoreError) as exc:

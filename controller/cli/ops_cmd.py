@@ -14,18 +14,20 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from controller.api.errors import InputError, NotFoundError
+from controller.api.errors import EXIT_UNAVAILABLE, InputError, NotFoundError
 from controller.api.group import MoveTo, ResourceGroup
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
 from controller.api.units import parse_duration
 from controller.apply.plan import Applied
 from controller.apply.run import apply_objects
-from controller.cli.output import use_colour
+from controller.cli.local_view import local_status_file, read_local_status, render_local
+from controller.cli.output import err, use_colour
 from controller.cli.status_view import render, to_json
 from controller.store import keys
 from controller.store.base import Delete, Store
 from controller.store.client_config import ClientConfig
+from controller.store.errors import StoreUnavailableError
 from controller.store.informer import Informer, wait_any
 from controller.store.view import ClusterView
 
@@ -40,6 +42,28 @@ def _print_status(cluster_name: str, view: ClusterView, as_json: bool) -> None:
 
 
 async def run_status(args: argparse.Namespace, config: ClientConfig) -> int:
+    try:
+        return await _cluster_status(args, config)
+    except StoreUnavailableError as exc:
+        return _local_status(exc, args.output == "json")
+
+
+def _local_status(exc: StoreUnavailableError, as_json: bool) -> int:
+    """The store does not answer: show what this node's agent knows, if one runs here."""
+    err(f"error: {exc}")
+    path = local_status_file()
+    status = read_local_status(path)
+    if status is None:
+        err(f"(no local view either: no agent writes {path} on this machine)")
+    elif as_json:
+        document = {"error": str(exc), "local": status.model_dump(mode="json")}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_local(status, datetime.now(UTC)))
+    return EXIT_UNAVAILABLE
+
+
+async def _cluster_status(args: argparse.Namespace, config: ClientConfig) -> int:
     async with config.open_store() as store:
         informer = Informer(store)
         items, revision = await store.list("")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class ClientConfig:
     timeout: float
     tls: ClientTLS
     source: str  # which file, if any, was read
+    # Told when the store refuses connections and the command waits for it (etcd starting).
+    on_wait: Callable[[str], object] | None = None
 
     def open_store(self) -> Store:
         return EtcdStore(
@@ -50,6 +53,7 @@ class ClientConfig:
             ca_cert=self.tls.ca,
             cert_cert=self.tls.cert,
             cert_key=self.tls.key,
+            on_wait=self.on_wait,
         )
 
 

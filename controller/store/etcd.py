@@ -77,7 +77,10 @@ class EtcdStore(Store):
         ca_cert: str | None = None,
         cert_key: str | None = None,
         cert_cert: str | None = None,
+        on_wait: Callable[[str], object] | None = None,
     ) -> None:
+        """``on_wait``: wait (up to the timeout) for an etcd that refuses connections, and
+        say so through on_wait once; without it, a refused connection fails at once."""
         if timeout <= 0:
             raise ValueError(f"etcd timeout must be > 0 seconds, got {timeout}")
         self.cluster = cluster
@@ -87,6 +90,7 @@ class EtcdStore(Store):
         self.stats = StoreStats()
         tls = TLSFiles(ca_cert, cert_key, cert_cert) if (ca_cert or cert_key or cert_cert) else None
         self._conn = EtcdConnection(list(endpoints), timeout, tls)
+        self._conn.on_wait = on_wait
         self._closed = False
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from controller.store.errors import (
 grpc: Any = importlib.import_module("grpc")  # grpcio ships no type information
 
 _MAX_MESSAGE = 256 * 1024 * 1024
+STARTING_PAUSE = 0.1  # seconds between connection rounds while etcd is starting
 
 
 class _RequireLeader(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
@@ -127,6 +129,10 @@ class EtcdConnection:
         self._index = 0
         self._lock = asyncio.Lock()
         self._closing: dict[asyncio.Task[None], Any] = {}
+        # Called once, the first time every endpoint refuses: a command started right after
+        # its node's agent then waits for etcd to listen, and says so, instead of failing.
+        self.on_wait: Callable[[str], object] | None = None
+        self._waited = False
 
     def _options(self) -> list[tuple[str, int]]:
         return [
@@ -163,33 +169,56 @@ class EtcdConnection:
         )
 
     async def ensure(self, deadline: float) -> Any:
-        """Return a channel that is connected or connecting, trying each endpoint once."""
+        """Return a channel that is connected or connecting, trying each endpoint once; with
+        ``on_wait`` set, keep trying until the deadline while every endpoint refuses."""
         if self.usable():
             return self.channel
         async with self._lock:
-            if self.usable():
-                return self.channel
-            self._drop()
-            failures: list[str] = []
-            n = len(self.endpoints)
-            for i in range(n):
-                ep = self.endpoints[(self._index + i) % n]
+            while True:
+                if self.usable():
+                    return self.channel
+                failures = await self._connect_round(deadline)
+                if failures is None:
+                    return self.channel
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    failures.append(f"{ep.url}: not tried (out of time)")
-                    continue
-                channel = self._open(ep)
-                budget = max(left / (n - i), min(0.5, left))
-                reason = await self._wait_ready(channel, time.monotonic() + budget)
-                if reason is None:
-                    self._index = (self._index + i) % n
-                    self._use(channel)
-                    return channel
-                failures.append(f"{ep.url}: {reason}")
-                await channel.close()
-            if n == 1:
+                # Once refused, any failure may be the same etcd still starting (listening
+                # before it serves): keep waiting for it until the deadline.
+                refused = all(f.endswith(": connection refused") for f in failures)
+                starting = refused or self._waited
+                if self.on_wait is None or not starting or left <= STARTING_PAUSE:
+                    break
+                if not self._waited:
+                    self._waited = True
+                    self.on_wait(
+                        f"etcd at {', '.join(self.urls)} refuses connections (starting, or "
+                        f"not running); waiting up to {self.timeout:g}s"
+                    )
+                await asyncio.sleep(STARTING_PAUSE)
+            if len(self.endpoints) == 1:
                 failures = [f.split(": ", 1)[1] for f in failures]
             raise StoreUnavailableError(self.urls, "; ".join(failures))
+
+    async def _connect_round(self, deadline: float) -> list[str] | None:
+        """Try each endpoint once; None once one is connected, else why each failed."""
+        self._drop()
+        failures: list[str] = []
+        n = len(self.endpoints)
+        for i in range(n):
+            ep = self.endpoints[(self._index + i) % n]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                failures.append(f"{ep.url}: not tried (out of time)")
+                continue
+            channel = self._open(ep)
+            budget = max(left / (n - i), min(0.5, left))
+            reason = await self._wait_ready(channel, time.monotonic() + budget)
+            if reason is None:
+                self._index = (self._index + i) % n
+                self._use(channel)
+                return None
+            failures.append(f"{ep.url}: {reason}")
+            await channel.close()
+        return failures
 
     async def _wait_ready(self, channel: Any, deadline: float) -> str | None:
         ready = grpc.ChannelConnectivity.READY

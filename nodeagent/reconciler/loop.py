@@ -88,6 +88,7 @@ class Reconciler:
         self._vips: list[str] | None = None
         self._probe_wake = asyncio.Event()
         self.turns = 0
+        self.views: dict[str, GroupView] = {}  # as the last turn saw each group here
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -181,6 +182,7 @@ class Reconciler:
                     # Placed here, yet "stop": only the recovery rule says so (_mode).
                     view = self._recovered_but_heard(view, record)
                 views.append(view)
+            self.views = {view.name: view for view in views}
             await self._forget_deleted(groups)
             order = group_start_order(groups.values())
             await self._count_unexpected_failures(views, groups)

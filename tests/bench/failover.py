@@ -91,13 +91,21 @@ def move_to(lab: VigilLab, node: str) -> None:
     """Put the group on ``node`` (ha move, then the move cleared: stickiness keeps it)."""
     if lab.wait_running("web", within=60) == node:
         return
-    lab.ha("move", "web", node)
+    moved = lab.ha("move", "web", node)
     deadline = time.monotonic() + 60
     while lab.where("web") != node:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"web did not move to {node}")
+            # Say why: the move's own answer, and what the cluster says about the group.
+            describe = lab.ha("describe", "rg", "web").out
+            status = lab.ha("status").out
+            raise RuntimeError(
+                f"web did not move to {node} (ha move: exit {moved.code} {moved.err.strip()})"
+                f"\n{status}\n{describe}"
+            )
         time.sleep(0.2)
-    lab.ha("move", "web", "--clear")
+    cleared = lab.ha("move", "web", "--clear")
+    if cleared.code != 0:
+        raise RuntimeError(f"ha move web --clear: exit {cleared.code}: {cleared.err.strip()}")
 
 
 def one_kill(

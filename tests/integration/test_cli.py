@@ -276,11 +276,41 @@ def test_store_down_or_unreachable() -> None:
     port = free_port()
     cli = Cli(f"http://127.0.0.1:{port}", "nowhere")
     started = time.monotonic()
-    result = cli("get", "rg")
+    result = cli("get", "rg", "--timeout", "1s")
     assert result.code == 3
+    # It waited for a store that might be starting, said so, then gave up with the reason.
+    assert f"waiting: etcd at http://127.0.0.1:{port} refuses connections" in result.err
     assert f"etcd unavailable at http://127.0.0.1:{port}" in result.err
     assert "is etcd running?" in result.err
     assert time.monotonic() - started < 5
+
+
+def test_a_command_started_before_its_store_waits_for_it() -> None:
+    """`ha cluster token create` right after starting the first agent: etcd is not
+    listening yet. The command waits (saying so) instead of failing with exit 3."""
+    server = EtcdServer()
+    env = {**Cli(server.endpoint, "starting").env, "VIGIL_TIMEOUT": "20s"}
+    command = subprocess.Popen(
+        [HA, "get", "rg", "-o", "name"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert command.stderr is not None
+        said = command.stderr.readline()
+        assert f"waiting: etcd at {server.endpoint} refuses connections" in said, said
+        assert command.poll() is None, "it gave up instead of waiting"
+        server.start()
+        out, err = command.communicate(timeout=30)
+        assert command.returncode == 0, err
+        assert out == ""  # an empty store: nothing to list, and no error
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+        server.cleanup()
 
 
 @pytest.mark.slow

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import yaml
 
+from controller.bootstrap.etcd_admin import EtcdAdmin
 from controller.bootstrap.join_client import JoinError, JoinPaths, join
 from controller.bootstrap.node_config import NodeConfig, load_node_config
 from controller.bootstrap.token import parse_token
@@ -30,9 +32,11 @@ from nodeagent.bootstrap import (
     serve_joins,
     start_member,
 )
+from nodeagent.client_endpoints import refresh_client_endpoints
 from nodeagent.etcd_member import EtcdMember, check_health
 from tests.integration.bootstrap.helpers import (
     NodeDirs,
+    Result,
     cluster_manifest,
     free_port,
     ha,
@@ -47,10 +51,12 @@ class Cluster3:
     root: Path
     nodes: list[NodeDirs]
     outsider: NodeDirs  # in the Cluster spec, never joined: for refusal tests
+    late: NodeDirs  # in the Cluster spec: joins after the outsider never started
     join_port: int
     token: str = ""
     members: dict[str, EtcdMember] = field(default_factory=dict)
     configs: dict[str, NodeConfig] = field(default_factory=dict)
+    joined: dict[str, Result] = field(default_factory=dict)  # what `ha cluster join` said
     join: JoinService | None = None
 
     def admin_store(self, endpoint: str) -> EtcdStore:
@@ -67,8 +73,9 @@ async def cluster() -> AsyncIterator[Cluster3]:
     root = Path(tempfile.mkdtemp(prefix="vigil-boot-", dir="/dev/shm"))
     nodes = [NodeDirs.make(root, f"n{i + 1}", f"127.0.0.{base + i}") for i in range(3)]
     outsider = NodeDirs.make(root, "n4", f"127.0.0.{base + 3}")
-    c = Cluster3(root, nodes, outsider, free_port(nodes[0].address))
-    manifest = cluster_manifest(root / "cluster.yaml", "boot", [*nodes, outsider])
+    late = NodeDirs.make(root, "n5", f"127.0.0.{base + 4}")
+    c = Cluster3(root, nodes, outsider, late, free_port(nodes[0].address))
+    manifest = cluster_manifest(root / "cluster.yaml", "boot", [*nodes, outsider, late])
     try:
         n1 = nodes[0]
         r = await ha(
@@ -91,6 +98,7 @@ async def cluster() -> AsyncIterator[Cluster3]:
         for n in nodes[1:]:
             r = await ha("cluster", "join", "--token", c.token, *n.file_args())
             assert r.code == 0, r.err
+            c.joined[n.name] = r
             c.configs[n.name] = load_node_config(n.node_config)
             c.members[n.name] = await start_member(c.configs[n.name], log_file=n.log_file)
         yield c
@@ -127,6 +135,28 @@ async def test_init_wrote_node_config_and_private_keys(cluster: Cluster3) -> Non
     heartbeat_keys = {k.read_bytes() for k in keys if k.name == "heartbeat.key"}
     assert len(heartbeat_keys) == 1, "every node must hold the same cluster heartbeat key"
     assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys), keys
+
+
+async def test_a_join_says_what_it_waits_for(cluster: Cluster3) -> None:
+    # n3 joined right after n2 started: etcd's health gate held the member add for ~5 s.
+    said = cluster.joined["n3"].err
+    assert "waiting: adding n3 (https://" in said, said
+    assert "once every member has been connected for 5 s" in said
+
+
+async def test_the_first_nodes_client_config_follows_the_members(cluster: Cluster3) -> None:
+    n1 = cluster.nodes[0]
+    written = yaml.safe_load(n1.client_config.read_text())["endpoints"]
+    assert written == cluster.configs["n1"].etcd.client_urls  # init knew only itself
+    async with EtcdAdmin(
+        cluster.configs["n1"].etcd.client_urls, cluster.configs["n1"].client_tls()
+    ) as admin:
+        assert await refresh_client_endpoints(admin, n1.client_config)
+    every = sorted(cluster.configs[n].etcd.client_urls[0] for n in ("n1", "n2", "n3"))
+    assert yaml.safe_load(n1.client_config.read_text())["endpoints"] == every
+    # The rewritten file is one `ha` reads (and, with n1's member away, n2 and n3 remain).
+    r = await ha("cluster", "members", "--config", str(n1.client_config), "-o", "json")
+    assert r.code == 0, r.err
 
 
 async def test_members_shows_three_healthy(cluster: Cluster3) -> None:
@@ -248,3 +278,17 @@ async def test_leave_removes_member_and_two_stay_healthy(cluster: Cluster3) -> N
     assert all(r["healthy"] for r in rows)
     async with cluster.admin_store(cluster.configs["n2"].etcd.client_urls[0]) as store:
         await store.put("after-leave", {"ok": True})
+
+
+async def test_a_join_after_one_that_never_started_is_refused(cluster: Cluster3) -> None:
+    out, late = cluster.outsider, cluster.late
+    r = await ha("cluster", "join", "--token", cluster.token, *out.file_args())
+    assert r.code == 0, r.err  # n4's member is added; its etcd is never started
+    r = await ha("cluster", "join", "--token", cluster.token, *late.file_args())
+    assert r.code != 0
+    assert f"the member at https://{out.address}:{out.peer_port} was added by an earlier" in r.err
+    assert "start vigil-agent on that node first" in r.err
+    assert not late.node_config.exists(), "a refused join must write nothing"
+    code, rows = await members_json(cluster.nodes[0])
+    assert code == 1  # n4 is unhealthy: "not started yet"
+    assert [r["healthy"] for r in rows].count(True) == 2 and len(rows) == 3  # not n5

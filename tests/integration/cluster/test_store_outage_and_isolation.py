@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import time
@@ -101,3 +102,13 @@ def test_isolated_active_node_stops_before_another_starts(
     assert survivor_running == survivor
     wait_until("the VIP answers", lambda: vlab.get(vip) == survivor, 10)
     assert active not in observer.holders()
+    # At the isolated node's console, `ha status` cannot read the cluster's view; it shows
+    # what that node's agent knows, marked as such, and that it stands down.
+    local = vlab.ha_on(active, "status", "--timeout", "1s", timeout=30)
+    sys.stderr.write(f"ha status on {active}:\n{local.err}{local.out}")
+    assert local.code == 3, local
+    assert f"LOCAL VIEW of node {active}, written by its agent" in local.out, local
+    assert f"Quorum:  NO: {active} hears 0 of 2 peers, not a majority of 3" in local.out
+    assert "it runs nothing and stops what it ran" in local.out
+    assert re.search(r"\n  web  not here +\S+ stopped, \S+ stopped\n", local.out), local.out
+    assert "error: etcd unavailable" in local.err

@@ -10,7 +10,7 @@ from cryptography import x509
 
 from controller.api.decode import decode
 from controller.bootstrap import pki
-from controller.bootstrap.etcd_admin import MemberInfo
+from controller.bootstrap.etcd_admin import SETTLE, MemberInfo
 from controller.bootstrap.join_server import JoinRefused, JoinServer, member_names
 from controller.bootstrap.node_config import EtcdSettings, NodeConfig
 from controller.bootstrap.protocol import PROTOCOL_VERSION
@@ -29,6 +29,8 @@ CLUSTER = {
 
 
 class FakeAdmin:
+    timeout = 5.0
+
     def __init__(self, members: list[MemberInfo]) -> None:
         self.list = members
         self.added: list[str] = []
@@ -44,6 +46,8 @@ class FakeAdmin:
 
 
 A = MemberInfo(0xA, "a", ("https://10.0.0.1:2380",), ("https://10.0.0.1:2379",), False)
+C = MemberInfo(0xC, "c", ("https://10.0.0.3:2380",), ("https://10.0.0.3:2379",), False)
+NEVER_STARTED = MemberInfo(0xD, "", ("https://10.0.0.4:2380",), (), False)
 
 
 @pytest.fixture
@@ -102,6 +106,7 @@ async def test_refusals(setup: Any) -> None:
 
 async def test_retry_reuses_the_unstarted_member(setup: Any) -> None:
     server, admin, token = setup
+    admin.list.append(C)  # two members run: the cluster keeps quorum with b added
     await server.process(request(token))
     await server.process(request(token))  # joiner crashed before starting etcd; tries again
     assert admin.added == ["https://10.0.0.2:2380"]
@@ -118,3 +123,31 @@ async def test_ca_request_needs_no_token(setup: Any) -> None:
     server, _, _ = setup
     answer = await server.process({"op": "ca"})
     assert pki.fingerprint_pem(answer["ca"].encode()) == pki.fingerprint(server.ca.cert)
+
+
+async def test_the_joiner_is_told_what_the_server_waits_for(setup: Any) -> None:
+    server, admin, token = setup
+    said: list[tuple[str, float]] = []
+
+    async def say(message: str, within: float) -> None:
+        said.append((message, within))
+
+    await server.process(request(token), say)
+    assert len(said) == 1
+    message, within = said[0]
+    assert "adding b (https://10.0.0.2:2380) as an etcd member" in message
+    assert "connected for 5 s" in message
+    assert within == SETTLE + admin.timeout  # the joiner waits that long for the answer
+
+
+async def test_a_join_while_the_last_joiner_never_started_is_refused_at_once(setup: Any) -> None:
+    server, admin, token = setup
+    admin.list.append(NEVER_STARTED)  # a then has no quorum: 1 of 2 members run
+    with pytest.raises(JoinRefused, match="no quorum: 1 of 2 members run") as refused:
+        await server.process(request(token))
+    assert "https://10.0.0.4:2380" in str(refused.value)
+    assert "Start vigil-agent on that node" in str(refused.value)
+    admin.list.insert(1, C)  # quorum again (2 of 3), but one join at a time
+    with pytest.raises(JoinRefused, match="never started its etcd"):
+        await server.process(request(token))
+    assert admin.added == []

@@ -14,6 +14,7 @@ from controller.bootstrap.node_config import (
     format_initial_cluster,
     load_node_config,
     parse_initial_cluster,
+    update_client_endpoints,
 )
 
 MANIFEST = """\
@@ -59,6 +60,23 @@ def test_init_writes_node_and_client_config(tmp_path: Path) -> None:
     client = yaml.safe_load((tmp_path / "client.yaml").read_text())
     assert client["cluster"] == "pg-cluster"
     assert client["tls"]["cert"].endswith("admin.crt")
+    # The agent keeps that file's endpoints current: it needs to know where it is.
+    assert cfg.client_config == str(tmp_path / "client.yaml")
+
+
+def test_client_endpoints_are_rewritten_only_when_members_differ(tmp_path: Path) -> None:
+    _init(tmp_path)
+    client = tmp_path / "client.yaml"
+    before = yaml.safe_load(client.read_text())
+    assert before["endpoints"] == ["https://192.168.1.11:2379"]
+    both = ["https://192.168.1.11:2379", "https://192.168.1.12:2379"]
+    assert update_client_endpoints(client, both)
+    after = yaml.safe_load(client.read_text())
+    assert after == {**before, "endpoints": both}  # cluster and certificates kept
+    assert client.stat().st_mode & 0o777 == 0o600
+    assert not update_client_endpoints(client, both)
+    assert not update_client_endpoints(tmp_path / "absent.yaml", both)
+    assert not (tmp_path / "absent.yaml").exists()
 
 
 def test_init_refuses_unknown_node_and_second_init(tmp_path: Path) -> None:
