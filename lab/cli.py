@@ -1,4 +1,4 @@
-"""`ha lab ...` subcommands: up, down, kill, reboot, partition, heal, status.
+"""`ha lab ...` subcommands: up, down, kill, reboot, partition, block, heal, status.
 
 The `ha` entry point calls `register(subparsers)`; each subcommand stores its
 handler in `func` (called with the parsed namespace, returns an exit code).
@@ -86,9 +86,16 @@ def _partition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _block(args: argparse.Namespace) -> int:
+    lab = Lab.attach(args.name)
+    lab.block(args.source, args.destination, args.only)
+    print("one-way: " + ", ".join(f"{s}->{d} ({w})" for s, d, w in lab.blocks))
+    return 0
+
+
 def _heal(args: argparse.Namespace) -> int:
     Lab.attach(args.name).heal()
-    print("all partitions healed")
+    print("all partitions and blocks healed")
     return 0
 
 
@@ -109,6 +116,7 @@ def _print_status(lab: Lab, *, as_json: bool) -> None:
             "client": {"netns": lab.client_ns, "ip": lab.client_ip},
             "nodes": [asdict(r) for r in rows],
             "cuts": lab.cuts,
+            "blocks": lab.blocks,
         }
         print(json.dumps(doc, indent=2))
         return
@@ -121,6 +129,8 @@ def _print_status(lab: Lab, *, as_json: bool) -> None:
         )
     if lab.cuts:
         print("partitioned pairs: " + ", ".join(f"{a}/{b}" for a, b in lab.cuts))
+    if lab.blocks:
+        print("one-way blocks: " + ", ".join(f"{s}->{d} ({w})" for s, d, w in lab.blocks))
 
 
 def _add(sub: argparse._SubParsersAction, name: str, handler: Handler, help_: str,  # type: ignore[type-arg]
@@ -176,7 +186,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("node")
     p = _add(sub, "partition", _partition, "cut traffic between groups, e.g. `n1 / n2,n3`")
     p.add_argument("groups", nargs="+", help="node groups separated by '/'")
-    _add(sub, "heal", _heal, "remove every partition")
+    p = _add(sub, "block", _block, "drop IP traffic in one direction only, e.g. `n1 n2`")
+    p.add_argument("source")
+    p.add_argument("destination")
+    p.add_argument("--only", choices=("all", "heartbeat"), default="all",
+                   help="heartbeat: only Vigil's heartbeats (UDP 694)")  # fmt: skip
+    _add(sub, "heal", _heal, "remove every partition and block")
     p = _add(sub, "status", _status, "nodes, PIDs, up/down, addresses")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="list the labs that exist")

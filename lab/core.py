@@ -193,6 +193,10 @@ class Lab:
     def cuts(self) -> list[list[str]]:
         return [list(p) for p in self._state.cuts]
 
+    @property
+    def blocks(self) -> list[list[str]]:
+        return [list(b) for b in self._state.blocks]
+
     # ---- running commands inside -----------------------------------------------------------
     def wrap_argv(self, target: str, argv: list[str]) -> list[str]:
         """argv prefixed so it runs inside `target` (a node name or "client")."""
@@ -272,16 +276,30 @@ class Lab:
             self._reload()
             new = partition.cut_pairs(parsed, self.nodes)
             cuts = partition.merge_cuts(self._state.cuts, new)
-            partition.apply(self.layout.switch_netns, cuts, self._ports())
+            partition.apply(self.layout.switch_netns, cuts, self._ports(), self._state.blocks)
             self._state.cuts = cuts
+            state.save(self._state)
+
+    def block(self, src: str, dst: str, what: str = "all") -> None:
+        """Drop frames from `src` to `dst` only (an asymmetric fault); `what` is "all" or
+        "heartbeat". Earlier cuts and blocks stay; heal() removes them all."""
+        with state.locked(self.name):
+            self._reload()
+            rule = partition.check_block(src, dst, what, self.nodes)
+            blocks = self._state.blocks
+            if rule not in blocks:
+                blocks = [*blocks, rule]
+            partition.apply(self.layout.switch_netns, self._state.cuts, self._ports(), blocks)
+            self._state.blocks = blocks
             state.save(self._state)
 
     def heal(self) -> None:
         with state.locked(self.name):
             self._reload()
-            if self._state.cuts or shutil.which("nft"):
+            if self._state.cuts or self._state.blocks or shutil.which("nft"):
                 partition.apply(self.layout.switch_netns, [], self._ports())
             self._state.cuts = []
+            self._state.blocks = []
             state.save(self._state)
 
     def down(self, keep_disks: bool | None = None) -> None:

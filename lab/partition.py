@@ -13,6 +13,11 @@ from lab.errors import LabError
 from lab.shell import require_nft, run
 
 TABLE = "vigil_lab"
+# What a one-way block drops: every IP packet, or only Vigil's heartbeats (UDP 694, the
+# Cluster spec's default port) while etcd and client traffic still pass. ARP passes both
+# ways: with ARP blocked one way, neither side could resolve the other once its cache
+# entry aged, and the fault would turn into a two-way cut.
+BLOCKABLE = {"all": "ether type { ip, ip6 } ", "heartbeat": "udp dport 694 "}
 
 
 def parse_groups(spec: str) -> list[list[str]]:
@@ -47,8 +52,22 @@ def merge_cuts(existing: list[list[str]], new: list[list[str]]) -> list[list[str
     return [list(p) for p in sorted(unique)]
 
 
-def ruleset(cuts: list[list[str]], port_of: dict[str, str]) -> str:
-    """A complete nft script that replaces the lab table with rules for `cuts`."""
+def check_block(src: str, dst: str, what: str, known: list[str]) -> list[str]:
+    for node in (src, dst):
+        if node not in known:
+            raise LabError(f"block names unknown node {node!r}; nodes are {', '.join(known)}")
+    if src == dst:
+        raise LabError(f"block from {src} to itself: name two different nodes")
+    if what not in BLOCKABLE:
+        raise LabError(f"block what {what!r}: use one of {', '.join(BLOCKABLE)}")
+    return [src, dst, what]
+
+
+def ruleset(
+    cuts: list[list[str]], port_of: dict[str, str], blocks: list[list[str]] | None = None
+) -> str:
+    """A complete nft script that replaces the lab table with rules for `cuts` (both
+    directions) and `blocks` (one direction: [source, destination, what])."""
     lines = [
         f"table bridge {TABLE} {{}}",
         f"delete table bridge {TABLE}",
@@ -60,14 +79,22 @@ def ruleset(cuts: list[list[str]], port_of: dict[str, str]) -> str:
         pa, pb = port_of[a], port_of[b]
         lines.append(f'    iifname "{pa}" oifname "{pb}" drop')
         lines.append(f'    iifname "{pb}" oifname "{pa}" drop')
+    for src, dst, what in blocks or []:
+        lines.append(f'    iifname "{port_of[src]}" oifname "{port_of[dst]}" {BLOCKABLE[what]}drop')
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 
 
-def apply(switch_ns: str, cuts: list[list[str]], port_of: dict[str, str]) -> None:
+def apply(
+    switch_ns: str,
+    cuts: list[list[str]],
+    port_of: dict[str, str],
+    blocks: list[list[str]] | None = None,
+) -> None:
     nft = require_nft()
-    if cuts:
-        run(["ip", "netns", "exec", switch_ns, nft, "-f", "-"], input_text=ruleset(cuts, port_of))
+    if cuts or blocks:
+        script = ruleset(cuts, port_of, blocks)
+        run(["ip", "netns", "exec", switch_ns, nft, "-f", "-"], input_text=script)
     else:
         script = f"table bridge {TABLE} {{}}\ndelete table bridge {TABLE}\n"
         run(["ip", "netns", "exec", switch_ns, nft, "-f", "-"], input_text=script)

@@ -39,6 +39,8 @@ class LabState:
     python: str
     runtime: dict[str, NodeRuntime] = field(default_factory=dict)
     cuts: list[list[str]] = field(default_factory=list)  # sorted node-name pairs
+    # One-way drops: [source, destination, what] with what in lab.partition.BLOCKABLE.
+    blocks: list[list[str]] = field(default_factory=list)
     restart_delay: float | None = None  # init restarts payloads that exit, as systemd would
     version: int = STATE_VERSION
 

@@ -129,19 +129,22 @@ class Campaign:
             leader = etcd_leader(self.lab)
             return leader if leader in nodes else self.rng.choice(nodes)
         running = self.running_nodes()
-        if running and self.rng.random() < 0.7:
+        if running and self.rng.random() < 0.8:
             return self.rng.choice(running)
         return self.rng.choice(nodes)
 
     def one(self, index: int, kind: str) -> FaultResult:
         time.sleep(self.rng.uniform(0.0, 1.5))  # a random moment
         node = self.target(kind)
+        ran = sorted(g for g, nodes in self.services.where().items() if node in nodes)
         started = time.monotonic()
         detail = self.injector.run(kind, node)
         healed = time.monotonic()
         trace: list[tuple[float, list[str]]] = []
         took, wrong = self.wait_converged(self.converge_limit, trace)
-        return FaultResult(index, kind, node, detail, started, healed, took, wrong, trace=trace)
+        return FaultResult(
+            index, kind, node, detail, started, healed, took, wrong, target_ran=ran, trace=trace
+        )
 
     def order(self, faults: int, kinds: list[str]) -> list[str]:
         """Every kind once per round, in an order the seed shuffles: a short campaign
@@ -163,8 +166,9 @@ class Campaign:
                 if result.converged_after is not None
                 else f"NOT converged within {self.converge_limit:.0f} s: {result.not_running}"
             )
-            print(f"  [{index}/{faults}] {kind} on {result.target}: {result.detail}; {state}",
-                  flush=True)  # fmt: skip
+            ran = ", ".join(result.target_ran) or "nothing"
+            print(f"  [{index}/{faults}] {kind} on {result.target} (running {ran}): "
+                  f"{result.detail}; {state}", flush=True)  # fmt: skip
         return self.results
 
     def stop(self) -> None:

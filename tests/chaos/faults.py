@@ -7,6 +7,10 @@ agent-stop SIGSTOP of the agent, SIGCONT after the hold
 etcd-kill  SIGKILL of the node's etcd member (the agent's supervisor restarts it)
 etcd-stop  SIGSTOP of the etcd member (frozen: connections accepted, never answered)
 partition  the node is cut from the others (nftables in the lab's switch), then healed
+mute       what the node sends to the others is lost; it still hears them (asymmetric)
+deaf       what the others send to the node is lost; they still hear it (asymmetric)
+heartbeat-loss  heartbeats between the node and the others are lost both ways; etcd and
+           client traffic pass (the heartbeat network fails, the rest does not)
 link-down  the node's switch port goes down (the cable pulled: clients lose it too)
 cpu        every core busy with spinning processes (the node is not one: CPU is shared)
 """
@@ -28,8 +32,8 @@ from lab import net
 from lab.cluster import VigilLab
 
 KINDS = (
-    "power", "agent-kill", "agent-stop", "etcd-kill", "etcd-stop", "partition", "link-down",
-    "cpu",
+    "power", "agent-kill", "agent-stop", "etcd-kill", "etcd-stop", "partition", "mute",
+    "deaf", "heartbeat-loss", "link-down", "cpu",
 )  # fmt: skip
 
 
@@ -123,6 +127,30 @@ class Injector:
         finally:
             self.lab.lab.heal()
         return f"{node} cut from {', '.join(others)} for {held:.1f} s"
+
+    def _blocked(self, pairs: list[tuple[str, str]], what: str, low: float, high: float) -> float:
+        try:
+            for src, dst in pairs:
+                self.lab.lab.block(src, dst, what)
+            return self._hold(low, high)
+        finally:
+            self.lab.lab.heal()
+
+    def _mute(self, node: str) -> str:
+        others = [n for n in self.lab.nodes if n != node]
+        held = self._blocked([(node, o) for o in others], "all", 2.0, 6.0)
+        return f"{node} -> {', '.join(others)} lost for {held:.1f} s"
+
+    def _deaf(self, node: str) -> str:
+        others = [n for n in self.lab.nodes if n != node]
+        held = self._blocked([(o, node) for o in others], "all", 2.0, 6.0)
+        return f"{', '.join(others)} -> {node} lost for {held:.1f} s"
+
+    def _heartbeat_loss(self, node: str) -> str:
+        others = [n for n in self.lab.nodes if n != node]
+        pairs = [(node, o) for o in others] + [(o, node) for o in others]
+        held = self._blocked(pairs, "heartbeat", 2.0, 6.0)
+        return f"heartbeats between {node} and {', '.join(others)} lost for {held:.1f} s"
 
     def _link_down(self, node: str) -> str:
         lab = self.lab.lab

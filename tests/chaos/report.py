@@ -39,6 +39,7 @@ class FaultResult:
     dual_active: list[DualActive] = field(default_factory=list)
     longest_client_gap: float | None = None  # seconds without an answer from some VIP
     client_gaps: dict[str, float] = field(default_factory=dict)  # per group
+    target_ran: list[str] = field(default_factory=list)  # groups on the target when hit
     # What was not converged yet, each time it changed: (seconds after the heal, what).
     trace: list[tuple[float, list[str]]] = field(default_factory=list)
 

@@ -21,8 +21,8 @@ from .cluster.conftest import needs_root
 pytestmark = [pytest.mark.slow, needs_root]
 
 
-def test_thirty_faults_never_run_a_group_twice_and_always_converge() -> None:
-    results, before, observers = run_campaign(len(KINDS) * 4, seed=20261204)
+def test_thirty_three_faults_never_run_a_group_twice_and_always_converge() -> None:
+    results, before, observers = run_campaign(len(KINDS) * 3, seed=20261204)
     rows = summarize(results)
     sys.stderr.write("\n" + table(rows) + f"observers: {observers}\n")
     assert {r.kind for r in results} == set(KINDS)

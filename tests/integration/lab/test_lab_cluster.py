@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -163,3 +164,48 @@ def _proc_state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return "gone"
+
+
+_RECEIVE = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", int(sys.argv[1])))
+s.settimeout(2.0)
+try:
+    print(s.recv(100).decode())
+except TimeoutError:
+    print("nothing")
+"""
+_SEND = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(12):
+    s.sendto(b"arrived", (sys.argv[1], int(sys.argv[2])))
+    time.sleep(0.1)
+"""
+
+
+def udp_arrives(lab: Lab, src: str, dst: str, port: int) -> bool:
+    receiver = lab.popen_in(
+        dst, [sys.executable, "-S", "-c", _RECEIVE, str(port)], stdout=subprocess.PIPE, text=True
+    )
+    time.sleep(0.3)  # bound before the first datagram
+    lab.exec_in(src, [sys.executable, "-S", "-c", _SEND, lab.node_ip(dst), str(port)], check=True)
+    out, _ = receiver.communicate(timeout=10)
+    return out.strip() == "arrived"
+
+
+def test_one_way_blocks_drop_one_direction_only(lab3: Lab) -> None:
+    ip = {n: lab3.node_ip(n) for n in lab3.nodes}
+    lab3.block("n1", "n2", "heartbeat")
+    assert not udp_arrives(lab3, "n1", "n2", 694)  # heartbeats n1 -> n2 are lost
+    assert udp_arrives(lab3, "n1", "n2", 695)  # other traffic passes
+    assert udp_arrives(lab3, "n2", "n1", 694)  # and the other direction
+    assert http_get(lab3, "n1", ip["n2"]) == "n2"
+    lab3.block("n3", "n1")
+    assert not udp_arrives(lab3, "n3", "n1", 695)
+    assert udp_arrives(lab3, "n1", "n3", 695)
+    assert lab3.blocks == [["n1", "n2", "heartbeat"], ["n3", "n1", "all"]]
+    lab3.heal()
+    assert lab3.blocks == []
+    assert udp_arrives(lab3, "n1", "n2", 694) and udp_arrives(lab3, "n3", "n1", 695)

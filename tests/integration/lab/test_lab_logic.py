@@ -11,7 +11,7 @@ import pytest
 from lab import LabError
 from lab.cli import register
 from lab.names import make_layout, owns_netns, render_argv, subnet_octets, validate_lab_name
-from lab.partition import cut_pairs, merge_cuts, parse_groups, ruleset
+from lab.partition import check_block, cut_pairs, merge_cuts, parse_groups, ruleset
 from lab.shell import check_prerequisites
 from lab.state import LabState, NodeRuntime
 
@@ -70,6 +70,18 @@ def test_partition_groups_and_rules() -> None:
     assert 'iifname "p-n1" oifname "p-n2" drop' in text
     assert 'iifname "p-n3" oifname "p-n1" drop' in text
     assert "p-n4" not in text
+    ports = {"n1": "p-n1", "n2": "p-n2", "n3": "p-n3"}
+    one_way = ruleset([], ports, [["n1", "n2", "all"], ["n3", "n1", "heartbeat"]])
+    assert 'iifname "p-n1" oifname "p-n2" ether type { ip, ip6 } drop' in one_way
+    assert 'iifname "p-n2" oifname "p-n1"' not in one_way  # the other way passes
+    assert 'iifname "p-n3" oifname "p-n1" udp dport 694 drop' in one_way
+    assert check_block("n1", "n2", "heartbeat", ["n1", "n2"]) == ["n1", "n2", "heartbeat"]
+    with pytest.raises(LabError, match="unknown node 'n9'"):
+        check_block("n1", "n9", "all", ["n1", "n2"])
+    with pytest.raises(LabError, match="use one of all, heartbeat"):
+        check_block("n1", "n2", "udp", ["n1", "n2"])
+    with pytest.raises(LabError, match="to itself"):
+        check_block("n1", "n1", "all", ["n1", "n2"])
     for spec in ("n1", "n1 / ", "/"):
         with pytest.raises(LabError, match="two non-empty groups"):
             parse_groups(spec)
@@ -82,7 +94,7 @@ def test_partition_groups_and_rules() -> None:
 def test_state_round_trip_and_bad_file() -> None:
     st = LabState(name="demo", nodes=["n1"], payload=[["x", "{node}"]], disk_root="/d",
                   python="/py", runtime={"n1": NodeRuntime(pid=5, pid_start=7, boots=1)},
-                  cuts=[["n1", "n2"]])  # fmt: skip
+                  cuts=[["n1", "n2"]], blocks=[["n2", "n1", "heartbeat"]])  # fmt: skip
     assert LabState.from_json(st.to_json(), "mem") == st
     with pytest.raises(LabError, match=r"unreadable.*down"):
         LabState.from_json('{"version": 99}', "/run/x/state.json")
@@ -99,6 +111,7 @@ def test_cli_parses_every_subcommand() -> None:
         ["kill", "n1"],
         ["reboot", "n1"],
         ["heal"],
+        ["block", "n1", "n2", "--only", "heartbeat"],
         ["status", "--json"],
         ["down", "--keep-disks"],
     ):
