@@ -97,6 +97,7 @@ class Agent:
         self.liveness: HeartbeatLiveness | None = None
         self.reconciler: Reconciler | None = None
         self._stopping = asyncio.Event()
+        self._failed = False  # a task died: exit non-zero so that the supervisor restarts it
         self._tasks: list[asyncio.Task[Any]] = []
         self._closers: list[Any] = []
         self._started = datetime.now(UTC).isoformat()
@@ -111,7 +112,7 @@ class Agent:
             await self._start()
             await self._stopping.wait()
             log.info("stopping: resources first, then heartbeats and the store member")
-            return 0
+            return 1 if self._failed else 0
         finally:
             await self._shutdown()
 
@@ -185,11 +186,21 @@ class Agent:
         self._tasks.append(task)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if self._stopping.is_set():
+            return  # the shutdown cancels them
         if task.cancelled():
+            # Nothing but the shutdown cancels these tasks: a loop that ended this way
+            # (grpc raising CancelledError for a closed connection did) would leave the
+            # node deciding from a frozen copy of the store, silently. Restart whole.
+            log.error("task %s was cancelled while the agent runs; stopping the agent",
+                      task.get_name())  # fmt: skip
+            self._failed = True
+            self._stopping.set()
             return
         exc = task.exception()
         if exc is not None:
             log.error("task %s died: %r; stopping the agent", task.get_name(), exc)
+            self._failed = True
             self._stopping.set()
 
     async def _shutdown(self) -> None:

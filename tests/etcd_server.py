@@ -120,6 +120,8 @@ class EtcdServer:
         self.proc: subprocess.Popen[bytes] | None = None
         # With tls, clients must use https and a client certificate signed by pki.ca_cert.
         self.pki = make_test_pki(self.workdir) if tls else None
+        self.initial_cluster = f"{name}=http://127.0.0.1:{self.peer_port}"  # see etcd_trio
+        self.cluster_token = f"vigil-test-{uuid.uuid4().hex}"
 
     @property
     def endpoint(self) -> str:
@@ -136,8 +138,8 @@ class EtcdServer:
             "--advertise-client-urls", self.endpoint,
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"{self.name}={peer}",
-            "--initial-cluster-token", f"vigil-test-{uuid.uuid4().hex}",
+            "--initial-cluster", self.initial_cluster,
+            "--initial-cluster-token", self.cluster_token,
             "--initial-cluster-state", "new",
             "--heartbeat-interval", "50",
             "--election-timeout", "250",
@@ -158,12 +160,19 @@ class EtcdServer:
         ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> None:
+        self.launch()
+        self.wait_healthy(timeout)
+
+    def launch(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError(f"etcd already running as pid {self.proc.pid}")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self._args(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
+
+    def wait_healthy(self, timeout: float = 10.0) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -226,3 +235,14 @@ class EtcdServer:
         tb: TracebackType | None,
     ) -> None:
         self.cleanup()
+
+
+def etcd_trio() -> list[EtcdServer]:
+    """Three members of one etcd cluster on loopback (not started: launch each, then
+    wait_healthy; cleanup each)."""
+    trio = [EtcdServer(name=f"vigil-test-{i}") for i in range(3)]
+    initial = ",".join(m.initial_cluster for m in trio)
+    for m in trio:
+        m.initial_cluster = initial
+        m.cluster_token = trio[0].cluster_token
+    return trio

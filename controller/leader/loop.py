@@ -26,10 +26,12 @@ log = logging.getLogger(__name__)
 RESYNC = 2.0
 # A placement write is on the failover's critical path, and every other write of a turn
 # delays the next turn. When the node that died also led etcd, a write sent around its
-# death can be dropped and etcd answers only after its own ~5 s timeout: give up sooner
-# and decide again (the write has a compare-and-swap, so one that was applied after all
-# makes the next attempt conflict, never apply twice).
-WRITE_ATTEMPT = 0.5
+# death is dropped (forwarded to the dead leader) and etcd answers only after its own ~5 s
+# timeout: give up after about one etcd election timeout (250 ms) and decide again (the
+# write has a compare-and-swap, so one that was applied after all makes the next attempt
+# conflict, never apply twice). A write refused while etcd elects is retried within the
+# attempt (EtcdStore).
+WRITE_ATTEMPT = 0.25
 RETRY = 0.1
 
 
@@ -50,6 +52,7 @@ class Leader:
         wakes = [store_changed, self.liveness.subscribe()]
         retry = RETRY
         while True:
+            began = time.monotonic()
             try:
                 await self.turn()
             except ConflictError as exc:
@@ -61,9 +64,14 @@ class Leader:
                 retry = min(2 * retry, RESYNC)
                 continue
             except StoreError as exc:
-                log.warning("controller: store: %s; deciding again in %.1f s", exc, retry)
-                await asyncio.sleep(retry)
-                retry = min(2 * retry, RESYNC)
+                # An attempt that timed out has waited already: decide again at once (the
+                # store elected a new leader meanwhile, or the next attempt waits again);
+                # only quick failures back off, so a store that refuses is not hammered.
+                pause = max(0.0, retry - (time.monotonic() - began))
+                log.warning("controller: store: %s; deciding again in %.2f s", exc, pause)
+                await asyncio.sleep(pause)
+                if pause > 0:
+                    retry = min(2 * retry, RESYNC)
                 continue
             retry = RETRY
             await wait_any(wakes, RESYNC)

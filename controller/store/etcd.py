@@ -38,7 +38,9 @@ from controller.store.errors import (
 from controller.store.etcd_channel import (
     EtcdConnection,
     TLSFiles,
+    closed_under_call,
     grpc,
+    leaderless,
     not_sent,
     prefix_range_end,
     translate,
@@ -48,6 +50,8 @@ from controller.store.keys import check_relative_key, cluster_prefix
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+LEADERLESS_PAUSE = 0.025  # seconds between writes refused while etcd elects a leader
 
 # Watches ask etcd to cancel them when the member loses its leader, so a partitioned
 # member's watchers move to another endpoint instead of waiting silently.
@@ -132,11 +136,26 @@ class EtcdStore(Store):
         while True:
             channel = await self._conn.ensure(deadline)
             try:
-                return await fn(self._conn)
+                try:
+                    return await fn(self._conn)
+                except asyncio.CancelledError:
+                    if not closed_under_call():
+                        raise
+                    if idempotent and time.monotonic() < deadline - 0.05:
+                        continue
+                    maybe = " (the write may have been applied: re-read first)" if write else ""
+                    cause = f"the request's connection was closed{maybe}"
+                    raise StoreUnavailableError(self._conn.urls, cause) from None
             except rpc.AioRpcError as e:
                 retry = e.code() == rpc.StatusCode.UNAVAILABLE and (idempotent or not_sent(e))
-                if retry and time.monotonic() < deadline - 0.05:
-                    self._conn.reset(channel)
+                if retry and time.monotonic() < deadline - LEADERLESS_PAUSE:
+                    if write and leaderless(e):
+                        # etcd is electing (its leader died): this member has a leader
+                        # again within an election timeout, while the next endpoint may be
+                        # the dead one, where connecting alone would spend the attempt.
+                        await asyncio.sleep(LEADERLESS_PAUSE)
+                    else:
+                        self._conn.reset(channel)
                     continue
                 unsure = write and not not_sent(e)
                 raise translate(
@@ -359,9 +378,9 @@ class EtcdStore(Store):
                 )
                 call = self._conn.watch.Watch(metadata=_REQUIRE_LEADER)
                 self.stats.watch_streams += 1
-                await call.write(rpc.WatchRequest(create_request=create))
+                await _stream_io(call.write(rpc.WatchRequest(create_request=create)))
                 while True:
-                    resp = await call.read()
+                    resp = await _stream_io(call.read())
                     if resp is grpc.aio.EOF:
                         raise _StreamEnded("etcd closed the watch stream")
                     if resp.compact_revision:
@@ -417,6 +436,15 @@ class EtcdStore(Store):
 
 class _StreamEnded(Exception):
     pass
+
+
+async def _stream_io(step: Awaitable[T]) -> T:
+    try:
+        return await step
+    except asyncio.CancelledError:
+        if not closed_under_call():
+            raise
+        raise _StreamEnded("its connection was closed (moved to another endpoint)") from None
 
 
 _RETRY_CODES = (

@@ -105,12 +105,34 @@ def prefix_range_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
+def closed_under_call() -> bool:
+    """True when a CancelledError came from grpc, not from cancelling this task.
+
+    grpc cancels the calls still open on a channel once its close grace ends (a channel
+    is closed when the connection moves to another endpoint), and a cancelled call raises
+    asyncio.CancelledError in its caller. That is a lost connection, to retry like any
+    other; taken for a cancellation it silently ended the watch that kept a node's copy
+    of the store current.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() == 0
+
+
 def not_sent(e: Exception) -> bool:
-    """True when grpc failed before the request left, so even a write is safe to retry."""
+    """True when the request was certainly not applied, so even a write is safe to retry:
+    grpc failed before it left, or etcd refused it for want of a leader."""
     if not isinstance(e, rpc.AioRpcError) or e.code() != rpc.StatusCode.UNAVAILABLE:
         return False
     d = (e.details() or "").lower()
-    return "failed to connect" in d or "connection refused" in d
+    return "failed to connect" in d or "connection refused" in d or leaderless(e)
+
+
+def leaderless(e: Exception) -> bool:
+    """etcd's answer to a request carrying `hasleader` while the member has no leader:
+    given before anything is proposed."""
+    if not isinstance(e, rpc.AioRpcError) or e.code() != rpc.StatusCode.UNAVAILABLE:
+        return False
+    return "no leader" in (e.details() or "").lower()
 
 
 class EtcdConnection:

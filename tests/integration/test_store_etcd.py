@@ -26,7 +26,7 @@ from controller.store.errors import (
 from controller.store.etcd import EtcdStore
 from controller.store.lease_keeper import keep_alive
 from controller.store.memory import MemoryStore
-from tests.etcd_server import EtcdServer, free_port
+from tests.etcd_server import EtcdServer, etcd_trio, free_port
 
 
 def _cluster() -> str:
@@ -496,3 +496,67 @@ async def test_tls_with_client_certificate() -> None:
         async with EtcdStore([plain], _cluster(), timeout=2) as s:
             with pytest.raises(StoreUnavailableError, match="https://"):
                 await s.get("specs/G/a")
+
+
+async def test_watch_survives_its_channel_being_replaced(etcd_server: EtcdServer) -> None:
+    """A request that meets "no leader" moves the connection to the next endpoint and
+    closes the old channel after a grace period; grpc then cancels the watch stream still
+    open on it. That must be a reconnect like any other, not the end of the watch: a
+    watcher that stopped there left a controller deciding from a frozen copy of the store
+    (found by the failover bench after an etcd leader was killed)."""
+    async with (
+        EtcdStore([etcd_server.endpoint], _cluster(), timeout=0.5) as watcher_store,
+        EtcdStore([etcd_server.endpoint], watcher_store.cluster) as writer,
+    ):
+        events = watcher_store.watch("specs/", await writer.revision() + 1)
+        await writer.put("specs/G/a", {"v": 1})
+        await take(events, 1)
+        conn = watcher_store._conn
+        conn.reset(conn.channel)  # as _call does on "no leader"
+        await watcher_store.get("specs/G/a")  # a new channel; the old one closes in 0.5 s
+        await asyncio.sleep(1.0)
+        await writer.put("specs/G/b", {"v": 2})
+        (ev,) = await take(events, 1, within=5)
+        assert ev.key == "specs/G/b"
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+async def test_a_write_refused_for_want_of_a_leader_waits_for_the_election() -> None:
+    """etcd refuses a write at once while its member has no leader ("no leader": nothing
+    was proposed). Within the write's time the store retries on the same member, so a
+    write sent while etcd elects lands when the election ends; past it, the error does
+    not claim the write may have been applied."""
+    trio = etcd_trio()
+    try:
+        for m in trio:
+            m.launch()
+        for m in trio:
+            m.wait_healthy()
+        async with EtcdStore([trio[0].endpoint], _cluster(), timeout=5.0) as s:
+            await s.put("specs/G/a", {"v": 1})
+            trio[1].stop()
+            trio[2].stop()
+            deadline = time.monotonic() + 10
+            while True:  # until member 0 knows it has no leader
+                try:
+                    await s.commit([Put("specs/G/probe", {})], 0.3)
+                except StoreUnavailableError as exc:
+                    if "no leader" in str(exc):
+                        break
+                assert time.monotonic() < deadline, "member 0 never lost its leader"
+                await asyncio.sleep(0.1)
+            with pytest.raises(StoreUnavailableError) as refused:
+                await s.commit([Put("specs/G/b", {"v": 1})], 0.6)
+            assert "no leader" in str(refused.value)
+            assert "may have been applied" not in str(refused.value)
+
+            write = asyncio.create_task(s.commit([Put("specs/G/c", {"v": 1})], 8.0))
+            await asyncio.sleep(0.3)
+            trio[1].launch()  # quorum again: an election, then the waiting write lands
+            rev = await write
+            kv = await s.get("specs/G/c")
+            assert kv is not None and kv.mod_revision == rev
+    finally:
+        for m in trio:
+            m.cleanup()
