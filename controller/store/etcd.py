@@ -338,6 +338,7 @@ class EtcdStore(Store):
             await self._call(
                 lambda c: c.lease.LeaseRevoke(req, timeout=within),
                 idempotent=True,
+                write=True,  # refused for want of a leader: wait for it on the same member
                 lease_id=lease_id,
                 timeout=within,
             )
