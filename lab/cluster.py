@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
+from controller.api.units import parse_duration
 from controller.bootstrap import pki
+from controller.bootstrap.etcd_config import etcd_timing
 from controller.bootstrap.node_config import EtcdSettings, NodeConfig, save_node_config, url
 from lab import state
 from lab.core import Lab
@@ -91,6 +93,8 @@ class VigilLab:
         ca = pki.create_ca(self.name)
         heartbeat_key = secrets.token_hex(32).encode()
         members = ",".join(f"{n}={url(self.lab.node_ip(n), 2380)}" for n in self.nodes)
+        # As `ha cluster init` does: etcd elects within the heartbeats' deadtime.
+        heartbeat_ms, election_ms = etcd_timing(parse_duration(self.timing["deadtime"]))
         for node in self.nodes:
             disk = self.lab.disk_dir(node)
             paths = pki.PKIPaths(disk / "pki")
@@ -111,6 +115,8 @@ class VigilLab:
                     initial_cluster=members,
                     initial_cluster_state="new",
                     initial_cluster_token=f"lab-{self.name}",
+                    heartbeat_ms=heartbeat_ms,
+                    election_ms=election_ms,
                 ),
                 seed_cluster=self.cluster_document(),
             )

@@ -16,6 +16,7 @@ from controller.api.decode import SchemaError, decode
 from controller.api.errors import InputError
 from controller.api.manifest import load
 from controller.bootstrap import pki
+from controller.bootstrap.etcd_config import etcd_timing
 from controller.bootstrap.node_config import (
     CLIENT_PORT,
     JOIN_PORT,
@@ -86,6 +87,7 @@ def init_cluster(
         raise InputError(str(e)) from None
     peer = url(address, peer_port)
     host = f"[{address}]" if ":" in address else address
+    heartbeat_ms, election_ms = etcd_timing(cluster.spec.timing.deadtime)  # joiners get it too
     cfg = NodeConfig(
         node=node,
         cluster=name,
@@ -99,6 +101,8 @@ def init_cluster(
             initial_cluster_state="new",
             # Unique per cluster so members of another cluster can never be mistaken for ours.
             initial_cluster_token=f"vigil-{name}-{secrets.token_hex(6)}",
+            heartbeat_ms=heartbeat_ms,
+            election_ms=election_ms,
         ),
         join_listen=f"{host}:{join_port}",
         seed_cluster=cluster_doc,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from controller.bootstrap.etcd_config import (
     EtcdTLS,
     check_config,
     etcd_args,
+    etcd_timing,
 )
 
 TLS = EtcdTLS("/p/ca.crt", "/p/s.crt", "/p/s.key", "/p/c.crt", "/p/c.key")
@@ -71,3 +73,15 @@ def test_log_beside_data_dir() -> None:
 def test_bad_config(kw: dict[str, object], match: str) -> None:
     with pytest.raises(EtcdStartError, match=match):
         check_config(cfg(**kw))
+
+
+@pytest.mark.parametrize(
+    ("deadtime_ms", "expected"),
+    [(900, (50, 250)), (5000, (50, 250)), (400, (40, 200)), (250, (25, 125)), (100, (20, 100))],
+)
+def test_etcd_timing_follows_the_deadtime_within_bounds(
+    deadtime_ms: int, expected: tuple[int, int]
+) -> None:
+    heartbeat, election = etcd_timing(timedelta(milliseconds=deadtime_ms))
+    assert (heartbeat, election) == expected
+    check_config(cfg(heartbeat_ms=heartbeat, election_ms=election))  # etcd accepts it

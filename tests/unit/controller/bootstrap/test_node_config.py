@@ -115,3 +115,22 @@ def test_initial_cluster_strings() -> None:
     assert parse_initial_cluster(text) == members
     with pytest.raises(ValueError, match="NAME=PEER_URL"):
         parse_initial_cluster("a")
+
+
+def test_etcd_elects_within_the_clusters_deadtime(tmp_path: Path) -> None:
+    cfg = load_node_config(_init(tmp_path))  # shipped timings: deadtime 900 ms
+    assert (cfg.etcd.heartbeat_ms, cfg.etcd.election_ms) == (50, 250)
+    fast = tmp_path / "fast"
+    fast.mkdir()
+    (fast / "cluster.yaml").write_text(
+        MANIFEST + "  timing: {keepalive: 50ms, warntime: 150ms, deadtime: 250ms}\n"
+    )
+    cluster, doc = read_cluster(str(fast / "cluster.yaml"))
+    init_cluster(
+        cluster, doc, "host-m",
+        node_config=fast / "node.yaml", client_config=fast / "client.yaml",
+        pki_dir=fast / "pki", data_dir=fast / "etcd",
+    )  # fmt: skip
+    etcd = load_node_config(fast / "node.yaml").etcd
+    # etcd waits up to twice its election timeout before a vote: still under the deadtime.
+    assert (etcd.heartbeat_ms, etcd.election_ms) == (25, 125)
