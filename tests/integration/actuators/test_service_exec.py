@@ -90,8 +90,12 @@ async def test_stop_escalates_to_sigkill_after_stop_timeout(tmp_path: Path) -> N
 
 
 async def test_stop_signal_is_sent_to_the_whole_group(tmp_path: Path) -> None:
-    # The shell's child `sleep` must die too, not only the shell.
-    svc = make(tmp_path, ["sh", "-c", "sleep 60 & echo $! > child.pid; wait"],
+    # The shell's child `sleep` must die too, not only the shell. The background sleep
+    # ignores SIGINT (as a non-interactive shell's background job does), so only the sweep
+    # of the group ends it. The leader execs a sleep rather than running `wait`: a SIGINT
+    # that reached dash around its `wait` was once not acted on, and the stop timed out
+    # (one CI run in about five).
+    svc = make(tmp_path, ["sh", "-c", "sleep 60 & echo $! > child.pid; exec sleep 61"],
                workingDir=str(tmp_path), stopSignal="SIGINT")  # fmt: skip
     await svc.start()
     child_file = tmp_path / "child.pid"
