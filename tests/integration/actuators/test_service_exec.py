@@ -92,9 +92,9 @@ async def test_stop_escalates_to_sigkill_after_stop_timeout(tmp_path: Path) -> N
 async def test_stop_signal_is_sent_to_the_whole_group(tmp_path: Path) -> None:
     # The shell's child `sleep` must die too, not only the shell. The background sleep
     # ignores SIGINT (as a non-interactive shell's background job does), so only the sweep
-    # of the group ends it. The leader execs a sleep rather than running `wait`: a SIGINT
-    # that reached dash around its `wait` was once not acted on, and the stop timed out
-    # (one CI run in about five).
+    # of the group ends it. The leader execs a sleep, and the stop waits until it has: a
+    # SIGINT that reaches dash between two commands is caught and can be left unacted on
+    # (the stop then timed out in two fresh-clone CI runs).
     svc = make(tmp_path, ["sh", "-c", "sleep 60 & echo $! > child.pid; exec sleep 61"],
                workingDir=str(tmp_path), stopSignal="SIGINT")  # fmt: skip
     await svc.start()
@@ -102,6 +102,9 @@ async def test_stop_signal_is_sent_to_the_whole_group(tmp_path: Path) -> None:
     await wait_until(child_file.exists)
     await wait_until(lambda: child_file.read_text().strip() != "")
     child = int(child_file.read_text())
+    assert svc._proc is not None
+    leader = Path(f"/proc/{svc._proc.pid}/comm")
+    await wait_until(lambda: leader.read_text().strip() == "sleep")
     assert alive(child)
     await svc.stop()
     await wait_until(lambda: not alive(child), 2.0)
