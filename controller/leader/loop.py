@@ -45,7 +45,6 @@ class Leader:
         self.liveness = liveness
         self.objects = ObjectStore(store)
         self._last_notes: list[str] = []
-        self._node_phases: dict[str, str] = {}
 
     async def run(self) -> None:
         store_changed = self.informer.subscribe()
@@ -101,15 +100,17 @@ class Leader:
             return
         for member in view.cluster.spec.nodes:
             phase = node_phase(seen.get(member.name))
-            if self._node_phases.get(member.name) == phase:
-                continue
             key = keys.status_key("Node", member.name)
             current = self.informer.get(key)
+            # Compared with the stored phase, not with what this leader wrote last: a
+            # leader that has not yet noticed it was replaced can still write its view
+            # (a chaos run left a healthy node NotReady for a minute that way).
+            if current is not None and current.value.get("phase") == phase:
+                continue
             data = dict(current.value) if current else {}
             data["phase"] = phase
             expect = current.mod_revision if current else 0
             await self.store.commit([Put(key, data, expect_revision=expect)], WRITE_ATTEMPT)
-            self._node_phases[member.name] = phase
 
     async def _write(self, record: PlacementRecord) -> None:
         key = keys.placement_key(record.group)

@@ -227,3 +227,34 @@ async def test_a_claim_that_meets_another_leader_gives_its_lease_back() -> None:
     record = await holder(store)
     assert record is not None and record.node == "n1"
     assert len(store.revoked) == 1 and store.revoked[0] != other.id
+
+
+async def test_a_node_phase_overwritten_by_a_replaced_leader_is_published_again() -> None:
+    """A leader that has not noticed yet that it was replaced can still write its view of a
+    node; the current leader compares with the stored phase and writes its own again (a
+    chaos run left a healthy node NotReady for a minute when it compared with its memory)."""
+    store = MemoryStore("lab")
+    await apply_objects(store, decode_documents(parse_text(SPEC, "spec.yaml")), cluster="lab")
+    view = StaticLiveness({"n1": UP, "n2": UP, "n3": UP})
+    key = keys.status_key("Node", "n2")
+
+    async def phase_becomes(want: str) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while (kv := await store.get(key)) is None or kv.value.get("phase") != want:
+            assert loop.time() - started < 2.0, f"n2's phase never became {want}"
+            await asyncio.sleep(0.01)
+
+    async with running_informer(store) as informer:
+        leader = asyncio.create_task(Leader(store, informer, "n3", view).run())
+        try:
+            await phase_becomes("Ready")
+            kv = await store.get(key)
+            assert kv is not None
+            stale = {**kv.value, "phase": "NotReady"}  # the replaced leader's late write
+            await store.put(key, stale, expect_revision=kv.mod_revision)
+            await phase_becomes("Ready")
+        finally:
+            leader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leader
