@@ -24,7 +24,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -51,8 +50,10 @@ from nodeagent.client_endpoints import keep_client_endpoints
 from nodeagent.etcd_member import EtcdMember
 from nodeagent.fastpath import LeaseRecorder
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
+from nodeagent.heartbeat.membership import Membership
 from nodeagent.heartbeat.service import HeartbeatService
 from nodeagent.liveness import HeartbeatLiveness
+from nodeagent.liveness_thread import LivenessThread
 from nodeagent.local_status import keep_local_status, snapshot
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
@@ -71,6 +72,18 @@ def _version() -> str:
         return "unknown"
 
 
+def _peer_views(m: Membership, now: float) -> tuple[int, dict[str, PeerView]]:
+    deadtime = m.timing.deadtime
+    peers = {
+        peer: PeerView(
+            status.state,
+            {link: "up" if age < deadtime else "down" for link, age in status.links.items()},
+        )
+        for peer, status in m.peer_status(now).items()
+    }
+    return m.incarnation, peers
+
+
 class Agent:
     def __init__(
         self,
@@ -79,6 +92,7 @@ class Agent:
         *,
         run_dir: Path = Path("/run/vigil"),
         lib_dir: Path = Path("/var/lib/vigil"),
+        liveness_thread: LivenessThread,
         heartbeat: HeartbeatService | None = None,
         netns: str | None = None,
         recorder: LeaseRecorder | None = None,
@@ -88,6 +102,7 @@ class Agent:
         self.node_config_path = node_config_path
         self.run_dir = run_dir
         self.lib_dir = lib_dir
+        self.thread = liveness_thread
         self.heartbeat = heartbeat
         self.netns = netns
         self.recorder = recorder
@@ -126,12 +141,12 @@ class Agent:
         await self._start_heartbeats(cluster)
         assert self.heartbeat is not None
         if self.recorder is not None and self.recorder.service is not self.heartbeat:
-            await self.recorder.stop()  # it watched a heartbeat service now replaced
+            await self.thread.run(self.recorder.stop())  # it watched a replaced service
             self.recorder = None
         self.liveness = HeartbeatLiveness(
-            self.heartbeat, self.run_dir / "lease.json", self.recorder
+            self.heartbeat, self.run_dir / "lease.json", self.thread, self.recorder
         )
-        self.liveness.start()
+        await self.liveness.start()
         self._start_enforcer()
         self.reconciler = Reconciler(
             self.node,
@@ -217,7 +232,7 @@ class Agent:
         if self.liveness is not None:
             await self.liveness.stop()
         if self.heartbeat is not None:
-            await self.heartbeat.stop()
+            await self.thread.run(self.heartbeat.stop())
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 await self.store.close()
@@ -264,9 +279,9 @@ class Agent:
             return
         if self.heartbeat is not None:
             # A changed spec (a new member, new timings): restart with the new config.
-            await self.heartbeat.stop()
+            await self.thread.run(self.heartbeat.stop())
         self.heartbeat = HeartbeatService(wanted)
-        await self.heartbeat.start()
+        await self.thread.run(self.heartbeat.start())
 
     async def _watch_cluster_spec(self) -> None:
         assert self.informer is not None and self.heartbeat is not None
@@ -289,21 +304,12 @@ class Agent:
 
     def _record(self) -> NodeRecord:
         assert self.heartbeat is not None and self.liveness is not None
-        m = self.heartbeat.membership
-        now = time.monotonic()
-        deadtime = m.timing.deadtime
-        peers = {
-            peer: PeerView(
-                status.state,
-                {link: "up" if age < deadtime else "down" for link, age in status.links.items()},
-            )
-            for peer, status in m.peer_status(now).items()
-        }
+        incarnation, peers = self.heartbeat.read(_peer_views)
         return NodeRecord(
             node=self.node,
             pid=os.getpid(),
             version=_version(),
-            incarnation=f"{m.incarnation:016x}",
+            incarnation=f"{incarnation:016x}",
             started=self._started,
             serving=self.liveness.serving(),
             peers=peers,

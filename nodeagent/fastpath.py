@@ -14,12 +14,13 @@ import contextlib
 import json
 import logging
 import os
-import time
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from nodeagent.heartbeat.config import HeartbeatConfig, PeerAddress
+from nodeagent.heartbeat.membership import Membership
 from nodeagent.heartbeat.service import HeartbeatService
 from nodeagent.heartbeat.timing import HeartbeatTiming
 from nodeagent.heartbeat.udp import UdpLinkConfig
@@ -72,10 +73,8 @@ def load(lib_dir: Path) -> HeartbeatConfig | None:
         return None
 
 
-async def start_cached(lib_dir: Path) -> HeartbeatService | None:
-    config = load(lib_dir)
-    if config is None:
-        return None
+async def start(config: HeartbeatConfig) -> HeartbeatService:
+    """On the liveness loop: heartbeats from the cached configuration."""
     service = HeartbeatService(config)
     await service.start()
     log.info("heartbeats started from the cached configuration (%d peers)", len(config.peers))
@@ -93,12 +92,17 @@ def read_recorded_lease(path: Path) -> float:
         return float("-inf")
 
 
+def _lease(m: Membership, now: float) -> tuple[float, float]:
+    return m.lease_expiry(now), m.timing.stop_margin
+
+
 class LeaseRecorder:
     """Records the serving lease on tmpfs for the lease enforcer and the next agent.
 
     Started with the heartbeats, before the agent's slow start-up (etcd, imports): the
     lease a restarted agent inherits must be extended as soon as its peers acknowledge
-    it, or the enforcer would stop what the previous agent left running.
+    it, or the enforcer would stop what the previous agent left running. It runs on the
+    liveness thread; the control plane also calls `persist()` before it acts on a lease.
     """
 
     def __init__(self, service: HeartbeatService, path: Path) -> None:
@@ -106,21 +110,22 @@ class LeaseRecorder:
         self.path = path
         self.persisted = read_recorded_lease(path)
         self._task: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()  # one writer of the file at a time
 
     def persist(self) -> None:
-        m = self.service.membership
-        expiry = m.lease_expiry(time.monotonic())
-        if expiry <= self.persisted + PERSIST_STEP:
-            return
-        tmp = self.path.with_suffix(".tmp")
-        record = {"expiry": expiry, "stopMargin": m.timing.stop_margin, "pid": os.getpid()}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(record))
-            tmp.replace(self.path)
-            self.persisted = expiry
-        except OSError as exc:
-            log.warning("cannot record the serving lease in %s: %s", self.path, exc)
+        expiry, margin = self.service.read(_lease)
+        with self._lock:
+            if expiry <= self.persisted + PERSIST_STEP:
+                return
+            tmp = self.path.with_suffix(".tmp")
+            record = {"expiry": expiry, "stopMargin": margin, "pid": os.getpid()}
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(record))
+                tmp.replace(self.path)
+                self.persisted = expiry
+            except OSError as exc:
+                log.warning("cannot record the serving lease in %s: %s", self.path, exc)
 
     async def _run(self) -> None:
         # Twice a keepalive: the enforcer's copy lags the real lease by at most that.

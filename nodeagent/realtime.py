@@ -1,12 +1,17 @@
-"""Give the agent CPU priority so heartbeats keep flowing when the node is saturated.
+"""CPU priority for the agent's threads, so that heartbeats flow when the node is saturated.
 
 A node whose CPU is pegged by its workload must not miss heartbeats and be declared
-lost: corosync runs with SCHED_RR for the same reason. The agent mostly sleeps, so a
-real-time class costs the workload nothing in the steady state.
+lost: corosync runs with SCHED_RR for the same reason. Only the liveness thread gets the
+real-time class (`make_realtime`, called on it): it mostly sleeps, so that costs the
+workload nothing. The control plane can be busy for seconds (a big apply): at real-time
+priority it would starve etcd and the services on its core, so it runs at nice -10
+(`raise_priority`), ahead of a busy workload but under the kernel's fair scheduler.
+Both calls act on the calling thread only, and neither is passed on to what it starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 NICE = -10
@@ -43,3 +48,20 @@ def make_realtime(priority: int = 10) -> str:
             "heartbeats may be late under CPU saturation; run the agent as root "
             "or grant CAP_SYS_NICE"
         )
+
+
+def raise_priority() -> str:
+    """Nice -10 for the calling thread (the control plane), reset to 0 for the threads and
+    processes it starts (services, etcd, worker threads). Never raises."""
+    reset = getattr(os, "SCHED_RESET_ON_FORK", 0)
+    other = getattr(os, "SCHED_OTHER", None)
+    if reset and other is not None and hasattr(os, "sched_setscheduler"):
+        # Refused: only the reset for children is lost; the nice value below still applies.
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, other | reset, os.sched_param(0))
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) > NICE:
+            os.setpriority(os.PRIO_PROCESS, 0, NICE)
+        return f"control plane at nice {os.getpriority(os.PRIO_PROCESS, 0)}"
+    except OSError as err:
+        return f"control plane at normal priority: nice {NICE} refused ({err.strerror or err})"

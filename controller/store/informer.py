@@ -63,6 +63,9 @@ class Informer:
         self._items: dict[str, KeyValue] = {}
         self._listeners: list[asyncio.Event] = []
         self._decoded: dict[str, tuple[int, Any]] = {}
+        # under(prefix) answers, dropped when a key under that prefix changes: the daemons
+        # read the same few prefixes on every change, over thousands of keys.
+        self._under: dict[str, list[KeyValue]] = {}
 
     def subscribe(self) -> asyncio.Event:
         """An event set after every change; the subscriber clears it when it has looked."""
@@ -78,11 +81,13 @@ class Informer:
         """Start from a copy saved earlier (the store may be unreachable now); the first
         successful listing replaces it."""
         self._items = {kv.key: kv for kv in items}
+        self._under.clear()
         self._notify()
 
     def load(self, items: list[KeyValue], revision: int) -> None:
         """Replace the copy with a listing read at ``revision``."""
         self._items = {kv.key: kv for kv in items if not kv.key.startswith(self.ignore)}
+        self._under.clear()
         self.revision = revision
         self.connected = True
         self.ready.set()
@@ -98,6 +103,7 @@ class Informer:
                     if event.key.startswith(self.ignore):
                         self.revision = max(self.revision, event.mod_revision)
                         continue
+                    self._changed(event.key)
                     if event.type == "DELETE":
                         self._items.pop(event.key, None)
                     elif event.value is not None:
@@ -122,7 +128,16 @@ class Informer:
         return self._items.get(key)
 
     def under(self, prefix: str) -> list[KeyValue]:
-        return [kv for key, kv in sorted(self._items.items()) if key.startswith(prefix)]
+        """The items under `prefix`, sorted by key (callers must not change the list)."""
+        found = self._under.get(prefix)
+        if found is None:
+            found = [kv for key, kv in sorted(self._items.items()) if key.startswith(prefix)]
+            self._under[prefix] = found
+        return found
+
+    def _changed(self, key: str) -> None:
+        for prefix in [p for p in self._under if key.startswith(p)]:
+            del self._under[prefix]
 
     def _cached(self, kv: KeyValue, build: Callable[[dict[str, Any]], Any]) -> Any:
         hit = self._decoded.get(kv.key)

@@ -26,8 +26,8 @@ IFA_F_TENTATIVE = 0x40
 
 
 async def list_node_addresses(netns: str | None = None) -> list[NodeAddress]:
-    """Every address on every interface of this node (or of `netns`)."""
-    return await netlink_for(netns).addresses()
+    """Every address on every interface of this node (or of `netns`), read now."""
+    return await netlink_for(netns).addresses(max_age=0)
 
 
 def stray_vips(
@@ -68,8 +68,7 @@ class VipActuator(Actuator):
         return self._ifname
 
     async def _present(self) -> list[NodeAddress]:
-        vip = self.address.ip
-        return [a for a in await self.netlink.addresses() if a.address.ip == vip]
+        return await self.netlink.addresses_at(self.address.ip)
 
     async def _observe(self) -> Observation:
         present = await self._present()

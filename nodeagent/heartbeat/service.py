@@ -6,6 +6,11 @@ answered with an ACK at once. Whenever this node's serving state, a peer's state
 peer's `lost` verdict or this node's incarnation changes, the service sets `changed` and
 queues a `ChangeEvent` for every `watch()`er; a timer set at `Membership.next_change`
 catches the changes that come from time passing (a lease ending, a peer going silent).
+
+The service runs on the liveness thread's loop (nodeagent/liveness_thread.py), apart from
+the control plane. Other threads read Membership only through `read()`, under the lock
+every packet and timer takes, and learn of changes through `add_listener()` callbacks,
+which run on the liveness thread and must only hand the news over (call_soon_threadsafe).
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nodeagent.heartbeat.config import HeartbeatConfig
 from nodeagent.heartbeat.membership import Membership, Rejected
@@ -27,6 +33,7 @@ from nodeagent.heartbeat.udp import HeartbeatTransport, UdpTransport
 
 log = logging.getLogger(__name__)
 WATCH_QUEUE = 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class HeartbeatService:
         )
         self.counters = Counters()
         self.changed = asyncio.Event()
+        # Held for every read or change of the membership: readers on other threads.
+        self.lock = threading.RLock()
+        self._listeners: list[Callable[[ChangeEvent], None]] = []
         self._watchers: set[asyncio.Queue[ChangeEvent]] = set()
         self._view: dict[tuple[str, str], str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -125,8 +135,9 @@ class HeartbeatService:
             await asyncio.sleep(deadline - now)
 
     def _send_heartbeat(self) -> None:
-        now = self.clock()
-        data = self.codec.encode(self.membership.next_heartbeat(now))
+        with self.lock:
+            now = self.clock()
+            data = self.codec.encode(self.membership.next_heartbeat(now))
         for link in self.links:
             self.counters.sent += link.broadcast(data)
         self._evaluate(now)
@@ -138,10 +149,12 @@ class HeartbeatService:
         return deliver
 
     def _on_datagram(self, link: HeartbeatTransport, data: bytes, source: object) -> None:
-        now = self.clock()
         self.counters.received += 1
         try:
-            replies = self.membership.on_packet(self.codec.decode(data), now, link.name)
+            packet = self.codec.decode(data)
+            with self.lock:
+                now = self.clock()
+                replies = self.membership.on_packet(packet, now, link.name)
         except (PacketError, Rejected) as err:
             self.counters.rejected[err.reason] += 1
             log.debug("heartbeat from %s on %s rejected: %s", source, link.name, err)
@@ -165,18 +178,23 @@ class HeartbeatService:
         return view
 
     def _evaluate(self, now: float | None = None) -> None:
-        now = self.clock() if now is None else now
-        view = self._current_view(now)
+        events = []
+        with self.lock:
+            now = self.clock() if now is None else now
+            view = self._current_view(now)
+            for key, new in view.items():
+                old = self._view.get(key, "")
+                if old != new:
+                    kind, subject = key
+                    detail = self.membership.why_lost(subject, now) if kind == "lost" else ""
+                    events.append(ChangeEvent(kind, subject, old, new, now, detail))
+            self._view = view
+            at = self.membership.next_change(now)
         report = False
-        for key, new in view.items():
-            old = self._view.get(key, "")
-            if old != new:
-                kind, subject = key
-                detail = self.membership.why_lost(subject, now) if kind == "lost" else ""
-                self._emit(ChangeEvent(kind, subject, old, new, now, detail))
-                report = report or (kind == "peer" and new == "dead" and old != "")
-        self._view = view
-        self._arm_timer(now)
+        for event in events:
+            self._emit(event)
+            report = report or (event.kind == "peer" and event.new == "dead" and event.old != "")
+        self._arm_timer(now, at)
         if report and self._task is not None:
             # A peer just went silent for deadtime: tell the others now rather than at the
             # next keepalive, since the leader needs a majority of such reports to act.
@@ -192,14 +210,15 @@ class HeartbeatService:
             f" ({event.detail})" if event.detail else "",
         )
         self.changed.set()
+        for listener in list(self._listeners):  # added to from other threads
+            listener(event)
         for queue in self._watchers:
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
                 self.counters.watch_overflow += 1
 
-    def _arm_timer(self, now: float) -> None:
-        at = self.membership.next_change(now)
+    def _arm_timer(self, now: float, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -208,6 +227,20 @@ class HeartbeatService:
             # loop.time() is time.monotonic(); the clock may be another in tests.
             delay = max(0.0, at - now)
             self._timer = loop.call_at(loop.time() + delay, self._evaluate)
+
+    def read(self, look: Callable[[Membership, float], T]) -> T:
+        """`look(membership, now)` under the lock: how other threads read the membership."""
+        with self.lock:
+            return look(self.membership, self.clock())
+
+    def add_listener(self, listener: Callable[[ChangeEvent], None]) -> None:
+        """Called on the service's thread with every change, before `watch()`ers see it;
+        it must not block (hand the event to its own loop with call_soon_threadsafe)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[ChangeEvent], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
 
     async def watch(self) -> AsyncIterator[ChangeEvent]:
         """Every change from now on, in order (a consumer too slow loses events and
@@ -223,8 +256,9 @@ class HeartbeatService:
     # -- views -----------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        now = self.clock()
-        m = self.membership
+        return self.read(self._snapshot)
+
+    def _snapshot(self, m: Membership, now: float) -> dict[str, Any]:
         expiry = m.lease_expiry(now)
         peers = {}
         for peer, st in m.peer_status(now).items():

@@ -82,6 +82,8 @@ class Reconciler:
         self.netns = netns
         self.reporter = Reporter(node, store, informer)
         self._managed: dict[str, Managed] = {}
+        self._spec_texts: dict[str, tuple[Resource, str]] = {}
+        self._order: tuple[tuple[ResourceGroup, ...], list[str]] = ((), [])
         self._memory: dict[str, GroupMemory] = {}
         self._lock = asyncio.Lock()
         self._retired: list[Managed] = []
@@ -184,16 +186,17 @@ class Reconciler:
                 views.append(view)
             self.views = {view.name: view for view in views}
             await self._forget_deleted(groups)
-            order = group_start_order(groups.values())
+            order = self._start_order(groups)
             await self._count_unexpected_failures(views, groups)
             actions = plan(views, order)
             actions = [a for a in actions if not self._backing_off(a, now)]
             failed = await self._execute(actions, groups)
             self._keep_running_work(views, groups, failed)
+            writes = []
             for view in views:
                 # One group's trouble is that group's status, never the end of the turn.
                 try:
-                    settled = await self.reporter.report(
+                    write = await self.reporter.status_write(
                         groups[view.name],
                         view,
                         placements.get(view.name),
@@ -201,10 +204,13 @@ class Reconciler:
                         failed.get(view.name),
                         self._memory.setdefault(view.name, GroupMemory()),
                     )
-                    if not settled:
-                        self._probe_wake.set()  # someone else wrote it; look again next turn
                 except Exception:
                     log.exception("reporting the status of %s failed", view.name)
+                    continue
+                if write is not None:
+                    writes.append(write)
+            if not await self.reporter.write(writes):
+                self._probe_wake.set()  # someone else wrote one; look again next turn
 
     def _recovered_but_heard(self, view: GroupView, record: PlacementRecord | None) -> GroupView:
         """Placed here to recover it from a lost node that this node hears again. Not yet
@@ -245,6 +251,27 @@ class Reconciler:
             return False
         return now < (memory.retry_after if action.verb == "start" else memory.stop_retry_after)
 
+    def _start_order(self, groups: dict[str, ResourceGroup]) -> list[str]:
+        """group_start_order, computed again only when a group object changed."""
+        current = tuple(groups.values())
+        known, order = self._order
+        if len(known) == len(current) and all(a is b for a, b in zip(known, current, strict=True)):
+            return order
+        order = group_start_order(current)
+        self._order = (current, order)
+        return order
+
+    def _spec_text(self, key: str, resource: Resource) -> str:
+        """_spec_text, computed again only for a resource object the informer decoded anew
+        (it keeps one object per stored revision): a turn over thousands of groups must
+        not serialise every spec."""
+        known = self._spec_texts.get(key)
+        if known is not None and known[0] is resource:
+            return known[1]
+        text = _spec_text(resource)
+        self._spec_texts[key] = (resource, text)
+        return text
+
     def _actuators(self, group: ResourceGroup) -> tuple[dict[str, Managed], str | None]:
         """The group's actuators by resource name, and why the group cannot run here (a
         resource kind this node has no actuator for), if so."""
@@ -252,7 +279,7 @@ class Reconciler:
         blocked: str | None = None
         for resource in group.spec.resources:
             key = resource_key(group.name, resource)
-            spec_text = _spec_text(resource)
+            spec_text = self._spec_text(key, resource)
             managed = self._managed.get(key)
             if managed is None or managed.spec != spec_text:
                 # A changed spec makes a new actuator; the old one's resource is stopped by
@@ -300,6 +327,7 @@ class Reconciler:
         self._retired = []
         for key in [k for k in self._managed if k not in wanted]:
             del self._managed[key]
+            self._spec_texts.pop(key, None)
         for managed in retired:
             await managed.stop_running_work()
             try:

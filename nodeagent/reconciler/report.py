@@ -20,6 +20,7 @@ from nodeagent.reconciler.plan import GroupView, phase
 from nodeagent.reconciler.running import GroupMemory
 
 log = logging.getLogger(__name__)
+STATUS_BATCH = 100
 Phase = Literal["Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "Blocked"]
 ResourceState = Literal["Running", "Stopped", "Failed", "Unknown"]
 
@@ -70,7 +71,7 @@ class Reporter:
         except StoreError as exc:
             log.warning("cannot record that %s is blocked: %s", group, exc)
 
-    async def report(
+    async def status_write(
         self,
         group: ResourceGroup,
         view: GroupView,
@@ -78,9 +79,9 @@ class Reporter:
         blocked: str | None,
         failure: str | None,
         memory: GroupMemory,
-    ) -> bool:
-        """Write the group's status if this node answers for it and the store holds
-        something else; False when another writer got there first (look again)."""
+    ) -> Put | None:
+        """The write of the group's status if this node answers for it and the store holds
+        something else (written with others by `write`); None if there is nothing to write."""
         involved = record is not None and self.node in (record.node, record.stopping_from)
         # Only what is seen running (or failed) is a claim; "unknown" is not.
         running_here = any(r.state in (State.RUNNING, State.FAILED) for r in view.resources)
@@ -88,7 +89,7 @@ class Reporter:
         if not involved and not (running_here and unplaced):
             # The node a group is placed on (or leaving) answers for it; others stop what
             # they find of it and keep quiet, or `ha status` flips between reporters.
-            return True
+            return None
         current_phase = "Blocked" if blocked else phase(view)
         if failure and current_phase != "Blocked":
             current_phase = "Failed"
@@ -120,14 +121,31 @@ class Reporter:
         # Level-triggered: compare with what the store holds, not with what this node last
         # wrote, so that a report overwritten by another node is written again.
         if stored is not None and stored.value == data:
-            return True
+            return None
         stored_epoch = int(stored.value.get("placementEpoch") or 0) if stored else 0
         if record is not None and stored_epoch > record.epoch:
-            return True  # a newer placement's report stands; this node's copy is behind
-        try:
-            await self.store.put(key, data, expect_revision=stored.mod_revision if stored else 0)
-        except ConflictError:
-            return False
-        except StoreError as exc:
-            log.warning("cannot report the status of %s: %s", group.name, exc)
-        return True
+            return None  # a newer placement's report stands; this node's copy is behind
+        return Put(key, data, expect_revision=stored.mod_revision if stored else 0)
+
+    async def write(self, puts: list[Put]) -> bool:
+        """Write statuses, many per transaction (a big apply reports a thousand groups in a
+        few round trips); False when another writer got to one first (look again)."""
+        settled = True
+        for start in range(0, len(puts), STATUS_BATCH):
+            chunk = puts[start : start + STATUS_BATCH]
+            try:
+                await self.store.commit(chunk)
+                continue
+            except ConflictError:
+                pass  # one of them was written meanwhile: one by one, so the rest land
+            except StoreError as exc:
+                log.warning("cannot report the status of %d groups: %s", len(chunk), exc)
+                continue
+            for put in chunk:
+                try:
+                    await self.store.commit([put])
+                except ConflictError:
+                    settled = False
+                except StoreError as exc:
+                    log.warning("cannot report the status at %s: %s", put.key, exc)
+        return settled

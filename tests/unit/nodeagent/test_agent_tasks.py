@@ -9,6 +9,7 @@ from pathlib import Path
 
 from controller.bootstrap.node_config import EtcdSettings, NodeConfig
 from nodeagent.agent import Agent
+from nodeagent.liveness_thread import LivenessThread
 
 
 def _agent(tmp_path: Path) -> Agent:
@@ -18,7 +19,9 @@ def _agent(tmp_path: Path) -> Agent:
                           initial_cluster="a=https://10.0.0.1:2380",
                           initial_cluster_state="new", initial_cluster_token="tok"),
     )  # fmt: skip
-    return Agent(cfg, tmp_path / "node.yaml", run_dir=tmp_path, lib_dir=tmp_path)
+    # The liveness thread is not started: these tests need no heartbeats.
+    return Agent(cfg, tmp_path / "node.yaml", run_dir=tmp_path, lib_dir=tmp_path,
+                 liveness_thread=LivenessThread(0.2))  # fmt: skip
 
 
 async def test_a_loop_cancelled_while_the_agent_runs_stops_it_as_failed(tmp_path: Path) -> None:
