@@ -176,6 +176,23 @@ class VigilLab:
 
     # -- operating it -------------------------------------------------------------------
 
+    def agent_processes(self, node: str) -> tuple[int | None, int | None]:
+        """Host PIDs of the node's vigil-agent and of its liveness process (a fork of it:
+        the same command line, another name); None for one that does not run."""
+        agent = liveness = None
+        for pid in self.lab.node_pids(node):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if b"nodeagent" in argv and b"-m" in argv:
+                if comm == "vigil-liveness":
+                    liveness = pid
+                else:
+                    agent = pid
+        return agent, liveness
+
     def ha(self, *args: str, stdin: str | None = None, timeout: float = 30.0) -> Result:
         """Run `ha` as an administrator would, from the client namespace."""
         proc = self.lab.exec_in(

@@ -1,8 +1,9 @@
 """The node agent: one asyncio process per node that wires the parts together.
 
 Start-up order matters for safety and speed:
-1. heartbeats from the cached configuration (nodeagent/fastpath.py), so a restarted agent
-   is heard again well within deadtime;
+1. heartbeats from the cached configuration (nodeagent/fastpath.py), in the liveness
+   process the agent forked first thing (nodeagent/liveness_process.py), so a restarted
+   agent is heard again well within deadtime;
 2. the embedded etcd member (supervised child), then the store client and its informer;
    the informer is preloaded from the last copy on disk, so the node knows its groups even
    while the store is unreachable;
@@ -48,12 +49,9 @@ from nodeagent import fastpath
 from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
 from nodeagent.client_endpoints import keep_client_endpoints
 from nodeagent.etcd_member import EtcdMember
-from nodeagent.fastpath import LeaseRecorder
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
-from nodeagent.heartbeat.membership import Membership
-from nodeagent.heartbeat.service import HeartbeatService
 from nodeagent.liveness import HeartbeatLiveness
-from nodeagent.liveness_thread import LivenessThread
+from nodeagent.liveness_link import LivenessLink, MembershipState
 from nodeagent.local_status import keep_local_status, snapshot
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
@@ -72,16 +70,11 @@ def _version() -> str:
         return "unknown"
 
 
-def _peer_views(m: Membership, now: float) -> tuple[int, dict[str, PeerView]]:
-    deadtime = m.timing.deadtime
-    peers = {
-        peer: PeerView(
-            status.state,
-            {link: "up" if age < deadtime else "down" for link, age in status.links.items()},
-        )
-        for peer, status in m.peer_status(now).items()
+def _peer_views(state: MembershipState) -> dict[str, PeerView]:
+    return {
+        peer: PeerView(p.state, {link: "up" if up else "down" for link, up in p.links.items()})
+        for peer, p in state.peers.items()
     }
-    return m.incarnation, peers
 
 
 class Agent:
@@ -92,20 +85,16 @@ class Agent:
         *,
         run_dir: Path = Path("/run/vigil"),
         lib_dir: Path = Path("/var/lib/vigil"),
-        liveness_thread: LivenessThread,
-        heartbeat: HeartbeatService | None = None,
+        liveness: LivenessLink,
         netns: str | None = None,
-        recorder: LeaseRecorder | None = None,
     ) -> None:
         self.config = config
         self.node = config.node
         self.node_config_path = node_config_path
         self.run_dir = run_dir
         self.lib_dir = lib_dir
-        self.thread = liveness_thread
-        self.heartbeat = heartbeat
+        self.link = liveness
         self.netns = netns
-        self.recorder = recorder
         self.member: EtcdMember | None = None
         self.store: Store | None = None
         self.informer: Informer | None = None
@@ -139,14 +128,8 @@ class Agent:
         self._spawn(self.informer.run(), "informer")
         cluster = await self._cluster_spec()
         await self._start_heartbeats(cluster)
-        assert self.heartbeat is not None
-        if self.recorder is not None and self.recorder.service is not self.heartbeat:
-            await self.thread.run(self.recorder.stop())  # it watched a replaced service
-            self.recorder = None
-        self.liveness = HeartbeatLiveness(
-            self.heartbeat, self.run_dir / "lease.json", self.thread, self.recorder
-        )
-        await self.liveness.start()
+        self.liveness = HeartbeatLiveness(self.link, self.run_dir / "lease.json", self.node)
+        self.liveness.start()
         self._start_enforcer()
         self.reconciler = Reconciler(
             self.node,
@@ -230,9 +213,9 @@ class Agent:
             with contextlib.suppress(Exception):
                 await close()
         if self.liveness is not None:
-            await self.liveness.stop()
-        if self.heartbeat is not None:
-            await self.thread.run(self.heartbeat.stop())
+            self.liveness.stop()
+        with contextlib.suppress(Exception):
+            await self.link.stop()
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 await self.store.close()
@@ -275,16 +258,12 @@ class Agent:
     async def _start_heartbeats(self, cluster: Cluster) -> None:
         wanted = self._heartbeat_config(cluster)
         fastpath.save(wanted, self.config.pki.heartbeat_key, self.lib_dir)
-        if self.heartbeat is not None and self.heartbeat.config == wanted:
-            return
-        if self.heartbeat is not None:
-            # A changed spec (a new member, new timings): restart with the new config.
-            await self.thread.run(self.heartbeat.stop())
-        self.heartbeat = HeartbeatService(wanted)
-        await self.thread.run(self.heartbeat.start())
+        # The liveness process restarts them if the cached configuration was another (a
+        # new member, new timings); the same one keeps running untouched.
+        await self.link.start(wanted, self.config.pki.heartbeat_key)
 
     async def _watch_cluster_spec(self) -> None:
-        assert self.informer is not None and self.heartbeat is not None
+        assert self.informer is not None
         changed = self.informer.subscribe()
         while True:
             await changed.wait()
@@ -292,7 +271,7 @@ class Agent:
             clusters = [
                 c for c in self.informer.objects("Cluster").values() if isinstance(c, Cluster)
             ]
-            if clusters and self._heartbeat_config(clusters[0]) != self.heartbeat.config:
+            if clusters and self._heartbeat_config(clusters[0]) != self.link.config:
                 log.warning(
                     "the Cluster spec changed: restart the agent to apply new heartbeat settings"
                 )
@@ -303,16 +282,16 @@ class Agent:
     # -- what the rest of the cluster sees of this agent --------------------------------
 
     def _record(self) -> NodeRecord:
-        assert self.heartbeat is not None and self.liveness is not None
-        incarnation, peers = self.heartbeat.read(_peer_views)
+        assert self.liveness is not None
+        state = self.link.read()
         return NodeRecord(
             node=self.node,
             pid=os.getpid(),
             version=_version(),
-            incarnation=f"{incarnation:016x}",
+            incarnation=state.incarnation or "",
             started=self._started,
             serving=self.liveness.serving(),
-            peers=peers,
+            peers=_peer_views(state),
         )
 
     async def _register_node(self) -> None:

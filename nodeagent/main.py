@@ -3,14 +3,16 @@
     vigil-agent [--config /etc/vigil/node.yaml] [--run-dir /run/vigil] [--lib-dir /var/lib/vigil]
 
 Heartbeats start before anything heavy is imported (nodeagent/fastpath.py): a restarted
-agent must be heard again within deadtime. They run on a thread and loop of their own
-(nodeagent/liveness_thread.py), which no control-plane work can delay.
+agent must be heard again within deadtime. They run in a process of their own, forked
+first thing (nodeagent/liveness_process.py), which no control-plane work can delay: not
+its event loop, not its interpreter lock, not its garbage collections.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import gc
 import importlib
 import logging
@@ -19,7 +21,7 @@ import sys
 from pathlib import Path
 
 from nodeagent import fastpath
-from nodeagent.liveness_thread import LivenessThread
+from nodeagent.liveness_link import LivenessLink
 from nodeagent.loopwatch import GcWatch, LoopWatch
 from nodeagent.realtime import raise_priority
 
@@ -39,28 +41,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def _run(args: argparse.Namespace) -> int:
+def _keepalive(cached: dict[str, object] | None) -> float:
+    # 0.2 s is the shipped keepalive: the loops' stall threshold until the spec is read.
+    timing = cached.get("timing") if cached is not None else None
+    return float(timing.get("keepalive", 0.2)) if isinstance(timing, dict) else 0.2
+
+
+async def _run(args: argparse.Namespace, liveness: LivenessLink, keepalive: float) -> int:
     lib_dir = Path(args.lib_dir)
-    cached = fastpath.load(lib_dir)
-    # 0.2 s is the shipped keepalive: the liveness loop's stall threshold until the
-    # Cluster spec is read.
-    keepalive = cached.timing.keepalive if cached is not None else 0.2
-    liveness = LivenessThread(keepalive)
-    liveness.start()
-    log.info("liveness thread: %s", liveness.scheduling)
-    heartbeat = None
-    recorder = None
-    if cached is not None:
-        heartbeat = await liveness.run(fastpath.start(cached))
-        # Keep extending the serving lease on disk from now on: the enforcer watches it.
-        recorder = fastpath.LeaseRecorder(heartbeat, Path(args.run_dir) / "lease.json")
-        await liveness.call(recorder.start)
+    liveness.connect()
     # The control plane's latency, against the same threshold as the liveness loop's; it
-    # also tells the liveness thread's watchdog that the control loop runs.
+    # also tells the liveness process's watchdog that the control loop runs.
     watch = LoopWatch(keepalive, "control-plane event loop", on_tick=liveness.beat)
     watch.start()
-    # A full collection holds every thread, the liveness thread too: 0.1-0.4 s with a
-    # thousand groups converging (measured; pyroute2's replies are cyclic garbage).
+    # Long collections delay decisions (no longer heartbeats): logged with their cause.
     GcWatch(keepalive / 2).install()
     # Loading the rest takes most of a second of CPU: in a thread, so that this loop keeps
     # sending heartbeats and extending the lease meanwhile (inline, a restarted agent went
@@ -85,16 +79,11 @@ async def _run(args: argparse.Namespace) -> int:
         Path(args.config),
         run_dir=Path(args.run_dir),
         lib_dir=lib_dir,
-        liveness_thread=liveness,
-        heartbeat=heartbeat,
-        recorder=recorder,
+        liveness=liveness,
     )
     # What start-up loaded stays for the agent's life: out of every full collection.
     gc.freeze()
-    try:
-        return await agent.run()
-    finally:
-        liveness.stop()
+    return await agent.run()
 
 
 def _import_agent() -> None:
@@ -109,11 +98,19 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    cached = fastpath.load(Path(args.lib_dir))
+    keepalive = _keepalive(cached)
+    # First, before any thread or heavy import: the liveness process is a fork of this one.
+    liveness = LivenessLink.spawn(cached, Path(args.run_dir) / "lease.json", keepalive=keepalive)
+    # The liveness process's watchdog aborts a stuck agent: show where it was stuck.
+    faulthandler.enable()
     log.info("%s", raise_priority())
     try:
-        return asyncio.run(_run(args))
+        return asyncio.run(_run(args, liveness, keepalive))
     except KeyboardInterrupt:
         return 130
+    finally:
+        liveness.close()
 
 
 if __name__ == "__main__":

@@ -78,31 +78,32 @@ def groups_manifest(count: int, *, service: bool) -> str:
     return "---\n".join(docs)
 
 
-def agent_pid(lab: VigilLab, node: str) -> int | None:
-    for pid in lab.lab.node_pids(node):
-        with contextlib.suppress(OSError):
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"nodeagent" in argv and b"-m" in argv:
-                return pid
-    return None
+def agent_and_liveness(lab: VigilLab, node: str) -> list[int]:
+    return [pid for pid in lab.agent_processes(node) if pid is not None]
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, every thread
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime, every thread
+    return total / TICK
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def rss_mb(pids: list[int]) -> float:
+    """Summed: pages the liveness process shares with the agent (it is a fork) count twice."""
+    total = 0.0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 class Usage:
-    """Each agent's CPU share and peak RSS over a window."""
+    """Each agent's CPU share and peak RSS over a window (with its liveness process)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, list[int]]) -> None:
         self.pids = pids
         self.start = time.monotonic()
         self.cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
@@ -250,7 +251,7 @@ def run_size(
             if applied.code != 0:
                 raise RuntimeError(applied.err)
             owners = {g: lab.wait_running(g, within=60) for g in PROBED}
-            pids = {n: p for n in lab.nodes if (p := agent_pid(lab, n)) is not None}
+            pids = {n: p for n in lab.nodes if (p := agent_and_liveness(lab, n))}
             view = ClientView(
                 lab.lab, {g: (lab.vip(100 + i), 8081 + i) for i, g in enumerate(PROBED)}
             ).start()
@@ -263,7 +264,7 @@ def run_size(
             if profile is not None:
                 profile.mkdir(parents=True, exist_ok=True)
                 spy_out = profile / f"{label.replace(' ', '-')}-{lab.nodes[0]}.txt"
-                spy = start_profile(pids[lab.nodes[0]], profile_seconds, spy_out)
+                spy = start_profile(pids[lab.nodes[0]][0], profile_seconds, spy_out)
             result = lab.ha("apply", "-f", "-", stdin=groups_manifest(count, service=service),
                             timeout=600)  # fmt: skip
             applied_at = time.monotonic()

@@ -3,7 +3,7 @@ while, and undone (the heal). Each returns a sentence saying what exactly it did
 
 power      the node's power is cut (link down, SIGKILL of its PID 1), then it boots again
 agent-kill SIGKILL of the node's vigil-agent (its init starts a new one)
-agent-stop SIGSTOP of the agent, SIGCONT after the hold
+agent-stop SIGSTOP of the agent and its liveness process (a hung agent), SIGCONT after the hold
 etcd-kill  SIGKILL of the node's etcd member (the agent's supervisor restarts it)
 etcd-stop  SIGSTOP of the etcd member (frozen: connections accepted, never answered)
 partition  the node is cut from the others (nftables in the lab's switch), then healed
@@ -45,11 +45,7 @@ def _argv(pid: int) -> list[bytes]:
 
 
 def agent_pid(lab: VigilLab, node: str) -> int | None:
-    for pid in lab.lab.node_pids(node):
-        argv = _argv(pid)
-        if b"nodeagent" in argv and b"-m" in argv:
-            return pid
-    return None
+    return lab.agent_processes(node)[0]
 
 
 def etcd_pid(lab: VigilLab, node: str) -> int | None:
@@ -98,26 +94,30 @@ class Injector:
     def _kill(self, pid: int | None, what: str) -> str:
         return f"SIGKILL {what} {pid}" if self._signal(pid, signal.SIGKILL) else f"no {what} found"
 
-    def _freeze(self, pid: int | None, what: str, low: float, high: float) -> str:
-        if not self._signal(pid, signal.SIGSTOP):
+    def _freeze(self, pids: list[int | None], what: str, low: float, high: float) -> str:
+        found = [pid for pid in pids if pid is not None]
+        if not found:
             return f"no {what} found"
+        for pid in found:
+            self._signal(pid, signal.SIGSTOP)
         try:
             held = self._hold(low, high)
         finally:
-            self._signal(pid, signal.SIGCONT)
-        return f"SIGSTOP {what} {pid} for {held:.1f} s"
+            for pid in found:
+                self._signal(pid, signal.SIGCONT)
+        return f"SIGSTOP {what} {', '.join(map(str, found))} for {held:.1f} s"
 
     def _agent_kill(self, node: str) -> str:
         return self._kill(agent_pid(self.lab, node), "agent")
 
     def _agent_stop(self, node: str) -> str:
-        return self._freeze(agent_pid(self.lab, node), "agent", 0.5, 3.0)
+        return self._freeze(list(self.lab.agent_processes(node)), "agent", 0.5, 3.0)
 
     def _etcd_kill(self, node: str) -> str:
         return self._kill(etcd_pid(self.lab, node), "etcd")
 
     def _etcd_stop(self, node: str) -> str:
-        return self._freeze(etcd_pid(self.lab, node), "etcd", 1.0, 4.0)
+        return self._freeze([etcd_pid(self.lab, node)], "etcd", 1.0, 4.0)
 
     def _partition(self, node: str) -> str:
         others = [n for n in self.lab.nodes if n != node]

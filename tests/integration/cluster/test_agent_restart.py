@@ -6,7 +6,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,15 +21,8 @@ PROBE_PERIOD = 1.0  # web_group's probe period
 
 
 def agent_pids(lab: VigilLab, node: str) -> list[int]:
-    found = []
-    for pid in lab.lab.node_pids(node):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"nodeagent" in argv:
-            found.append(pid)
-    return found
+    agent, _liveness = lab.agent_processes(node)
+    return [] if agent is None else [agent]
 
 
 def test_agent_sigkill_keeps_the_group_and_the_service(
@@ -89,14 +81,18 @@ def test_frozen_agent_longer_than_deadtime_leaves_no_duplicate(
 ) -> None:
     assert vlab.apply(vlab.web_group()).code == 0
     active = vlab.wait_running("web", 30)
-    [agent] = agent_pids(vlab, active)
-    os.kill(agent, signal.SIGSTOP)
+    # The whole agent, as a hung machine: the control plane and its liveness process.
+    frozen = [pid for pid in vlab.agent_processes(active) if pid is not None]
+    assert len(frozen) == 2, f"an agent and its liveness process expected, found {frozen}"
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
     try:
         other = vlab.wait_running("web", 20, not_on=active)
         time.sleep(0.5)
         overlaps = list(observer.overlaps)
     finally:
-        os.kill(agent, signal.SIGCONT)
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
     # The thawed agent finds its lease gone and lets go; the overlap is judged here, in
     # the test body, so that the expected failure is this assertion, not the teardown's.
     observer.wait_for(lambda h: active not in h, within=15)

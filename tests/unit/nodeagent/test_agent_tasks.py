@@ -5,11 +5,12 @@ runs with a dead loop (a watch that grpc cancelled left a node with a frozen sto
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 from controller.bootstrap.node_config import EtcdSettings, NodeConfig
 from nodeagent.agent import Agent
-from nodeagent.liveness_thread import LivenessThread
+from nodeagent.liveness_link import LivenessLink
 
 
 def _agent(tmp_path: Path) -> Agent:
@@ -19,9 +20,10 @@ def _agent(tmp_path: Path) -> Agent:
                           initial_cluster="a=https://10.0.0.1:2380",
                           initial_cluster_state="new", initial_cluster_token="tok"),
     )  # fmt: skip
-    # The liveness thread is not started: these tests need no heartbeats.
+    # No liveness process behind the link: these tests need no heartbeats.
+    ours, _theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     return Agent(cfg, tmp_path / "node.yaml", run_dir=tmp_path, lib_dir=tmp_path,
-                 liveness_thread=LivenessThread(0.2))  # fmt: skip
+                 liveness=LivenessLink(ours, 0, None))  # fmt: skip
 
 
 async def test_a_loop_cancelled_while_the_agent_runs_stops_it_as_failed(tmp_path: Path) -> None:

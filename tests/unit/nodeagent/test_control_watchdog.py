@@ -1,9 +1,9 @@
 """The control-loop watchdog: armed by the first tick, fires after its deadline, and
-forgives a pause in which its own thread was frozen as well."""
+forgives a pause in which its own process was frozen as well."""
 
 from __future__ import annotations
 
-from nodeagent.liveness_thread import ControlWatchdog
+from nodeagent.liveness_process import ControlWatchdog
 
 
 def test_not_armed_before_the_first_tick() -> None:
