@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.api.cluster import Cluster
-from controller.api.local_status import LocalStatus, local_status_path
+from controller.api.local_status import local_status_path
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
 from controller.bootstrap.node_config import NodeConfig
@@ -52,7 +52,7 @@ from nodeagent.etcd_member import EtcdMember
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
 from nodeagent.liveness import HeartbeatLiveness
 from nodeagent.liveness_link import LivenessLink, MembershipState
-from nodeagent.local_status import keep_local_status, snapshot
+from nodeagent.local_status import Sources, keep_local_status, sources
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
 
@@ -222,10 +222,10 @@ class Agent:
         if self.member is not None:
             await self.member.stop()
 
-    def _local_status(self) -> LocalStatus:
+    def _local_status(self) -> Sources:
         assert self.liveness is not None and self.informer is not None
         views = self.reconciler.views.values() if self.reconciler else ()
-        return snapshot(self.node, self.config.cluster, self.liveness, self.informer, views)
+        return sources(self.node, self.config.cluster, self.liveness, self.informer, views)
 
     # -- the store member ---------------------------------------------------------------
 

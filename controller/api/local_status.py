@@ -2,8 +2,10 @@
 
 On the minority side of a partition the store has no quorum and answers nothing; the
 agent there still knows its heartbeat view, whether it holds its serving lease, and what
-it runs. It writes that to a file on tmpfs (`<run dir>/status.json`) every second, so that
-`ha status` can show it, marked as local and possibly stale, instead of only "no leader".
+it runs. It keeps that in a file on tmpfs (`<run dir>/status.json`), so that `ha status`
+can show it, marked as local and possibly stale, instead of only "no leader". The file is
+written again when its content changes and its modification time renewed every second
+otherwise: its age is from the later of `written` and that time.
 """
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ the administrator at that console to know that this side stands down.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from controller.api.local_status import DEFAULT_RUN_DIR, LocalStatus, local_status_path
 
-STALE_AFTER = 5.0  # seconds: the agent writes every second
+STALE_AFTER = 5.0  # seconds: the agent writes or renews the file every second
 
 
 def local_status_file(environ: dict[str, str] | None = None) -> Path:
@@ -25,10 +25,18 @@ def local_status_file(environ: dict[str, str] | None = None) -> Path:
 
 
 def read_local_status(path: Path) -> LocalStatus | None:
+    """The file, with `written` the last time the agent vouched for it: the agent writes
+    it again only when its content changes and otherwise renews its modification time
+    (nodeagent/local_status.py)."""
     try:
-        return LocalStatus.model_validate_json(path.read_text())
+        with path.open("rb") as file:
+            touched = datetime.fromtimestamp(os.fstat(file.fileno()).st_mtime, UTC)
+            status = LocalStatus.model_validate_json(file.read())
     except (OSError, ValueError, ValidationError):
         return None
+    if touched > status.written:
+        status = status.model_copy(update={"written": touched})
+    return status
 
 
 def render_local(status: LocalStatus, now: datetime) -> str:

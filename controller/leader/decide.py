@@ -139,3 +139,20 @@ def _next_record(
         return record_for(None, decision.reason, stopping_from=have), ""
     reason = f"stopping on {have} first: {decision.reason}"
     return record_for(None, reason, stopping_from=have), ""
+
+
+def next_deadline(view: ClusterView, now: float) -> float | None:
+    """The first wall-clock time after `now` at which `decide` may answer differently for
+    the same view and liveness: a failure that expires (``failureTimeout``) or an ``ha
+    move`` that ends. None if no such time is ahead."""
+    ahead: list[float] = []
+    for failure in view.failures:
+        group = view.groups.get(failure.group)
+        timeout = group.spec.failure_timeout.total_seconds() if group is not None else 0.0
+        if timeout > 0 and failure.last_failure + timeout > now:
+            ahead.append(failure.last_failure + timeout)
+    for group in view.groups.values():
+        move = group.spec.placement.move_to
+        if move is not None and move.until is not None and move.until.timestamp() > now:
+            ahead.append(move.until.timestamp())
+    return min(ahead, default=None)

@@ -3,6 +3,12 @@
 Woken by any store change or liveness change, and every RESYNC seconds regardless. Each
 turn reads the informer's copy (no round trip), decides (controller/leader/decide.py, pure) and
 writes each placement with a compare-and-swap on the revision it read.
+
+A turn that wrote nothing is not repeated while nothing it decided from has changed: the
+store's revision, the leader's heartbeat view, and the clock up to the next failure expiry
+or move end (`next_deadline`); at most IDLE_RECHECK seconds apart all the same. With a
+thousand groups, deciding them all again every RESYNC seconds was an idle leader's
+largest cost.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 import time
 
 from controller.api.liveness import Liveness, LivenessSource, node_phase
-from controller.leader.decide import PlacementPlan, decide
+from controller.leader.decide import PlacementPlan, decide, next_deadline
 from controller.store import keys
 from controller.store.base import Delete, Put, Store
 from controller.store.errors import ConflictError, StoreError
@@ -24,6 +30,7 @@ from controller.store.view import ClusterView
 log = logging.getLogger(__name__)
 
 RESYNC = 2.0
+IDLE_RECHECK = 30.0  # seconds: a turn that changed nothing runs again at least this often
 # A placement write is on the failover's critical path, and every other write of a turn
 # delays the next turn. When the node that died also led etcd, a write sent around its
 # death is dropped (forwarded to the dead leader) and etcd answers only after its own ~5 s
@@ -50,6 +57,10 @@ class Leader:
         self.liveness = liveness
         self.objects = ObjectStore(store)
         self._last_notes: list[str] = []
+        # After a turn that wrote nothing: (store revision, heartbeat view, when to decide
+        # again regardless); None after any other turn.
+        self._settled: tuple[int, object, float] | None = None
+        self.turns = 0  # turns that decided (not skipped)
 
     async def run(self) -> None:
         store_changed = self.informer.subscribe()
@@ -57,6 +68,9 @@ class Leader:
         retry = RETRY
         while True:
             began = time.monotonic()
+            if self._unchanged():
+                await wait_any(wakes, RESYNC)
+                continue
             try:
                 await self.turn()
             except ConflictError as exc:
@@ -80,10 +94,28 @@ class Leader:
             retry = RETRY
             await wait_any(wakes, RESYNC)
 
+    def _inputs(self) -> object:
+        return tuple(sorted(self.liveness.liveness().items()))
+
+    def _unchanged(self) -> bool:
+        """Whether the last turn wrote nothing and nothing it decided from changed since."""
+        if self._settled is None:
+            return False
+        revision, seen, until = self._settled
+        return (
+            self.informer.connected
+            and self.informer.revision == revision
+            and time.time() < until
+            and self._inputs() == seen
+        )
+
     async def turn(self) -> PlacementPlan:
+        self._settled = None
+        self.turns += 1
+        revision, inputs, now = self.informer.revision, self._inputs(), time.time()
         view = self.informer.view()
         seen = self.liveness.liveness()
-        plan = decide(view, seen, time.time(), self.node)
+        plan = decide(view, seen, now, self.node)
         for start in range(0, len(plan.writes), BATCH):
             await self._write(plan.writes[start : start + BATCH])
         for group in plan.deletes:
@@ -92,17 +124,22 @@ class Leader:
             await self.store.commit(
                 [Delete(keys.placement_key(group), expect_revision=expect)], WRITE_ATTEMPT
             )
-        await self._publish_node_phases(view, seen)
+        wrote = await self._publish_node_phases(view, seen)
+        if not plan.writes and not plan.deletes and not wrote:
+            until = min(now + IDLE_RECHECK, next_deadline(view, now) or float("inf"))
+            self._settled = (revision, inputs, until)
         if plan.notes != self._last_notes:
             for note in plan.notes:
                 log.info("controller: %s", note)
             self._last_notes = plan.notes
         return plan
 
-    async def _publish_node_phases(self, view: ClusterView, seen: dict[str, Liveness]) -> None:
-        """Node status as the leader's heartbeat view sees each member, for `ha status`."""
+    async def _publish_node_phases(self, view: ClusterView, seen: dict[str, Liveness]) -> bool:
+        """Node status as the leader's heartbeat view sees each member, for `ha status`;
+        whether it wrote any."""
+        wrote = False
         if view.cluster is None:
-            return
+            return wrote
         for member in view.cluster.spec.nodes:
             phase = node_phase(seen.get(member.name))
             key = keys.status_key("Node", member.name)
@@ -116,6 +153,8 @@ class Leader:
             data["phase"] = phase
             expect = current.mod_revision if current else 0
             await self.store.commit([Put(key, data, expect_revision=expect)], WRITE_ATTEMPT)
+            wrote = True
+        return wrote
 
     async def _write(self, records: list[PlacementRecord]) -> None:
         puts, events = [], []

@@ -168,8 +168,9 @@ class Informer:
         return out
 
     def placements(self) -> dict[str, PlacementRecord]:
-        """placement/<group> records, by group."""
-        records = (PlacementRecord.from_dict(kv.value) for kv in self.under(keys.PLACEMENT))
+        """placement/<group> records, by group: the same object while the record's revision
+        is the same, so that a reader can tell a change by identity."""
+        records = (self._cached(kv, PlacementRecord.from_dict) for kv in self.under(keys.PLACEMENT))
         return {record.group: record for record in records}
 
     def failures(self) -> list[FailureRecord]:

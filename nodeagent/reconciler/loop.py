@@ -1,12 +1,14 @@
 """The node reconciler: level-triggered convergence of this node's resources.
 
-Each turn reads the informer's copy of specs and placements, observes every resource of
-every group through its actuator, plans stops then starts (reconciler/plan.py, pure),
-carries them out, and reports status and failures to the store (reconciler/report.py);
-each resource's actuator and its work while running live in reconciler/running.py. It is
-woken by any store
-or liveness change and runs every RESYNC seconds regardless; after a restart it converges
-from what it observes (a VIP found on an interface but not placed here is removed).
+Each turn reads the informer's copy of specs and placements, observes through their
+actuators the groups that are due (reconciler/dirty.py, pure: changed, unsettled, poked,
+or next in the spread resync; every group after a liveness change), plans stops then
+starts over every group's latest view (reconciler/plan.py, pure), carries them out, and
+reports the status of the groups it looked at and failures to the store
+(reconciler/report.py); each resource's actuator and its work while running live in
+reconciler/running.py. It is woken by any store or liveness change and runs every RESYNC
+seconds regardless; after a restart it converges from what it observes (a VIP found on
+an interface but not placed here is removed).
 
 Two rules from docs/safety.md are enforced here, not in the controller: nothing starts
 without the serving lease, and a group recovered from a lost node does not start while
@@ -27,7 +29,7 @@ from pathlib import Path
 from controller.api.group import Resource, ResourceGroup
 from controller.api.liveness import LivenessSource
 from controller.scheduler.from_api import group_start_order
-from controller.store.base import Store
+from controller.store.base import Put, Store
 from controller.store.informer import Informer, wait_any
 from controller.store.records import PlacementRecord
 from nodeagent.actuators import (
@@ -39,13 +41,13 @@ from nodeagent.actuators import (
     default_registry,
 )
 from nodeagent.actuators.base import ActuatorRegistry, actuator_kind
+from nodeagent.reconciler.dirty import RESYNC, Tracker
 from nodeagent.reconciler.plan import Action, GroupView, Mode, ResourceView, plan
 from nodeagent.reconciler.report import Reporter
 from nodeagent.reconciler.running import GroupMemory, Managed
 
 log = logging.getLogger(__name__)
 
-RESYNC = 2.0
 _PAST = {"start": "started", "stop": "stopped"}
 BACKOFF_MAX = 10.0
 
@@ -84,6 +86,8 @@ class Reconciler:
         self._managed: dict[str, Managed] = {}
         self._spec_texts: dict[str, tuple[Resource, str]] = {}
         self._order: tuple[tuple[ResourceGroup, ...], list[str]] = ((), [])
+        self._groups: tuple[ResourceGroup, ...] = ()  # as the last turn saw them
+        self.dirty = Tracker()
         self._memory: dict[str, GroupMemory] = {}
         self._lock = asyncio.Lock()
         self._retired: list[Managed] = []
@@ -167,11 +171,18 @@ class Reconciler:
                 if isinstance(g, ResourceGroup)
             }
             placements = self.informer.placements()
-            self._record_vips(groups)
-            views: list[GroupView] = []
+            changed = self._groups_changed(groups)
+            if changed:
+                self._record_vips(groups)
+            inputs = {name: (group, placements.get(name)) for name, group in groups.items()}
+            seen_as = (serving, tuple(sorted(self.liveness.liveness().items())))
+            due = self.dirty.due(inputs, seen_as, time.monotonic())
+            observed: list[GroupView] = []
             blocked: dict[str, str] = {}
             now = time.monotonic()
             for name, group in groups.items():
+                if name not in due:
+                    continue  # settled and unchanged: its last view stands
                 record = placements.get(name)
                 mode = self._mode(record, serving)
                 managed, why = self._actuators(group)
@@ -183,34 +194,56 @@ class Reconciler:
                 if mode == "stop" and why is None and placed_here:
                     # Placed here, yet "stop": only the recovery rule says so (_mode).
                     view = self._recovered_but_heard(view, record)
-                views.append(view)
-            self.views = {view.name: view for view in views}
-            await self._forget_deleted(groups)
+                observed.append(view)
+            views = {name: self.views[name] for name in groups if name in self.views}
+            views.update((view.name, view) for view in observed)
+            self.views = views
+            if changed or self._retired:
+                await self._forget_deleted(groups)
             order = self._start_order(groups)
-            await self._count_unexpected_failures(views, groups)
-            actions = plan(views, order)
+            await self._count_unexpected_failures(observed, groups)
+            # Every group's view, so that stops and starts keep the cross-group order; the
+            # ones not looked at are settled (dirty.py) and plan nothing.
+            actions = plan(list(self.views.values()), order)
             actions = [a for a in actions if not self._backing_off(a, now)]
             failed = await self._execute(actions, groups)
-            self._keep_running_work(views, groups, failed)
-            writes = []
-            for view in views:
-                # One group's trouble is that group's status, never the end of the turn.
-                try:
-                    write = await self.reporter.status_write(
-                        groups[view.name],
-                        view,
-                        placements.get(view.name),
-                        blocked.get(view.name),
-                        failed.get(view.name),
-                        self._memory.setdefault(view.name, GroupMemory()),
-                    )
-                except Exception:
-                    log.exception("reporting the status of %s failed", view.name)
-                    continue
-                if write is not None:
-                    writes.append(write)
-            if not await self.reporter.write(writes):
+            self._keep_running_work(observed, groups, failed)
+            unwritten, conflict = await self._report(observed, groups, placements, blocked, failed)
+            self.dirty.looked(inputs, seen_as, observed, set(failed) | unwritten)
+            if conflict:
                 self._probe_wake.set()  # someone else wrote one; look again next turn
+
+    async def _report(
+        self,
+        views: list[GroupView],
+        groups: dict[str, ResourceGroup],
+        placements: dict[str, PlacementRecord],
+        blocked: dict[str, str],
+        failed: dict[str, str],
+    ) -> tuple[set[str], bool]:
+        """Write the statuses of the groups looked at that differ from the store's; the
+        groups whose status did not land, and whether another writer is why (Reporter.write)."""
+        writes: dict[str, Put] = {}
+        unwritten: set[str] = set()
+        for view in views:
+            # One group's trouble is that group's status, never the end of the turn.
+            try:
+                write = await self.reporter.status_write(
+                    groups[view.name],
+                    view,
+                    placements.get(view.name),
+                    blocked.get(view.name),
+                    failed.get(view.name),
+                    self._memory.setdefault(view.name, GroupMemory()),
+                )
+            except Exception:
+                log.exception("reporting the status of %s failed", view.name)
+                unwritten.add(view.name)
+                continue
+            if write is not None:
+                writes[view.name] = write
+        lost, conflict = await self.reporter.write(list(writes.values()))
+        return unwritten | {name for name, put in writes.items() if put.key in lost}, conflict
 
     def _recovered_but_heard(self, view: GroupView, record: PlacementRecord | None) -> GroupView:
         """Placed here to recover it from a lost node that this node hears again. Not yet
@@ -250,6 +283,14 @@ class Reconciler:
         if memory is None:
             return False
         return now < (memory.retry_after if action.verb == "start" else memory.stop_retry_after)
+
+    def _groups_changed(self, groups: dict[str, ResourceGroup]) -> bool:
+        """Whether a group object was created, changed or deleted since the last turn."""
+        current = tuple(groups.values())
+        known, self._groups = self._groups, current
+        return len(known) != len(current) or any(
+            a is not b for a, b in zip(known, current, strict=True)
+        )
 
     def _start_order(self, groups: dict[str, ResourceGroup]) -> list[str]:
         """group_start_order, computed again only when a group object changed."""
@@ -446,6 +487,7 @@ class Reconciler:
             await self.reporter.count_failure(
                 group, f"probe of {resource.resolved_name()} failed: {detail}"
             )
+            self.dirty.poke(group)
             self._probe_wake.set()
 
         managed.start_running_work(name, resource, probe_failed)

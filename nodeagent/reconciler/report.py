@@ -127,10 +127,13 @@ class Reporter:
             return None  # a newer placement's report stands; this node's copy is behind
         return Put(key, data, expect_revision=stored.mod_revision if stored else 0)
 
-    async def write(self, puts: list[Put]) -> bool:
+    async def write(self, puts: list[Put]) -> tuple[set[str], bool]:
         """Write statuses, many per transaction (a big apply reports a thousand groups in a
-        few round trips); False when another writer got to one first (look again)."""
-        settled = True
+        few round trips). Returns the keys not written (the caller looks at those groups
+        again) and whether that was because another writer got to one first (look again
+        soon) rather than a store that refused (look again at the next turn)."""
+        lost: set[str] = set()
+        conflict = False
         for start in range(0, len(puts), STATUS_BATCH):
             chunk = puts[start : start + STATUS_BATCH]
             try:
@@ -140,12 +143,15 @@ class Reporter:
                 pass  # one of them was written meanwhile: one by one, so the rest land
             except StoreError as exc:
                 log.warning("cannot report the status of %d groups: %s", len(chunk), exc)
+                lost.update(put.key for put in chunk)
                 continue
             for put in chunk:
                 try:
                     await self.store.commit([put])
                 except ConflictError:
-                    settled = False
+                    lost.add(put.key)
+                    conflict = True
                 except StoreError as exc:
                     log.warning("cannot report the status at %s: %s", put.key, exc)
-        return settled
+                    lost.add(put.key)
+        return lost, conflict

@@ -16,10 +16,10 @@ are applied in one `ha apply`, and the bench reports:
 `--mixed N` adds a run of N groups of a floating IP plus an exec service each.
 `--profile DIR` samples the first node's agent with py-spy (pip install py-spy) from the
 apply on, for `--profile-seconds`, and writes collapsed stacks there (`summarize_profile`
-prints where the time went).
+prints where the time went); with `--profile-idle`, it samples the idle window instead.
 
     .venv/bin/python -m tests.bench.scale [--groups 100 300 1000 3000] [--mixed 300]
-        [--idle 20] [--profile DIR] [--json tests/bench/results/scale.json]
+        [--idle 20] [--profile DIR [--profile-idle]] [--json tests/bench/results/scale.json]
 """
 
 from __future__ import annotations
@@ -235,6 +235,7 @@ def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float, float
 def run_size(
     count: int, *, service: bool, idle: float, within: float,
     profile: Path | None = None, profile_seconds: float = 20.0, keep_logs: Path | None = None,
+    profile_idle: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     label = f"{count}{' mixed' if service else ''}"
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as disks:
@@ -261,9 +262,12 @@ def run_size(
             began = time.monotonic()
             usage = Usage(pids)
             spy = None
+            spy_out = None
             if profile is not None:
                 profile.mkdir(parents=True, exist_ok=True)
-                spy_out = profile / f"{label.replace(' ', '-')}-{lab.nodes[0]}.txt"
+                phase = "idle" if profile_idle else "apply"
+                spy_out = profile / f"{label.replace(' ', '-')}-{phase}-{lab.nodes[0]}.txt"
+            if spy_out is not None and not profile_idle:
                 spy = start_profile(pids[lab.nodes[0]][0], profile_seconds, spy_out)
             result = lab.ha("apply", "-f", "-", stdin=groups_manifest(count, service=service),
                             timeout=600)  # fmt: skip
@@ -276,6 +280,9 @@ def run_size(
             idle_usage = None
             if idle > 0:
                 time.sleep(2.0)  # the last status writes settle
+                if spy_out is not None and profile_idle:
+                    # py-spy's own sampling is outside the agent: the window's numbers hold.
+                    spy = start_profile(pids[lab.nodes[0]][0], idle, spy_out)
                 window = Usage(pids)
                 time.sleep(idle)
                 idle_usage = window.end()
@@ -337,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--within", type=float, default=240.0, help="give up after, s")
     parser.add_argument("--profile", type=Path, help="write py-spy samples of node 1 here")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument("--profile-idle", action="store_true",
+                        help="profile the idle window (--idle s) instead of the apply")  # fmt: skip
     parser.add_argument("--keep-logs", type=Path, help="copy the agents' logs here")
     parser.add_argument("--json", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args(argv)
@@ -346,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {count} groups{' with exec services' if service else ''}", flush=True)
         row = run_size(count, service=service, idle=args.idle, within=args.within,
                        profile=args.profile, profile_seconds=args.profile_seconds,
-                       keep_logs=args.keep_logs)  # fmt: skip
+                       keep_logs=args.keep_logs, profile_idle=args.profile_idle)  # fmt: skip
         rows.append(row)
         print(f"   {json.dumps({k: v for k, v in row.items() if k != 'per_node_logs'})}",
               flush=True)  # fmt: skip

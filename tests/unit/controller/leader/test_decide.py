@@ -3,14 +3,17 @@ off a lost node, and nothing while a node is silent but not provably stopped."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 from controller.api.cluster import Cluster
 from controller.api.decode import decode
-from controller.api.group import ResourceGroup, ResourceGroupStatus
+from controller.api.group import MoveTo, ResourceGroup, ResourceGroupStatus
 from controller.api.liveness import Liveness
 from controller.api.manifest import load
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
-from controller.leader.decide import PlacementPlan, decide
+from controller.leader.decide import PlacementPlan, decide, next_deadline
 from controller.store.records import FailureRecord, PlacementRecord
 from controller.store.view import ClusterView
 from tests.paths import EXAMPLES
@@ -147,3 +150,25 @@ def test_recovery_names_the_lost_incarnation() -> None:
     view = {"host-m": Liveness("dead", True, "aa"), "host-s": Liveness("up", False, "cc")}
     [record] = decide_for(snap(view, on_m), "host-s").writes
     assert (record.node, record.incarnation, record.recovered_incarnation) == ("host-s", "cc", "aa")
+
+
+def test_the_next_deadline_is_the_first_failure_expiry_or_move_end_ahead() -> None:
+    # Until then, the same view and liveness decide the same: an idle leader need not
+    # decide again (controller/leader/loop.py).
+    _cluster, group = pg_objects()
+    timeout = group.spec.failure_timeout.total_seconds()
+    assert timeout > 0
+    failures = (
+        FailureRecord("pg", "host-m", 3, NOW - 5),
+        FailureRecord("pg", "host-s", 1, NOW - 2),
+        FailureRecord("pg", "host-s", 1, NOW - timeout - 1),  # expired already
+        FailureRecord("gone", "host-s", 1, NOW),  # of no group
+    )
+    view, _ = snap({"host-m": UP}, failures=failures)
+    assert next_deadline(view, NOW) == NOW - 5 + timeout
+    assert next_deadline(snap({"host-m": UP})[0], NOW) is None
+    until = datetime.fromtimestamp(NOW + 60, UTC)
+    moved = group.model_copy(deep=True)
+    moved.spec.placement.move_to = MoveTo(node="host-s", until=until)
+    view = replace(view, groups={"pg": moved})
+    assert next_deadline(view, NOW) == min(NOW + 60, NOW - 5 + timeout)
