@@ -1,11 +1,11 @@
 """Reports event-loop stalls: how late a loop's own wake-ups are.
 
 The agent runs two loops: the liveness loop (heartbeats, the serving lease; its own
-thread) and the control plane's (store, reconciler, leader). Each has a watch. A stall of
+process) and the control plane's (store, reconciler, leader). Each has a watch. A stall of
 the liveness loop delays heartbeats, and past deadtime the peers declare the node lost: it
 must never happen, and its log line names it. A stall of the control plane's loop delays
 decisions and actions only; its line gives the control plane's own latency (a big apply,
-a blocking call that slipped in). The control watch also ticks the liveness thread's
+a blocking call that slipped in). The control watch also ticks the liveness process's
 watchdog (`on_tick`), which ends an agent whose control loop is stuck for good.
 """
 
@@ -70,9 +70,9 @@ class LoopWatch:
 class GcWatch:
     """Logs garbage collections long enough to stall the agent's loops.
 
-    A full collection holds the interpreter lock throughout, on every thread: the
-    liveness loop waits as long as the control plane's. Thousands of groups make a
-    young heap big enough for that to matter; this names it when it happens.
+    A full collection holds the interpreter lock throughout: the control plane's loop
+    waits (the liveness process has its own interpreter and a small heap). Thousands of
+    groups make a heap big enough for that to matter; this names it when it happens.
     """
 
     def __init__(self, threshold: float) -> None:

@@ -1,8 +1,8 @@
-"""CPU priority for the agent's threads, so that heartbeats flow when the node is saturated.
+"""CPU priority for the agent's processes, so that heartbeats flow when the node is saturated.
 
 A node whose CPU is pegged by its workload must not miss heartbeats and be declared
-lost: corosync runs with SCHED_RR for the same reason. Only the liveness thread gets the
-real-time class (`make_realtime`, called on it): it mostly sleeps, so that costs the
+lost: corosync runs with SCHED_RR for the same reason. Only the liveness process gets the
+real-time class (`make_realtime`, called in it): it mostly sleeps, so that costs the
 workload nothing. The control plane can be busy for seconds (a big apply): at real-time
 priority it would starve etcd and the services on its core, so it runs at nice -10
 (`raise_priority`), ahead of a busy workload but under the kernel's fair scheduler.

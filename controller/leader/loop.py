@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 RESYNC = 2.0
 IDLE_RECHECK = 30.0  # seconds: a turn that changed nothing runs again at least this often
+# A turn that took longer than PACE_FROM is followed, on a store change alone, by a pause as
+# long as it took (at most PACE_MAX): at most half the leader's time goes to deciding.
+PACE_FROM = 0.05
+PACE_MAX = 1.0
 # A placement write is on the failover's critical path, and every other write of a turn
 # delays the next turn. When the node that died also led etcd, a write sent around its
 # death is dropped (forwarded to the dead leader) and etcd answers only after its own ~5 s
@@ -64,12 +68,14 @@ class Leader:
 
     async def run(self) -> None:
         store_changed = self.informer.subscribe()
-        wakes = [store_changed, self.liveness.subscribe()]
+        liveness_changed = self.liveness.subscribe()
+        wakes = [store_changed, liveness_changed]
         retry = RETRY
+        took = 0.0
         while True:
             began = time.monotonic()
             if self._unchanged():
-                await wait_any(wakes, RESYNC)
+                await self._wait(wakes, liveness_changed, took)
                 continue
             try:
                 await self.turn()
@@ -92,7 +98,21 @@ class Leader:
                     retry = min(2 * retry, RESYNC)
                 continue
             retry = RETRY
-            await wait_any(wakes, RESYNC)
+            took = time.monotonic() - began
+            await self._wait(wakes, liveness_changed, took)
+
+    async def _wait(
+        self, wakes: list[asyncio.Event], liveness_changed: asyncio.Event, took: float
+    ) -> None:
+        """Until the next turn: a liveness change (a node lost: a failover) at once; a store
+        change alone, after at least as long as the last turn took, if that was long. While
+        a big apply lands (statuses, a hundred per write, from every node), deciding
+        thousands of groups again on every write kept the leader's node busy."""
+        await wait_any(wakes, RESYNC, clear=False)
+        if took > PACE_FROM and not liveness_changed.is_set():
+            await wait_any([liveness_changed], min(took, PACE_MAX), clear=False)
+        for event in wakes:
+            event.clear()
 
     def _inputs(self) -> object:
         return tuple(sorted(self.liveness.liveness().items()))

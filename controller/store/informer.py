@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 S = TypeVar("S", bound=Status)
 
 
-async def wait_any(events: list[asyncio.Event], within: float) -> None:
-    """Wait until one of ``events`` is set or ``within`` seconds pass; then clear them all.
+async def wait_any(events: list[asyncio.Event], within: float, *, clear: bool = True) -> None:
+    """Wait until one of ``events`` is set or ``within`` seconds pass; then clear them all
+    (unless ``clear`` is false: the caller looks at which one woke it).
 
     Level-triggered loops sleep on it until something may have changed (an informer's or a
     liveness view's ``subscribe()``): clearing after waking is safe because the loop
@@ -44,8 +45,9 @@ async def wait_any(events: list[asyncio.Event], within: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-    for event in events:
-        event.clear()
+    if clear:
+        for event in events:
+            event.clear()
 
 
 class Informer:

@@ -7,10 +7,9 @@ peer's `lost` verdict or this node's incarnation changes, the service sets `chan
 queues a `ChangeEvent` for every `watch()`er; a timer set at `Membership.next_change`
 catches the changes that come from time passing (a lease ending, a peer going silent).
 
-The service runs on the liveness thread's loop (nodeagent/liveness_thread.py), apart from
-the control plane. Other threads read Membership only through `read()`, under the lock
-every packet and timer takes, and learn of changes through `add_listener()` callbacks,
-which run on the liveness thread and must only hand the news over (call_soon_threadsafe).
+The service runs in the liveness process (nodeagent/liveness_process.py), which
+publishes what the control plane needs of it. `read()` takes the lock every packet and
+timer takes; `add_listener()` callbacks run on the service's loop and must not block.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ are applied in one `ha apply`, and the bench reports:
 - the time from `ha apply` returning until all N report Running (a watch on the store
   from the client namespace, tests/bench/_scale_watch.py);
 - serving leases lost and heartbeat rejoins (the agents' logs), and event-loop stalls,
-  the control plane's and the liveness thread's counted apart;
+  the control plane's and the liveness process's counted apart;
 - each agent's CPU (share of one core) and RSS while converging and then idle;
 - whether any already-running probed group was interrupted (the client's record:
   an unanswered attempt, or an answer from another node).
@@ -204,6 +204,19 @@ def interruptions(view: ClientView, since: float, owners: dict[str, str]) -> dic
     return out
 
 
+def slow_answers(view: ClientView, since: float) -> int:
+    """Of those, attempts that timed out (0.3 s) with no other sign: the service or the
+    client waited for a CPU, its address still in place. The rest (refused, unreachable,
+    answered by another node) are what Vigil itself cut."""
+    with view._lock:
+        return sum(
+            1
+            for group in PROBED
+            for a in view.answers[group]
+            if a.time >= since and a.node is None and a.error == "timeout"
+        )
+
+
 def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).parent / "py-spy"
     argv = [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)),
@@ -289,6 +302,7 @@ def run_size(
             if spy is not None:
                 spy.wait(timeout=profile_seconds + 60)
             broken = interruptions(view, began, owners)
+            slow = slow_answers(view, began)
             logs = log_counts(lab, started_wall)
             row = {
                 "label": label,
@@ -302,6 +316,7 @@ def run_size(
                 "stalls_control": sum(n["stalls_control"] for n in logs.values()),
                 "stalls_liveness": sum(n["stalls_liveness"] for n in logs.values()),
                 "probe_interruptions": broken,
+                "probe_timeouts": slow,
                 "probe_attempts": sum(
                     1 for g in PROBED for a in view.answers[g] if a.time >= began
                 ),
@@ -364,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     base = next((r for r in rows if r["converge_s"] is not None), None)
     print()
     print(f"{'groups':<11} {'apply':>7} {'to Running':>10} {'s/100 vs first':>14} "
-          f"{'leases lost':>11} {'stalls ctl/live':>15} {'probes cut':>10} "
+          f"{'leases lost':>11} {'stalls ctl/live':>15} {'probes cut (slow)':>17} "
           f"{'converging cpu/rss (max)':>24} {'idle cpu/rss (max)':>20}")  # fmt: skip
     for r in rows:
         conv = r["converge_s"]
@@ -376,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{r['label']:<11} {r['apply_s']:6.2f}s {shown:>10} {ratio:>14} "
             f"{r['leases_lost']:>11} {r['stalls_control']:>7}/{r['stalls_liveness']:<7} "
-            f"{sum(r['probe_interruptions'].values()):>10} "
+            f"{sum(r['probe_interruptions'].values()):>10} ({r['probe_timeouts']:>4}) "
             f"{fmt_usage(r['usage_converging']):>24} {fmt_usage(r['usage_idle']):>20}"
         )
     if args.profile is not None:

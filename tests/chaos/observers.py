@@ -131,6 +131,7 @@ class ServiceObserver:
 class Answer:
     time: float
     node: str | None  # None: no answer
+    error: str | None = None  # why not: "timeout" (slow), a refused or unreachable address
 
 
 class ClientView:
@@ -162,7 +163,9 @@ class ClientView:
             with contextlib.suppress(ValueError, KeyError):
                 record = json.loads(line)
                 with self._lock:
-                    self.answers[group].append(Answer(float(record["t0"]), record["node"]))
+                    self.answers[group].append(
+                        Answer(float(record["t0"]), record["node"], record.get("error"))
+                    )
 
     def latest(self, group: str, since: float) -> str | None:
         """Who answered the last attempt started after ``since`` (None: no answer)."""
