@@ -21,9 +21,11 @@ async def attempt(address: str, port: int, timeout: float) -> None:
     started = time.monotonic()
     node = None
     error = None
+    connected = False
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(address, port)
+            connected = True
             writer.write(b"GET / HTTP/1.0\r\n\r\n")
             await writer.drain()
             data = await reader.read(4096)
@@ -33,7 +35,15 @@ async def attempt(address: str, port: int, timeout: float) -> None:
         error = "timeout"
     except OSError as exc:
         error = exc.strerror or type(exc).__name__
-    record = {"t0": started, "t1": time.monotonic(), "node": node, "error": error}
+    # connected: the address answered (the kernel of a node holding it), whatever the
+    # service did; a timeout before that means nobody held it or the network stalled.
+    record = {
+        "t0": started,
+        "t1": time.monotonic(),
+        "node": node,
+        "error": error,
+        "connected": connected,
+    }
     sys.stdout.write(json.dumps(record) + "\n")
 
 

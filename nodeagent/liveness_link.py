@@ -28,7 +28,7 @@ from typing import Any
 from controller.api.liveness import PeerState as PeerStateName
 from nodeagent import fastpath
 from nodeagent.heartbeat.config import HeartbeatConfig
-from nodeagent.liveness_process import CONTROL_DEADLINE, MAX_MESSAGE, READY, child_main
+from nodeagent.liveness_process import CONTROL_DEADLINE, MAX_MESSAGE, READY, child_main, receive
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +194,9 @@ class LivenessLink:
         """Take every message waiting on the socket."""
         changed = False
         while not self._gone:
-            try:
-                data = self.sock.recv(MAX_MESSAGE)
-            except BlockingIOError:
+            data = receive(self.sock)
+            if data is None:
                 break
-            except OSError:
-                data = b""
             if not data:
                 self._lost()
                 return

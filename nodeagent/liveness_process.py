@@ -198,12 +198,9 @@ class LivenessServer:
 
     def _readable(self) -> None:
         while True:
-            try:
-                data = self.sock.recv(MAX_MESSAGE)
-            except BlockingIOError:
+            data = receive(self.sock)
+            if data is None:
                 return
-            except OSError:
-                data = b""
             if not data:
                 # The agent is gone: so are its heartbeats, now.
                 assert self._closed is not None
@@ -292,6 +289,17 @@ class LivenessServer:
             if self.watchdog.stuck(time.monotonic()):
                 self.on_stuck()
                 return
+
+
+def receive(sock: socket.socket) -> bytes | None:
+    """The next message on a non-blocking socket of the pair: None if none is waiting, b""
+    if the other end is gone."""
+    try:
+        return sock.recv(MAX_MESSAGE)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 def abort_agent(deadline: float) -> None:

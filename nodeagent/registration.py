@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from controller.store import keys
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 TTL = 3  # seconds
 WRITE_GAP = 0.5  # at most two writes a second
 RETRY_MAX = 2.0
+SEEN_WITHIN = 1.0  # seconds the informer has to show a write before it counts as missing
 
 
 class Registration:
@@ -56,17 +58,20 @@ class Registration:
                 self.leases += 1
                 async with LeaseKeeper(lease, TTL / 3) as keeper:
                     written: NodeRecord | None = None
-                    # Wait for the informer to see the first write before judging presence.
-                    seen = False
+                    written_at = 0.0
                     while not keeper.lost.is_set():
                         record = self.record()
-                        missing = self._missing()
-                        seen = seen or not missing
-                        if record != written or (seen and missing):
+                        # Missing, once the informer had time to see the last write: gone
+                        # since, or never there for long (a copy that saw neither its write
+                        # nor its deletion waited forever when this waited to see it once).
+                        late = time.monotonic() - written_at > SEEN_WITHIN
+                        if record != written or (late and self._missing()):
                             await self.store.put(self.key, record.to_dict(), lease=lease.id)
-                            written, seen = record, False
+                            written, written_at = record, time.monotonic()
                         retry = 0.2
-                        await wait_any([self.changed, store_changed, keeper.lost], 5.0)
+                        # A write the informer has not shown yet is looked at again soon.
+                        within = SEEN_WITHIN if self._missing() else 5.0
+                        await wait_any([self.changed, store_changed, keeper.lost], within)
                         await asyncio.sleep(WRITE_GAP)
                 log.warning("registration of %s lost (%s): registering again", self.node,
                             keeper.lost_reason)  # fmt: skip

@@ -10,21 +10,16 @@ packet creates a missing neighbour entry; they only correct existing ones.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import ipaddress
-import os
 import socket
 import struct
-import threading
-from collections.abc import Callable
-from typing import TypeVar
+
+from nodeagent.actuators.netns import in_netns
 
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
-CLONE_NEWNET = 0x40000000
 ALL_NODES = "ff02::1"
 NA_OVERRIDE = 0x20000000
-T = TypeVar("T")
 
 
 def parse_mac(text: str) -> bytes:
@@ -49,46 +44,6 @@ def build_unsolicited_na(target: ipaddress.IPv6Address, mac: bytes) -> bytes:
     return struct.pack("!BBHI16s", 136, 0, 0, NA_OVERRIDE, target.packed) + struct.pack(
         "!BB6s", 2, 1, mac
     )
-
-
-def in_netns(netns: str | None, fn: Callable[[], T]) -> T:
-    """Run fn with the calling context inside a named netns.
-
-    Sockets keep the namespace they were created in, so only creation needs this. It
-    runs on a throwaway thread because setns() switches the calling thread only, and
-    a pool thread left in the wrong namespace would poison later work.
-    """
-    if netns is None:
-        return fn()
-    path = f"/run/netns/{netns}"
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def body() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        try:
-            target = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            error.append(exc)
-            return
-        try:
-            if libc.setns(target, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                error.append(OSError(err, f"setns({path}): {os.strerror(err)}"))
-                return
-            try:
-                result.append(fn())
-            except BaseException as exc:
-                error.append(exc)
-        finally:
-            os.close(target)
-
-    worker = threading.Thread(target=body, name=f"netns-{netns}")
-    worker.start()
-    worker.join()
-    if error:
-        raise error[0]
-    return result[0]
 
 
 class Announcer:

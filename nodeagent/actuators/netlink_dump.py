@@ -6,14 +6,13 @@ Blocking; netlink.py calls it from a worker thread under its lock.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import ipaddress
 import os
 import socket
 import struct
-import threading
 from typing import Any
+
+from nodeagent.actuators.netns import in_netns
 
 RTM_NEWADDR = 20
 RTM_GETADDR = 22
@@ -24,7 +23,6 @@ NLM_F_DUMP = 0x300
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_FLAGS = 8
-CLONE_NEWNET = 0x40000000
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
 _IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
 _ATTR = struct.Struct("=HH")  # rtattr: length, type
@@ -33,40 +31,14 @@ _ATTR = struct.Struct("=HH")  # rtattr: length, type
 Row = tuple[int, Any, int, int]
 
 
-def _socket_in(netns: str | None) -> socket.socket:
-    """A route netlink socket of `netns` (the caller's namespace if None). A socket stays
-    in the namespace it was made in, so a short-lived thread enters the namespace (setns
-    acts on the calling thread only) to make it."""
-    if netns is None:
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-    made: list[socket.socket] = []
-    failed: list[BaseException] = []
-
-    def enter_and_make() -> None:
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    errno = ctypes.get_errno()
-                    raise OSError(errno, f"setns {netns}: {os.strerror(errno)}")
-            finally:
-                os.close(fd)
-            made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE))
-        except BaseException as exc:
-            failed.append(exc)
-
-    thread = threading.Thread(target=enter_and_make, name=f"netns-{netns}")
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    return made[0]
+def _route_socket() -> socket.socket:
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
 
 
 class AddressDump:
     def __init__(self, netns: str | None) -> None:
-        self.sock = _socket_in(netns)
+        # A socket stays in the namespace it was made in.
+        self.sock = in_netns(netns, _route_socket)
         self.sock.bind((0, 0))
         self._sequence = 0
 

@@ -205,15 +205,15 @@ def interruptions(view: ClientView, since: float, owners: dict[str, str]) -> dic
 
 
 def slow_answers(view: ClientView, since: float) -> int:
-    """Of those, attempts that timed out (0.3 s) with no other sign: the service or the
-    client waited for a CPU, its address still in place. The rest (refused, unreachable,
-    answered by another node) are what Vigil itself cut."""
+    """Of those, attempts that timed out after the address answered: a node held the VIP
+    and its kernel completed the connection, but the service (or the client) waited for a
+    CPU. The rest (no connection, refused, answered by another node) are cuts."""
     with view._lock:
         return sum(
             1
             for group in PROBED
             for a in view.answers[group]
-            if a.time >= since and a.node is None and a.error == "timeout"
+            if a.time >= since and a.node is None and a.error == "timeout" and a.connected
         )
 
 

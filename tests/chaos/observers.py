@@ -131,7 +131,8 @@ class ServiceObserver:
 class Answer:
     time: float
     node: str | None  # None: no answer
-    error: str | None = None  # why not: "timeout" (slow), a refused or unreachable address
+    error: str | None = None  # why not: "timeout", a refused or unreachable address
+    connected: bool = True  # the address answered (a timeout after it: a slow service)
 
 
 class ClientView:
@@ -164,7 +165,12 @@ class ClientView:
                 record = json.loads(line)
                 with self._lock:
                     self.answers[group].append(
-                        Answer(float(record["t0"]), record["node"], record.get("error"))
+                        Answer(
+                            float(record["t0"]),
+                            record["node"],
+                            record.get("error"),
+                            bool(record.get("connected", True)),
+                        )
                     )
 
     def latest(self, group: str, since: float) -> str | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,42 @@ async def test_a_registration_whose_lease_is_revoked_gets_a_new_lease(running: R
     assert await registered(running.store, within=2.0) == RECORD
     again = await running.store.get(keys.node_key("n1"))
     assert again is not None and again.lease != kv.lease and running.registration.leases == 2
+
+
+class VanishingStore(MemoryStore):
+    """The first write of the registration lands and is gone at once, before the informer
+    can show it (a put on a lease etcd expired meanwhile; a copy that missed both)."""
+
+    def __init__(self) -> None:
+        super().__init__("reg")
+        self.vanished = False
+
+    async def put(
+        self,
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        expect_revision: int | None = None,
+        lease: int | None = None,
+    ) -> int:
+        revision = await super().put(key, value, expect_revision=expect_revision, lease=lease)
+        if key == keys.node_key("n1") and not self.vanished:
+            self.vanished = True
+            await self.delete(key)
+        return revision
+
+
+async def test_a_registration_gone_before_the_informer_saw_it_is_written_again() -> None:
+    store = VanishingStore()
+    informer = Informer(store)
+    registration = Registration(store, informer, "n1", lambda: RECORD, asyncio.Event())
+    tasks = [asyncio.create_task(informer.run()), asyncio.create_task(registration.run())]
+    try:
+        assert await registered(store, within=5.0) == RECORD
+        assert store.vanished
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 from controller.api.liveness import Liveness
 from controller.leader.decide import PlacementPlan
@@ -35,51 +36,42 @@ class SlowLeader(Leader):
         return PlacementPlan([], [], [])
 
 
-async def _after_first_turn(leader: SlowLeader) -> float:
-    await asyncio.wait_for(leader.first.wait(), 5)
-    return leader.started[0] + LONG
-
-
 async def _second_turn(leader: SlowLeader, within: float) -> float:
     await asyncio.wait_for(leader.second.wait(), within)
     return leader.started[1]
 
 
-async def test_a_lone_store_change_waits_as_long_as_the_last_turn() -> None:
+@contextlib.asynccontextmanager
+async def slow_leader() -> AsyncIterator[tuple[SlowLeader, Informer, StaticLiveness]]:
+    """A leader whose first turn has just ended."""
     store = MemoryStore("lab")
     informer = Informer(store)
     view = StaticLiveness({"n1": UP, "n2": UP, "n3": UP})
     leader = SlowLeader(store, informer, "n1", view)
     task = asyncio.create_task(leader.run())
     try:
-        ended = await _after_first_turn(leader)
+        await asyncio.wait_for(leader.first.wait(), 5)
         await asyncio.sleep(LONG + 0.05)
-        changed = asyncio.get_running_loop().time()
-        informer._notify()  # as a status write landing does
-        second = await _second_turn(leader, 3 * PACE_MAX)
-        assert second >= changed + PACE_MAX - 0.01, (second - changed, ended)
+        yield leader, informer, view
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
+async def test_a_lone_store_change_waits_as_long_as_the_last_turn() -> None:
+    async with slow_leader() as (leader, informer, _view):
+        changed = asyncio.get_running_loop().time()
+        informer._notify()  # as a status write landing does
+        second = await _second_turn(leader, 3 * PACE_MAX)
+        assert second >= changed + PACE_MAX - 0.01, second - changed
+
+
 async def test_a_liveness_change_is_decided_at_once() -> None:
-    store = MemoryStore("lab")
-    informer = Informer(store)
-    view = StaticLiveness({"n1": UP, "n2": UP, "n3": UP})
-    leader = SlowLeader(store, informer, "n1", view)
-    task = asyncio.create_task(leader.run())
-    try:
-        await _after_first_turn(leader)
-        await asyncio.sleep(LONG + 0.05)
+    async with slow_leader() as (leader, informer, view):
         informer._notify()  # a store change starts the pause ...
         await asyncio.sleep(0.05)
         lost = asyncio.get_running_loop().time()
         view.set("n3", LOST)  # ... and a node lost meanwhile ends it
         second = await _second_turn(leader, PACE_MAX)
         assert second < lost + PACE_MAX / 2, second - lost
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
