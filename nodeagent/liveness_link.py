@@ -95,6 +95,8 @@ class LivenessLink:
         self._last_beat = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gone = False
+        self._serving = False  # as the listeners were last told
+        self._lease_end: asyncio.TimerHandle | None = None
         sock.setblocking(False)
 
     @classmethod
@@ -136,6 +138,7 @@ class LivenessLink:
         """Take the liveness process's messages on the running loop from now on."""
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.sock, self.refresh)
+        self._arm_lease_end()
 
     def close(self) -> None:
         """The liveness process ends when it sees this end close."""
@@ -143,6 +146,8 @@ class LivenessLink:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self.sock)
         self._gone = True
+        if self._lease_end is not None:
+            self._lease_end.cancel()
         _OPEN.discard(self.sock)
         self.sock.close()
         self._reap()
@@ -205,15 +210,34 @@ class LivenessLink:
                 new = MembershipState.parse(message)
                 old = self.state
                 changed = changed or new.peers != old.peers or new.incarnation != old.incarnation
-                changed = changed or new.serving(time.monotonic()) != old.serving(time.monotonic())
                 self.state = new
+                if new.expiry != old.expiry:
+                    self._arm_lease_end()
             elif message["op"] == "done":
                 future = self._pending.pop(message["id"], None)
                 if future is not None and not future.done():
                     future.set_result(message["error"])
+        # Against what the listeners were told, not the previous copy: a lease that ran out
+        # between two messages has ended for both, and the lease guard must still hear it.
+        serving = self.state.serving(time.monotonic())
+        if serving != self._serving:
+            self._serving = serving
+            changed = True
         if changed:
             for listener in list(self._listeners):
                 listener()
+
+    def _arm_lease_end(self) -> None:
+        """Look again when the lease as known here ends, message or not."""
+        if self._loop is None:
+            return
+        if self._lease_end is not None:
+            self._lease_end.cancel()
+            self._lease_end = None
+        end = self.state.expiry - self.state.margin
+        if end != float("-inf"):
+            delay = max(0.0, end - time.monotonic()) + 0.001
+            self._lease_end = self._loop.call_later(delay, self.refresh)
 
     async def _request(self, message: dict[str, Any]) -> None:
         if self._gone:
