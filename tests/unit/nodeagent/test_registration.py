@@ -25,9 +25,9 @@ class Running:
     registration: Registration
 
 
-@pytest.fixture
-async def running() -> AsyncIterator[Running]:
-    store = MemoryStore("reg")
+@contextlib.asynccontextmanager
+async def registering(store: MemoryStore) -> AsyncIterator[Running]:
+    """n1's registration and an informer running over `store`."""
     informer = Informer(store)
     registration = Registration(store, informer, "n1", lambda: RECORD, asyncio.Event())
     tasks = [asyncio.create_task(informer.run()), asyncio.create_task(registration.run())]
@@ -39,6 +39,12 @@ async def running() -> AsyncIterator[Running]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Running]:
+    async with registering(MemoryStore("reg")) as running:
+        yield running
 
 
 async def registered(store: MemoryStore, within: float = 3.0) -> NodeRecord:
@@ -93,15 +99,6 @@ class VanishingStore(MemoryStore):
 
 async def test_a_registration_gone_before_the_informer_saw_it_is_written_again() -> None:
     store = VanishingStore()
-    informer = Informer(store)
-    registration = Registration(store, informer, "n1", lambda: RECORD, asyncio.Event())
-    tasks = [asyncio.create_task(informer.run()), asyncio.create_task(registration.run())]
-    try:
+    async with registering(store):
         assert await registered(store, within=5.0) == RECORD
         assert store.vanished
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
