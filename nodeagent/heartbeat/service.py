@@ -8,8 +8,8 @@ queues a `ChangeEvent` for every `watch()`er; a timer set at `Membership.next_ch
 catches the changes that come from time passing (a lease ending, a peer going silent).
 
 The service runs in the liveness process (nodeagent/liveness_process.py), which
-publishes what the control plane needs of it. `read()` takes the lock every packet and
-timer takes; `add_listener()` callbacks run on the service's loop and must not block.
+publishes what the control plane needs of it through `read()` and `add_listener()`
+(callbacks run on the service's loop and must not block).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -82,8 +81,6 @@ class HeartbeatService:
         )
         self.counters = Counters()
         self.changed = asyncio.Event()
-        # Held for every read or change of the membership: readers on other threads.
-        self.lock = threading.RLock()
         self._listeners: list[Callable[[ChangeEvent], None]] = []
         self._watchers: set[asyncio.Queue[ChangeEvent]] = set()
         self._view: dict[tuple[str, str], str] = {}
@@ -134,9 +131,8 @@ class HeartbeatService:
             await asyncio.sleep(deadline - now)
 
     def _send_heartbeat(self) -> None:
-        with self.lock:
-            now = self.clock()
-            data = self.codec.encode(self.membership.next_heartbeat(now))
+        now = self.clock()
+        data = self.codec.encode(self.membership.next_heartbeat(now))
         for link in self.links:
             self.counters.sent += link.broadcast(data)
         self._evaluate(now)
@@ -151,9 +147,8 @@ class HeartbeatService:
         self.counters.received += 1
         try:
             packet = self.codec.decode(data)
-            with self.lock:
-                now = self.clock()
-                replies = self.membership.on_packet(packet, now, link.name)
+            now = self.clock()
+            replies = self.membership.on_packet(packet, now, link.name)
         except (PacketError, Rejected) as err:
             self.counters.rejected[err.reason] += 1
             log.debug("heartbeat from %s on %s rejected: %s", source, link.name, err)
@@ -178,17 +173,16 @@ class HeartbeatService:
 
     def _evaluate(self, now: float | None = None) -> None:
         events = []
-        with self.lock:
-            now = self.clock() if now is None else now
-            view = self._current_view(now)
-            for key, new in view.items():
-                old = self._view.get(key, "")
-                if old != new:
-                    kind, subject = key
-                    detail = self.membership.why_lost(subject, now) if kind == "lost" else ""
-                    events.append(ChangeEvent(kind, subject, old, new, now, detail))
-            self._view = view
-            at = self.membership.next_change(now)
+        now = self.clock() if now is None else now
+        view = self._current_view(now)
+        for key, new in view.items():
+            old = self._view.get(key, "")
+            if old != new:
+                kind, subject = key
+                detail = self.membership.why_lost(subject, now) if kind == "lost" else ""
+                events.append(ChangeEvent(kind, subject, old, new, now, detail))
+        self._view = view
+        at = self.membership.next_change(now)
         report = False
         for event in events:
             self._emit(event)
@@ -209,7 +203,7 @@ class HeartbeatService:
             f" ({event.detail})" if event.detail else "",
         )
         self.changed.set()
-        for listener in list(self._listeners):  # added to from other threads
+        for listener in list(self._listeners):
             listener(event)
         for queue in self._watchers:
             try:
@@ -228,13 +222,12 @@ class HeartbeatService:
             self._timer = loop.call_at(loop.time() + delay, self._evaluate)
 
     def read(self, look: Callable[[Membership, float], T]) -> T:
-        """`look(membership, now)` under the lock: how other threads read the membership."""
-        with self.lock:
-            return look(self.membership, self.clock())
+        """`look(membership, now)`: the membership as of the service's clock."""
+        return look(self.membership, self.clock())
 
     def add_listener(self, listener: Callable[[ChangeEvent], None]) -> None:
-        """Called on the service's thread with every change, before `watch()`ers see it;
-        it must not block (hand the event to its own loop with call_soon_threadsafe)."""
+        """Called on the service's loop with every change, before `watch()`ers see it; it
+        must not block."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[ChangeEvent], None]) -> None:
