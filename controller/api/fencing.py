@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 
@@ -90,3 +91,30 @@ class FenceDevice(Object):
     status: FenceDeviceStatus = Field(
         default_factory=FenceDeviceStatus, description="Observed state, written by Vigil."
     )
+
+
+# What one device did, as the node that ran it reports it: the leader's fencing turns
+# these into `fencing/<node>` records and events. Plain values, no secrets in `message`.
+FenceAction = Literal["off", "on", "reboot", "status"]
+PowerState = Literal["on", "off", "unknown"]
+
+
+@dataclass(frozen=True)
+class FenceOutcome:
+    """The result of one action of one device on one target.
+
+    ``ok``: the device did what was asked. ``verified``: after an off or a reboot, the
+    target was seen powered off (a status read after the action, or a self-fencing
+    timeout certainly elapsed); fencing counts only when it is verified. ``power``: the
+    last power state read. ``message``: what happened, for events and ``ha status``; it
+    never carries a credential.
+    """
+
+    device: str
+    target: str
+    action: FenceAction
+    ok: bool
+    verified: bool
+    power: PowerState
+    message: str
+    seconds: float
