@@ -19,6 +19,7 @@ from typing import Any
 
 from nodeagent.heartbeat.config import HeartbeatConfig, PeerAddress
 from nodeagent.heartbeat.membership import Membership
+from nodeagent.heartbeat.serial import SerialLinkConfig
 from nodeagent.heartbeat.timing import HeartbeatTiming
 from nodeagent.heartbeat.udp import UdpLinkConfig
 
@@ -39,6 +40,7 @@ def to_dict(config: HeartbeatConfig, key_file: str) -> dict[str, Any]:
         "port": config.port,
         "peers": [asdict(p) for p in config.peers],
         "extra_links": [asdict(link) for link in config.extra_links],
+        "serial_links": [asdict(link) for link in config.serial_links],
     }
 
 
@@ -57,6 +59,8 @@ def from_dict(data: dict[str, Any]) -> HeartbeatConfig:
             UdpLinkConfig(**{**link, "destinations": tuple(map(tuple, link["destinations"]))})
             for link in data["extra_links"]
         ),
+        # Caches written before serial links have none.
+        serial_links=tuple(SerialLinkConfig(**link) for link in data.get("serial_links", [])),
     )
 
 

@@ -19,10 +19,6 @@ TWO_NODE = (
     "yet, and with two members the store stops when either is lost. Add a third member with "
     "role: witness and use quorum.mode: majority"
 )
-SERIAL = (
-    "serial heartbeat links are not available in this version of Vigil (no serial transport "
-    "yet): remove this link, or add a udp link over a second network"
-)
 VOLUMES = (
     "ReplicatedVolume objects are not available in this version of Vigil: no node runs a "
     "replicated volume for Vigil yet. Replicate the disk with `blockrepl serve` (or DRBD) "
@@ -50,10 +46,6 @@ def unavailable(obj: Object) -> list[Problem]:
     if isinstance(obj, Cluster):
         if obj.spec.quorum.mode == "two-node":
             refuse(("spec", "quorum", "mode"), TWO_NODE)
-        for i, node in enumerate(obj.spec.nodes):
-            for j, link in enumerate(node.heartbeat):
-                if link.serial is not None:
-                    refuse(("spec", "nodes", i, "heartbeat", j, "serial"), SERIAL)
     elif isinstance(obj, ReplicatedVolume):
         refuse(("spec",), VOLUMES)
     elif isinstance(obj, ResourceGroup):

@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nodeagent.heartbeat.serial import SerialLinkConfig
 from nodeagent.heartbeat.timing import HeartbeatTiming
 from nodeagent.heartbeat.udp import UdpLinkConfig
 
@@ -33,6 +34,7 @@ class HeartbeatConfig:
     peers: tuple[PeerAddress, ...]
     port: int = DEFAULT_PORT
     extra_links: tuple[UdpLinkConfig, ...] = field(default=())
+    serial_links: tuple[SerialLinkConfig, ...] = field(default=())
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.peers]
@@ -66,16 +68,19 @@ def _any(address: str) -> str:
 def from_cluster_spec(
     spec: ClusterSpec, node: str, cluster: str, key: bytes, port: int = DEFAULT_PORT
 ) -> HeartbeatConfig:
-    """The main link over every node's `address`, plus this node's extra `udp` links.
-
-    Serial links are skipped here: they are not implemented yet.
-    """
+    """The main link over every node's `address`, plus this node's extra `udp` links and
+    its `serial` links (named serial0, serial1, ... in the order given)."""
     me = next((n for n in spec.nodes if n.name == node), None)
     if me is None:
         known = ", ".join(n.name for n in spec.nodes)
         raise ValueError(f"node {node!r} is not in the Cluster spec's nodes ({known})")
     extra = []
+    serial: list[SerialLinkConfig] = []
     for i, link in enumerate(me.heartbeat):
+        if link.serial is not None:
+            serial.append(
+                SerialLinkConfig(f"serial{len(serial)}", link.serial.device, link.serial.baud)
+            )
         if link.udp is None:
             continue
         extra.append(
@@ -96,4 +101,5 @@ def from_cluster_spec(
         port=port,
         peers=tuple(PeerAddress(n.name, n.address, port) for n in spec.nodes if n.name != node),
         extra_links=tuple(extra),
+        serial_links=tuple(serial),
     )

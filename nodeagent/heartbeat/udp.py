@@ -35,6 +35,10 @@ class HeartbeatTransport(Protocol):
 
     def reply(self, data: bytes, to: object) -> None: ...
 
+    def stats(self) -> dict[str, int]:
+        """The link's error counters (they change only on faults)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -115,6 +119,9 @@ class UdpTransport(asyncio.DatagramProtocol):
     def reply(self, data: bytes, to: object) -> None:
         if self._transport is not None:
             self._transport.sendto(data, to)  # type: ignore[arg-type]
+
+    def stats(self) -> dict[str, int]:
+        return {"send_errors": self.send_errors}
 
     def close(self) -> None:
         if self._transport is not None:

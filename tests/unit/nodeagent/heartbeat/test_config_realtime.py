@@ -37,6 +37,10 @@ def test_config_from_cluster_spec() -> None:
     assert main.destinations == (("192.168.1.12", 694), ("192.168.1.13", 694))
     assert extra.interface == "eth1" and extra.destinations == (("192.168.2.12", 694),)
     assert extra.bind == "0.0.0.0"
+    assert [(s.name, s.device, s.baud) for s in cfg.serial_links] == [
+        ("serial0", "/dev/ttyS0", 115200)
+    ]
+    assert from_cluster_spec(SPEC, "host-s", "pg-cluster", b"key").serial_links == ()
     with pytest.raises(ValueError, match="not in the Cluster spec"):
         from_cluster_spec(SPEC, "nobody", "pg-cluster", b"key")
 
