@@ -44,14 +44,15 @@ from controller.store.base import KeyValue, Store
 from controller.store.errors import StoreError
 from controller.store.informer import Informer
 from controller.store.objects import ObjectStore
-from controller.store.records import NodeRecord, PeerView
+from controller.store.records import NodeRecord
 from nodeagent import fastpath
 from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
 from nodeagent.client_endpoints import keep_client_endpoints
 from nodeagent.etcd_member import EtcdMember
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
+from nodeagent.link_report import LinkReport
 from nodeagent.liveness import HeartbeatLiveness
-from nodeagent.liveness_link import LivenessLink, MembershipState
+from nodeagent.liveness_link import LivenessLink
 from nodeagent.local_status import Sources, keep_local_status, sources
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
@@ -68,13 +69,6 @@ def _version() -> str:
         return package_version("vigil")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _peer_views(state: MembershipState) -> dict[str, PeerView]:
-    return {
-        peer: PeerView(p.state, {link: "up" if up else "down" for link, up in p.links.items()})
-        for peer, p in state.peers.items()
-    }
 
 
 class Agent:
@@ -105,6 +99,7 @@ class Agent:
         self._tasks: list[asyncio.Task[Any]] = []
         self._closers: list[Any] = []
         self._started = datetime.now(UTC).isoformat()
+        self.link_report = LinkReport(config.node)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -154,6 +149,7 @@ class Agent:
             self.store, self.informer, self.node, self._record, self.liveness.subscribe()
         )
         self._spawn(registration.run(), "node-record")
+        self._spawn(self._report_links(), "link-events")
         self._spawn(self._register_node(), "node-object")
         self._spawn(self._watch_cluster_spec(), "cluster-spec")
         self._spawn(self._save_cache_loop(), "store-cache")
@@ -291,8 +287,27 @@ class Agent:
             incarnation=state.incarnation or "",
             started=self._started,
             serving=self.liveness.serving(),
-            peers=_peer_views(state),
+            peers=self.link_report.peer_views(state),
+            links=state.link_stats,
         )
+
+    async def _report_links(self) -> None:
+        """LinkDegraded and LinkRecovered events as the links change (link_report.py)."""
+        assert self.liveness is not None and self.store is not None
+        changed = self.liveness.subscribe()
+        objects = ObjectStore(self.store)
+        while True:
+            await changed.wait()
+            changed.clear()
+            events = self.link_report.events(self.link_report.peer_views(self.link.read()))
+            for event in events:
+                level = logging.WARNING if event.type == "Warning" else logging.INFO
+                log.log(level, "%s: %s", event.reason, event.message)
+            if events:
+                try:
+                    await objects.commit_with_events([], events)
+                except StoreError as exc:
+                    log.warning("cannot record the heartbeat link events: %s", exc)
 
     async def _register_node(self) -> None:
         """The Node object of this member, if nobody created one yet (as a kubelet registers

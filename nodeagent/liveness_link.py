@@ -21,7 +21,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ class PeerState:
     incarnation: str | None
     links: dict[str, bool]
     """Each link: heard within deadtime."""
+    ages: dict[str, float] = field(default_factory=dict)
+    """Each link: seconds since it was last heard, when the state was sent."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class MembershipState:
     """Monotonic time the serving lease ends, as recorded for the enforcer."""
     margin: float
     peers: dict[str, PeerState]
+    link_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Each link's error counters (framing, refused packets, send errors, reopens)."""
 
     def serving(self, now: float) -> bool:
         return now < self.expiry - self.margin
@@ -70,8 +74,18 @@ class MembershipState:
             expiry=float(message["expiry"]),
             margin=float(message["margin"]),
             peers={
-                name: PeerState(p["state"], bool(p["lost"]), p["incarnation"], dict(p["links"]))
+                name: PeerState(
+                    p["state"],
+                    bool(p["lost"]),
+                    p["incarnation"],
+                    dict(p["links"]),
+                    {k: float(v) for k, v in dict(p.get("ages") or {}).items()},
+                )
                 for name, p in message["peers"].items()
+            },
+            link_stats={
+                k: {c: int(n) for c, n in dict(v).items()}
+                for k, v in dict(message.get("link_stats") or {}).items()
             },
         )
 

@@ -93,17 +93,22 @@ class ControlWatchdog:
         return now - self.last_beat > self.deadline
 
 
-def membership_state(m: Membership, now: float, recorded: float) -> dict[str, Any]:
+def membership_state(
+    m: Membership, now: float, recorded: float, link_stats: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
     """What the control plane reads of the membership. `expiry` is the lease as recorded
     for the enforcer, never beyond it; `lost` is this process's verdict, which the control
-    plane takes as is (it would judge time-based verdicts on an older copy)."""
-    deadtime = m.timing.deadtime
+    plane takes as is (it would judge time-based verdicts on an older copy). Per peer and
+    link: heard within deadtime, and how long ago it was heard (`ages`, for "silent for
+    X s"); `link_stats`: each link's error counters."""
+    silent = m.link_silent(now)
     peers = {
         peer: {
             "state": status.state,
             "lost": m.lost(peer, now),
             "incarnation": None if status.incarnation is None else f"{status.incarnation:016x}",
-            "links": {link: age < deadtime for link, age in status.links.items()},
+            "links": {link: not quiet for link, quiet in silent[peer].items()},
+            "ages": {link: round(age, 3) for link, age in status.links.items()},
         }
         for peer, status in m.peer_status(now).items()
     }
@@ -113,6 +118,7 @@ def membership_state(m: Membership, now: float, recorded: float) -> dict[str, An
         "expiry": min(m.lease_expiry(now), recorded),
         "margin": m.timing.stop_margin,
         "peers": peers,
+        "link_stats": link_stats or {},
     }
 
 
@@ -266,7 +272,8 @@ class LivenessServer:
 
     def _state(self, m: Membership, now: float) -> dict[str, Any]:
         self.recorder.persist(m, now)
-        return membership_state(m, now, self.recorder.persisted)
+        stats = self.service.link_stats() if self.service is not None else None
+        return membership_state(m, now, self.recorder.persisted, stats)
 
     async def _record(self) -> None:
         while True:

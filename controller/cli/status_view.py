@@ -63,6 +63,44 @@ def _links(agent: NodeRecord | None) -> str:
     return " ".join(parts) or NONE
 
 
+def link_rows(view: ClusterView, now: float) -> list[dict[str, Any]]:
+    """Every heartbeat link that is down, as each node hears its peers: degraded (the
+    peer still heard on another link) or silent with its peer; with how long it has been
+    silent, from the time the node recorded it was last heard."""
+    rows = []
+    for node, agent in sorted(view.agents.items()):
+        for peer, seen in sorted(agent.peers.items()):
+            degraded = set(seen.degraded())
+            for link, state in sorted(seen.links.items()):
+                if state == "up":
+                    continue
+                heard = seen.last_heard.get(link)
+                rows.append(
+                    {
+                        "node": node,
+                        "peer": peer,
+                        "link": link,
+                        "condition": "LinkDegraded" if link in degraded else "PeerSilent",
+                        "silentFor": None if heard is None else round(max(0.0, now - heard), 1),
+                        "liveLinks": sorted(n for n, st in seen.links.items() if st == "up"),
+                    }
+                )
+    return rows
+
+
+def _link_lines(view: ClusterView, now: float) -> list[str]:
+    lines = []
+    for row in link_rows(view, now):
+        silent = "silent" if row["silentFor"] is None else f"silent for {row['silentFor']:.1f} s"
+        live = ", ".join(row["liveLinks"])
+        tail = f"heard on {live}" if live else f"{row['peer']} not heard on any link"
+        lines.append(
+            f"  {row['condition']}: link {row['link']} from {row['node']} to {row['peer']}: "
+            f"{silent} ({tail})\n"
+        )
+    return lines
+
+
 def active_failures(
     groups: Mapping[str, ResourceGroup], failures: Iterable[FailureRecord], now: float
 ) -> dict[str, dict[str, int]]:
@@ -121,6 +159,10 @@ def render(cluster_name: str, view: ClusterView, now: float, colour: bool = Fals
     parts.append("\nNodes:\n")
     header = ["NAME", "ROLE", "STATE", "AGENT", "STANDBY", "HEARS", ""]
     parts.append(table(_node_rows(view), header, colour))
+    links = _link_lines(view, now)
+    if links:
+        parts.append("\nHeartbeat links down:\n")
+        parts.extend(links)
     parts.append("\nGroups:\n")
     rows = _group_rows(view, now)
     if rows:
@@ -149,6 +191,8 @@ def to_json(cluster_name: str, view: ClusterView, now: float) -> dict[str, Any]:
             }
             for row in _node_rows(view)
         ],
+        "links": link_rows(view, now),
+        "linkCounters": {node: dict(agent.links) for node, agent in sorted(view.agents.items())},
         "groups": [
             {
                 "name": name,

@@ -111,15 +111,29 @@ class PeerView:
 
     state: PeerState
     links: dict[str, str] = field(default_factory=dict)
+    last_heard: dict[str, float] = field(default_factory=dict)
+    """Each "down" link: when it was last heard (Unix time on the node), fixed when it
+    went silent so that the record does not change while it stays so."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "links": dict(self.links)}
+        out: dict[str, Any] = {"state": self.state, "links": dict(self.links)}
+        if self.last_heard:
+            out["lastHeard"] = dict(self.last_heard)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PeerView:
         state = str(data.get("state", "unknown"))
         links = {str(k): str(v) for k, v in dict(data.get("links") or {}).items()}
-        return cls(cast(PeerState, state if state in _PEER_STATES else "unknown"), links)
+        heard = {str(k): float(v) for k, v in dict(data.get("lastHeard") or {}).items()}
+        return cls(cast(PeerState, state if state in _PEER_STATES else "unknown"), links, heard)
+
+    def degraded(self) -> list[str]:
+        """The links that are down while another link to this peer is up: the peer is
+        heard, with less redundancy than configured (LinkDegraded). With every link down
+        the peer is silent, which is the peer's state, not a link's."""
+        down = sorted(name for name, st in self.links.items() if st != "up")
+        return down if len(down) < len(self.links) else []
 
 
 @dataclass(frozen=True)
@@ -133,9 +147,12 @@ class NodeRecord:
     started: str
     serving: bool
     peers: dict[str, PeerView] = field(default_factory=dict)
+    links: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Each heartbeat link's error counters: dropped bytes and bad frames (serial),
+    refused packets and replays, send errors, reopens."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "node": self.node,
             "pid": self.pid,
             "version": self.version,
@@ -144,6 +161,9 @@ class NodeRecord:
             "serving": self.serving,
             "peers": {name: peer.to_dict() for name, peer in self.peers.items()},
         }
+        if self.links:
+            out["links"] = {name: dict(c) for name, c in self.links.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NodeRecord:
@@ -156,6 +176,10 @@ class NodeRecord:
             started=str(data.get("started", "")),
             serving=bool(data.get("serving", False)),
             peers={str(name): PeerView.from_dict(dict(v)) for name, v in peers.items()},
+            links={
+                str(name): {str(k): int(n) for k, n in dict(c).items()}
+                for name, c in dict(data.get("links") or {}).items()
+            },
         )
 
 

@@ -287,6 +287,16 @@ class Membership:
             out[p] = PeerStatus(state, age, links, st.incarnation, st.refused)
         return out
 
+    def link_silent(self, now: float) -> dict[str, dict[str, bool]]:
+        """Per peer, per link it was ever heard on: silent for deadtime. A peer is heard
+        as long as any link hears it (`_last_heard` spans them all), so one silent link
+        alone changes nothing here; the agent reports it as a degraded link."""
+        deadtime = self.timing.deadtime
+        return {
+            p: {link: now >= at + deadtime for link, at in sorted(st.link_heard.items())}
+            for p, st in self._peers.items()
+        }
+
     def _silent_voters(self, peer: str, now: float) -> list[str]:
         voters = []
         if now >= self._last_heard[peer] + self.timing.deadtime:
@@ -332,13 +342,15 @@ class Membership:
         )
 
     def next_change(self, now: float) -> float:
-        """Earliest time after `now` when serving, a peer's state or lost() can change
-        without a packet arriving (inf if none): the service sets a timer for it."""
+        """Earliest time after `now` when serving, a peer's state, a link's silence or
+        lost() can change without a packet arriving (inf if none): the service sets a
+        timer for it."""
         t = self.timing
         times = [self.lease_expiry(now) - t.stop_margin, self.started_at + t.initdead]
-        for p in self._peers:
+        for p, st in self._peers.items():
             last = self._last_heard[p]
             times += [last + t.warntime, last + t.deadtime]
+            times += [at + t.deadtime for at in st.link_heard.values()]  # a link goes silent
         future = [x for x in times if x > now]
         return min(future, default=math.inf)
 

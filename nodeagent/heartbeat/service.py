@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from nodeagent.heartbeat.config import HeartbeatConfig
 from nodeagent.heartbeat.membership import Membership, Rejected
 from nodeagent.heartbeat.packet import Codec, PacketError
+from nodeagent.heartbeat.serial import SerialTransport
 from nodeagent.heartbeat.udp import HeartbeatTransport, UdpTransport
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ T = TypeVar("T")
 class ChangeEvent:
     kind: str
     """"serving" (this node), "peer" (a peer's state), "lost" (a peer's verdict),
-    "incarnation" (this node rejoined with a fresh incarnation)."""
+    "incarnation" (this node rejoined with a fresh incarnation), "link" (subject
+    "<peer>/<link>": "up" or "silent", heard on that link within deadtime or not)."""
     subject: str
     old: str
     new: str
@@ -57,6 +59,13 @@ class Counters:
 
     def __post_init__(self) -> None:
         self.rejected: Counter[str] = Counter()
+        self.link_rejected: Counter[tuple[str, str]] = Counter()
+        """(link, reason): which line carries garbage or replays."""
+
+
+def default_links(config: HeartbeatConfig) -> list[HeartbeatTransport]:
+    udp: list[HeartbeatTransport] = [UdpTransport(c) for c in config.link_configs()]
+    return udp + [SerialTransport(c) for c in config.serial_links]
 
 
 class HeartbeatService:
@@ -77,7 +86,7 @@ class HeartbeatService:
             started_at=clock(),
         )
         self.links: list[HeartbeatTransport] = (
-            list(links) if links is not None else [UdpTransport(c) for c in config.link_configs()]
+            list(links) if links is not None else default_links(config)
         )
         self.counters = Counters()
         self.changed = asyncio.Event()
@@ -151,6 +160,7 @@ class HeartbeatService:
             replies = self.membership.on_packet(packet, now, link.name)
         except (PacketError, Rejected) as err:
             self.counters.rejected[err.reason] += 1
+            self.counters.link_rejected[(link.name, err.reason)] += 1
             log.debug("heartbeat from %s on %s rejected: %s", source, link.name, err)
             return
         for reply in replies:
@@ -169,6 +179,9 @@ class HeartbeatService:
         for peer, status in m.peer_status(now).items():
             view[("peer", peer)] = status.state
             view[("lost", peer)] = str(m.lost(peer, now)).lower()
+        for peer, links in m.link_silent(now).items():
+            for link, silent in links.items():
+                view[("link", f"{peer}/{link}")] = "silent" if silent else "up"
         return view
 
     def _evaluate(self, now: float | None = None) -> None:
@@ -247,6 +260,22 @@ class HeartbeatService:
 
     # -- views -----------------------------------------------------------------------
 
+    def link_stats(self) -> dict[str, dict[str, int]]:
+        """Per link, its transport's error counters and the packets refused on it
+        (`rejected`, of which `replays`): all change only on faults."""
+        out = {}
+        for link in self.links:
+            refused = {
+                reason: n for (name, reason), n in self.counters.link_rejected.items()
+                if name == link.name
+            }  # fmt: skip
+            out[link.name] = {
+                **link.stats(),
+                "rejected": sum(refused.values()),
+                "replays": refused.get("replay", 0),
+            }
+        return out
+
     def snapshot(self) -> dict[str, Any]:
         return self.read(self._snapshot)
 
@@ -279,5 +308,6 @@ class HeartbeatService:
                 "watch_overflow": self.counters.watch_overflow,
                 "rejected": dict(self.counters.rejected),
                 "send_errors": {link.name: link.send_errors for link in self.links},
+                "links": self.link_stats(),
             },
         }
