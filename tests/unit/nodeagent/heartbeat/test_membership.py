@@ -336,3 +336,34 @@ def test_packets_from_membership_fit_the_codec() -> None:
     m = Membership(names[0], names, T, incarnation=2**64 - 1, started_at=0.0)
     data = Codec("c", b"k").encode(m.next_heartbeat(5.0))
     assert len(data) <= 1400
+
+
+def test_a_peer_heard_on_one_link_of_two_is_up_and_the_other_link_silent() -> None:
+    """A peer is lost only when every link is silent: one link's silence changes neither
+    its state nor the verdict, but is timed (next_change) and shown (link_silent)."""
+    codec = Codec("c", b"k" * 16)
+    m = Membership("b", ["a", "b"], T, incarnation=5, started_at=0.0)
+    seq = 0
+
+    def hear(link: str, now: float) -> None:
+        nonlocal seq
+        seq += 1
+        pkt = codec.decode(codec.encode(Packet(PacketType.HEARTBEAT, "a", 9, seq)))
+        m.on_packet(pkt, now, link)
+
+    hear("cluster", 0.1)
+    hear("serial0", 0.1)
+    assert m.link_silent(0.2) == {"a": {"cluster": False, "serial0": False}}
+    t = 0.1
+    while t < 3.0:  # only the serial link carries heartbeats from here on
+        t += T.keepalive
+        hear("serial0", t)
+        if t < 0.1 + T.deadtime:
+            assert m.next_change(t) <= 0.1 + T.deadtime
+    assert m.link_silent(t) == {"a": {"cluster": True, "serial0": False}}
+    assert m.peer_status(t)["a"].state == "up"
+    assert not m.lost("a", t)
+    # Every link silent: now the peer is dead and lost.
+    later = t + T.deadtime
+    assert m.link_silent(later) == {"a": {"cluster": True, "serial0": True}}
+    assert m.peer_status(later)["a"].state == "dead" and m.lost("a", later)
