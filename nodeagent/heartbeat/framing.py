@@ -11,8 +11,11 @@ garbage. Each packet (nodeagent/heartbeat/packet.py, already authenticated) trav
     4+L     4     CRC-32 (zlib) of the length and payload bytes, big-endian
 
 The decoder looks for the sync bytes, checks the length, that the payload starts with the
-packet magic (so that a sync pattern inside garbage is given up after 8 bytes instead of
-waiting for a bogus length's worth of bytes) and the CRC. On any failure it drops one
+packet magic and repeats the length (the packet's own `total` field, bytes 6..7), then
+the CRC. The early checks matter: a sync pattern in garbage followed by a plausible
+length would otherwise hold every good frame behind it until that many bytes arrived,
+long enough (a heartbeat line carries a few hundred bytes a second) to cost the serving
+lease; with them a false start is given up after 12 bytes. On any failure it drops one
 byte and looks for the next sync: a torn frame costs that frame and at most the one
 after it. The CRC only finds line errors: authenticity and replays are the packet's
 business (HMAC, incarnation, per-link sequence in membership.py), so a replayed frame
@@ -26,6 +29,8 @@ import zlib
 from dataclasses import dataclass, fields
 
 from nodeagent.heartbeat.packet import MAGIC, MAX_PACKET, MIN_PACKET
+
+PAYLOAD_LENGTH_AT = 6  # the packet header's total length field (packet.py)
 
 SYNC = b"\x7e\xa5"
 _LEN = struct.Struct(">H")
@@ -120,6 +125,9 @@ class FrameDecoder:
             return self._reject()
         seen = min(len(self.magic), len(buf) - HEADER)
         if buf[HEADER : HEADER + seen] != self.magic[:seen]:
+            return self._reject()
+        at = HEADER + PAYLOAD_LENGTH_AT
+        if len(buf) >= at + _LEN.size and _LEN.unpack_from(buf, at)[0] != length:
             return self._reject()
         end = HEADER + length + TRAILER
         if len(buf) < end:

@@ -90,6 +90,15 @@ def test_a_sync_inside_garbage_does_not_stall_the_line() -> None:
     assert dec.stats.dropped_bytes == len(garbage)
 
 
+def test_a_false_header_with_the_magic_does_not_stall_the_line() -> None:
+    # Sync, a plausible length and the magic, in garbage: the packet's own length field
+    # disagrees, so the good frame behind it comes out now, not 1400 bytes later.
+    garbage = SYNC + b"\x05\x00" + b"VGHB\x01\x01\x00\x07"
+    dec = FrameDecoder()
+    assert dec.feed(garbage + encode_frame(packet(1))) == [packet(1)]
+    assert dec.stats.bad_frames == 1 and dec.stats.dropped_bytes == len(garbage)
+
+
 def test_reset_drops_a_partial_frame() -> None:
     frame = encode_frame(packet(1))
     dec = FrameDecoder()

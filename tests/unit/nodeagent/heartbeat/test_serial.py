@@ -19,7 +19,7 @@ from nodeagent.heartbeat.service import HeartbeatService
 from nodeagent.heartbeat.timing import HeartbeatTiming
 
 TIMING = HeartbeatTiming(keepalive=0.05, warntime=0.15, deadtime=0.25, initdead=1.0)
-PACKET = b"VGHB" + bytes(range(60))
+PACKET = b"VGHB\x01\x01\x00\x40" + bytes(range(56))  # magic, version, type, length 64
 
 
 @pytest.fixture
