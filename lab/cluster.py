@@ -27,8 +27,10 @@ from controller.bootstrap.node_config import EtcdSettings, NodeConfig, save_node
 from lab import state
 from lab.core import Lab
 from lab.errors import LabError
+from lab.serial_line import RelayLine, SocatLine
 
 NODE_LIB = "/var/lib/vigil"
+SERIAL_DEVICE = "ttyHB"  # the null-modem's end, in each node's disk: /var/lib/vigil/ttyHB
 HTTP_ECHO = Path(__file__).with_name("http_echo.py")
 HA = str(Path(sys.executable).parent / "ha")
 # The shipped defaults (controller/api/cluster.py), but a shorter initdead: lab nodes boot
@@ -58,12 +60,25 @@ class VigilLab:
         *,
         timing: dict[str, str] | None = None,
         disk_root: str | Path = state.DEFAULT_DISK_ROOT,
+        serial: tuple[str, str] | None = None,
+        serial_line: str = "socat",
     ) -> None:
+        """`serial`: two nodes joined by a serial heartbeat link (a pty null-modem, each
+        end at /var/lib/vigil/ttyHB in its node) as well as the network; `serial_line`
+        "socat" (a plain cable) or "relay" (lab/serial_line.py's RelayLine, which a test
+        drives through `line`)."""
         self.lab = Lab(name, nodes, [agent_argv()], disk_root=disk_root, restart_delay=0.02)
         self.name = name
         self.timing = dict(timing or DEFAULT_TIMING)
         self.home = state.lab_dir(name) / "vigil"
         self.client_config = self.home / "client.yaml"
+        if serial is not None and (serial[0] == serial[1] or not set(serial) <= set(self.nodes)):
+            raise LabError(f"serial link {serial}: two different nodes of {self.nodes}")
+        if serial_line not in ("socat", "relay"):
+            raise LabError(f"serial_line {serial_line!r}: socat or relay")
+        self.serial = serial
+        self.serial_line = serial_line
+        self.line: SocatLine | RelayLine | None = None
 
     @property
     def nodes(self) -> list[str]:
@@ -80,12 +95,31 @@ class VigilLab:
             "kind": "Cluster",
             "metadata": {"name": self.name},
             "spec": {
-                "nodes": [{"name": n, "address": self.lab.node_ip(n)} for n in self.nodes],
+                "nodes": [self._node_document(n) for n in self.nodes],
                 "timing": self.timing,
                 # The lab has no BMCs: safety rests on the serving lease (docs/safety.md).
                 "fencing": {"enabled": False},
             },
         }
+
+    def _node_document(self, node: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": node, "address": self.lab.node_ip(node)}
+        if self.serial is not None and node in self.serial:
+            device = f"{NODE_LIB}/{SERIAL_DEVICE}"
+            doc["heartbeat"] = [{"serial": {"device": device, "baud": 115200}}]
+        return doc
+
+    def _start_line(self) -> None:
+        if self.serial is None:
+            return
+        a, b = (self.lab.disk_dir(n) / SERIAL_DEVICE for n in self.serial)
+        line = SocatLine(a, b) if self.serial_line == "socat" else RelayLine(a, b)
+        self.line = line.start()
+
+    def _stop_line(self) -> None:
+        if self.line is not None:
+            self.line.stop()
+            self.line = None
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -157,15 +191,20 @@ class VigilLab:
     def up(self, within: float = 60.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self._write_configs()
-        self.lab.up()
         try:
+            self._start_line()
+            self.lab.up()
             self.wait_ready(within)
         except BaseException:
             self.lab.down()
+            self._stop_line()
             raise
 
     def down(self) -> None:
-        self.lab.down()
+        try:
+            self.lab.down()
+        finally:
+            self._stop_line()
 
     def __enter__(self) -> VigilLab:
         self.up()

@@ -188,6 +188,7 @@ def to_json(cluster_name: str, view: ClusterView, now: float) -> dict[str, Any]:
                 "standby": row[4] == "yes",
                 "hears": row[5],
                 "serving": bool((agent := view.agents.get(row[0])) and agent.serving),
+                "links": {p: dict(v.links) for p, v in agent.peers.items()} if agent else {},
             }
             for row in _node_rows(view)
         ],
