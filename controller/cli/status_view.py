@@ -90,6 +90,15 @@ def link_rows(view: ClusterView, now: float) -> list[dict[str, Any]]:
 
 def _link_lines(view: ClusterView, now: float) -> list[str]:
     lines = []
+    for node, agent in sorted(view.agents.items()):
+        for link, counts in sorted(agent.links.items()):
+            if counts.get("open") == 0:
+                # A serial device that cannot be opened: its link carries nothing, and is
+                # never heard, so no peer's row would show it.
+                lines.append(
+                    f"  LinkDown: link {link} on {node}: device not open (the agent retries; "
+                    f"its log says why)\n"
+                )
     for row in link_rows(view, now):
         silent = "silent" if row["silentFor"] is None else f"silent for {row['silentFor']:.1f} s"
         live = ", ".join(row["liveLinks"])

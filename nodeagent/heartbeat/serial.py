@@ -185,9 +185,11 @@ class SerialTransport:
         self._write(data)
 
     def stats(self) -> dict[str, int]:
-        """Error counters: what the node record carries (they change only on faults)."""
+        """Error counters and whether the device is open: what the node record carries
+        (they change only on faults)."""
         s = self.decoder.stats
         return {
+            "open": int(self.is_open),
             "dropped_bytes": s.dropped_bytes,
             "bad_frames": s.bad_frames,
             "send_errors": self.send_errors,

@@ -106,3 +106,8 @@ def test_ha_status_shows_the_degraded_link_and_how_long_it_is_silent() -> None:
         },
     )
     assert link_rows(healthy, 0.0) == [] and "Heartbeat links down" not in render("c", healthy, 0)
+    closed = ClusterView(
+        cluster=cluster(),
+        agents={"n1": NodeRecord("n1", 1, "v", "aa", "", True, {}, {"serial0": {"open": 0}})},
+    )
+    assert "LinkDown: link serial0 on n1: device not open" in render("c", closed, 0)

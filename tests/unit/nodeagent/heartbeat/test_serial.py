@@ -79,7 +79,7 @@ async def test_a_missing_device_does_not_fail_the_start_and_is_retried(tmp_path:
     link = transport(tmp_path / "nothing")
     await link.open(lambda d, s: None)
     try:
-        assert not link.is_open
+        assert not link.is_open and link.stats()["open"] == 0
         assert link.last_error is not None and "nothing" in link.last_error
         assert link.broadcast(PACKET) == 0
         relay = RelayLine(tmp_path / "nothing", tmp_path / "other").start()
