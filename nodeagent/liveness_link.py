@@ -50,8 +50,10 @@ class PeerState:
     incarnation: str | None
     links: dict[str, bool]
     """Each link: heard within deadtime."""
-    ages: dict[str, float] = field(default_factory=dict)
-    """Each link: seconds since it was last heard, when the state was sent."""
+    ages: dict[str, float] = field(default_factory=dict, compare=False)
+    """Each link: seconds since it was last heard, when the state was sent. Not compared:
+    it changes with every message, and a change of peers wakes every listener (the
+    reconciler looks at all its groups then)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ class MembershipState:
     margin: float
     peers: dict[str, PeerState]
     link_stats: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Each link's error counters (framing, refused packets, send errors, reopens)."""
+    """Each link's error counters (framing, refused packets, send errors, reopens); a
+    change alone wakes no listener: readers see it at their next read."""
 
     def serving(self, now: float) -> bool:
         return now < self.expiry - self.margin

@@ -69,3 +69,28 @@ async def test_a_longer_lease_alone_wakes_nobody_and_a_peer_change_does(
     await asyncio.sleep(0.05)
     assert told == ["up", "dead"]
     assert link.read().peers["b"].lost
+
+
+async def test_link_ages_and_counters_alone_wake_nobody_a_silent_link_does(
+    pair: tuple[LivenessLink, socket.socket],
+) -> None:
+    """Every message carries fresh link ages (and counters change under line noise):
+    waking the listeners for those would have the reconciler look at every group several
+    times a second. A link going silent is a change of peers."""
+    link, theirs = pair
+    link.connect()
+    told: list[dict[str, bool]] = []
+    link.add_listener(lambda: told.append(link.read().peers["b"].links))
+    two = {**UP, "links": {"main": True, "serial0": True}}
+    for i in range(3):
+        message = json.loads(state(time.monotonic() + 5, {**two, "ages": {"serial0": i / 10}}))
+        message["link_stats"] = {"serial0": {"dropped_bytes": i}}
+        theirs.send(json.dumps(message).encode())
+        await asyncio.sleep(0.05)
+    assert told == [{"main": True, "serial0": True}]
+    assert link.read().link_stats == {"serial0": {"dropped_bytes": 2}}
+    assert link.read().peers["b"].ages == {"serial0": 0.2}
+    silent = {**UP, "links": {"main": True, "serial0": False}, "ages": {"serial0": 1.0}}
+    theirs.send(state(time.monotonic() + 5, silent))
+    await asyncio.sleep(0.05)
+    assert told[-1] == {"main": True, "serial0": False} and len(told) == 2
