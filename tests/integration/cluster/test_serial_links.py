@@ -29,7 +29,8 @@ from lab.cluster import VigilLab
 from lab.observer import VipObserver
 from lab.serial_line import RelayLine
 from lab.testing import unique_lab_name
-from nodeagent.heartbeat.framing import SYNC
+from nodeagent.heartbeat.framing import HEADER, SYNC, FrameDecoder, encode_frame
+from nodeagent.heartbeat.packet import PacketType
 
 from .conftest import needs_root
 from .helpers import wait_until
@@ -141,10 +142,12 @@ def test_udp_heartbeats_cut_the_serial_link_keeps_the_cluster_whole(tmp_path: Pa
 
 
 def frames(captured: bytes) -> list[bytes]:
-    """The whole frames in a stretch of the line (split at the sync bytes; the first piece
-    may be torn, and is left out)."""
-    pieces = captured.split(SYNC)[1:]
-    return [SYNC + p for p in pieces if len(p) > 40]
+    """The whole frames in a stretch of the line, decoded as a node would."""
+    return [encode_frame(p) for p in FrameDecoder().feed(captured)]
+
+
+def is_heartbeat(frame: bytes) -> bool:
+    return frame[HEADER + 5] == PacketType.HEARTBEAT  # the packet's type byte
 
 
 def noise(rng: random.Random) -> bytes:
@@ -177,25 +180,44 @@ def test_garbage_torn_and_replayed_frames_are_dropped_and_counted(tmp_path: Path
         recorded = [bytes(line.sent[0][-4000:]), bytes(line.sent[1][-4000:])]
         assert all(len(frames(r)) >= 5 for r in recorded)
 
+        # What each node must count at least: every garbage and torn byte dropped, every
+        # replayed heartbeat refused as a replay (a replayed ACK is harmless and
+        # uncounted: it acknowledges nothing new).
+        junk = {A: 0, B: 0}
+        replays = {A: 0, B: 0}
         end = time.monotonic() + 5.0
+        rounds = 0
         while time.monotonic() < end:
-            for toward in (0, 1):
+            rounds += 1
+            for toward, node in ((0, A), (1, B)):
                 old = frames(recorded[1 - toward])  # what the other end sent a while ago
                 torn = rng.choice(old)
                 torn = torn[: rng.randint(1, len(torn) - 1)]
-                burst = [noise(rng), torn, rng.choice(old), noise(rng), rng.choice(old)]
-                line.inject(toward, b"".join(burst))
+                beats = [f for f in old if is_heartbeat(f)]
+                again = [rng.choice(beats), rng.choice(old)]  # a heartbeat, and anything
+                bad = [noise(rng), torn, noise(rng)]
+                line.inject(toward, b"".join([bad[0], bad[1], again[0], bad[2], again[1]]))
+                junk[node] += sum(len(b) for b in bad)
+                replays[node] += sum(is_heartbeat(f) for f in again)
             time.sleep(0.1)
-            web = next(g for g in lab.status()["groups"] if g["name"] == "web")
-            assert (web["running"], web["phase"]) == (active, "Running"), web
+            if rounds % 5 == 0:  # `ha status` takes a while: inject more often than that
+                web = next(g for g in lab.status()["groups"] if g["name"] == "web")
+                assert (web["running"], web["phase"]) == (active, "Running"), web
 
         def counted() -> dict[str, dict[str, int]] | None:
             c = counters(lab)
-            keys = ("dropped_bytes", "bad_frames", "replays")
-            return c if all(c.get(n, {}).get(k, 0) > 0 for n in (A, B) for k in keys) else None
+            ok = all(
+                c.get(n, {}).get("dropped_bytes", 0) >= junk[n]
+                and c.get(n, {}).get("replays", 0) >= replays[n]
+                and c.get(n, {}).get("bad_frames", 0) > 0
+                for n in (A, B)
+            )
+            return c if ok else None
 
-        found = wait_until("the faults counted on both nodes", counted, 10)
-        sys.stderr.write(f"\nserial0 counters: {found}\n")
+        found = wait_until(
+            f"the faults counted ({junk} junk bytes, {replays} replays)", counted, 15
+        )
+        sys.stderr.write(f"\ninjected junk {junk}, replays {replays}; serial0 counters: {found}\n")
         # Nothing lost meanwhile: serial0 never went silent, and the cluster is whole.
         assert [r["link"] for r in down_links(lab)] == ["cluster", "cluster"]
         hold(lab, active, 1.0)
