@@ -40,8 +40,8 @@ from controller.bootstrap.pki import read_heartbeat_key
 from controller.leader.election import Election
 from controller.leader.loop import Leader
 from controller.store import keys
-from controller.store.base import KeyValue, Store
-from controller.store.errors import StoreError
+from controller.store.base import KeyValue, Put, Store
+from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer
 from controller.store.objects import ObjectStore
 from controller.store.records import NodeRecord
@@ -50,7 +50,7 @@ from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
 from nodeagent.client_endpoints import keep_client_endpoints
 from nodeagent.etcd_member import EtcdMember
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
-from nodeagent.link_report import LinkReport
+from nodeagent.link_report import LinkReport, merge_node_status
 from nodeagent.liveness import HeartbeatLiveness
 from nodeagent.liveness_link import LivenessLink
 from nodeagent.local_status import Sources, keep_local_status, sources
@@ -299,7 +299,8 @@ class Agent:
         while True:
             await changed.wait()
             changed.clear()
-            events = self.link_report.events(self.link_report.peer_views(self.link.read()))
+            views = self.link_report.peer_views(self.link.read())
+            events = self.link_report.events(views)
             for event in events:
                 level = logging.WARNING if event.type == "Warning" else logging.INFO
                 log.log(level, "%s: %s", event.reason, event.message)
@@ -308,6 +309,28 @@ class Agent:
                     await objects.commit_with_events([], events)
                 except StoreError as exc:
                     log.warning("cannot record the heartbeat link events: %s", exc)
+            status = self.link_report.node_status(views)
+            if status is not None and not await self._write_link_status(status):
+                self.link_report.forget_status()
+
+    async def _write_link_status(self, mine: dict[str, Any]) -> bool:
+        """Merge this agent's links and LinkDegraded condition into status/Node/<node>,
+        compare-and-swap (the leader writes the phase there)."""
+        assert self.store is not None
+        key = keys.status_key("Node", self.node)
+        for _attempt in range(3):
+            try:
+                kv = await self.store.get(key)
+                data = merge_node_status(kv.value if kv else {}, mine, datetime.now(UTC))
+                put = Put(key, data, expect_revision=kv.mod_revision if kv else 0)
+                await self.store.commit([put])
+                return True
+            except ConflictError:
+                continue
+            except StoreError as exc:
+                log.warning("cannot record the heartbeat links in the Node status: %s", exc)
+                return False
+        return False
 
     async def _register_node(self) -> None:
         """The Node object of this member, if nobody created one yet (as a kubelet registers

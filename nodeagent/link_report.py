@@ -5,15 +5,20 @@ dead serial cable or a blocked network changes nothing in membership: without a 
 from here, the first sign of it would be a failover when the last link dies. So the
 agent says it: each link that goes silent while another link to the same peer still
 hears it is "degraded", posted once as a `LinkDegraded` Warning event on the Node (and a
-`LinkRecovered` event when it is heard again), and shown by `ha status` from the node
-record (`nodes/<node>`, `peers.<peer>.links` and `lastHeard`).
+`LinkRecovered` event when it is heard again), shown by `ha status` from the node
+record (`nodes/<node>`, `peers.<peer>.links` and `lastHeard`), and kept as the Node's
+`LinkDegraded` condition with its `links` (status/Node/<node>, `ha describe node`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
+from controller.api.meta import Condition, format_timestamp
+from controller.api.node import LinkStatus
 from controller.store.objects import Event, make_event
 from controller.store.records import PeerView
 from nodeagent.liveness_link import MembershipState
@@ -25,6 +30,8 @@ class LinkReport:
         self.clock = clock
         self._last_heard: dict[tuple[str, str], float] = {}
         self._degraded: set[tuple[str, str]] = set()
+        self._status: dict[str, Any] | None = None  # as last given by node_status()
+        self._owns_status = False  # a link degraded once: the Node status says so since
 
     def peer_views(self, state: MembershipState) -> dict[str, PeerView]:
         """Per peer: its state, each link "up" or "down" and, for a down link, when it was
@@ -84,3 +91,74 @@ class LinkReport:
             )
         self._degraded = degraded
         return out
+
+    def node_status(self, views: dict[str, PeerView]) -> dict[str, Any] | None:
+        """The Node status fields this agent owns, `links` and the `LinkDegraded`
+        condition, if they changed since the last call; None otherwise. Nothing until a
+        link first degrades: a healthy start writes nothing."""
+        degraded = sorted((peer, link) for peer, v in views.items() for link in v.degraded())
+        if not (degraded or self._owns_status):
+            return None
+        self._owns_status = True
+        links = [
+            LinkStatus(
+                name=link,
+                peer=peer,
+                up=state == "up",
+                last_seen=(
+                    datetime.fromtimestamp(view.last_heard[link], UTC)
+                    if link in view.last_heard
+                    else None
+                ),
+            ).to_dict()
+            for peer, view in sorted(views.items())
+            for link, state in sorted(view.links.items())
+        ]
+        if degraded:
+            names = ", ".join(f"{link} to {peer}" for peer, link in degraded)
+            condition = Condition(
+                type="LinkDegraded",
+                status="True",
+                reason="LinkSilent",
+                message=f"heartbeat links silent while others still hear the peer: {names}",
+            )
+        else:
+            condition = Condition(
+                type="LinkDegraded",
+                status="False",
+                reason="LinksHeard",
+                message="every heartbeat link that hears a peer is heard",
+            )
+        status = {"links": links, "condition": condition.to_dict()}
+        if status == self._status:
+            return None
+        self._status = status
+        return status
+
+    def forget_status(self) -> None:
+        """The last node_status() was not written: give it again next time."""
+        self._status = None
+
+
+def merge_node_status(
+    current: dict[str, Any], mine: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """`current` (status/Node/<node>, whose `phase` the leader writes) with this agent's
+    links and LinkDegraded condition; the transition time kept while its status stays."""
+    data = dict(current)
+    data["links"] = mine["links"]
+    condition = dict(mine["condition"])
+    others = [c for c in data.get("conditions") or [] if c.get("type") != condition["type"]]
+    old = next(
+        (c for c in data.get("conditions") or [] if c.get("type") == condition["type"]), None
+    )
+    if (
+        old is not None
+        and old.get("status") == condition["status"]
+        and old.get("lastTransitionTime")
+    ):
+        condition["lastTransitionTime"] = old["lastTransitionTime"]
+    else:
+        condition["lastTransitionTime"] = format_timestamp(now)
+    data["conditions"] = [*others, condition]
+    return data

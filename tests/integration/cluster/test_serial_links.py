@@ -92,6 +92,18 @@ def events(lab: VigilLab, reason: str) -> list[dict[str, Any]]:
     return found
 
 
+def link_condition(lab: VigilLab, node: str) -> dict[str, Any] | None:
+    """The Node's LinkDegraded condition, as `ha get node NODE -o json` shows it."""
+    result = lab.ha("get", "node", node, "-o", "json", timeout=15)
+    if result.code != 0:
+        return None
+    conditions = json.loads(result.out).get("status", {}).get("conditions", [])
+    found: dict[str, Any] | None = next(
+        (c for c in conditions if c["type"] == "LinkDegraded"), None
+    )
+    return found
+
+
 def hold(lab: VigilLab, active: str, seconds: float) -> None:
     """For `seconds`: the group runs where it ran, and no node is lost or not ready."""
     end = time.monotonic() + seconds
@@ -132,12 +144,25 @@ def test_udp_heartbeats_cut_the_serial_link_keeps_the_cluster_whole(tmp_path: Pa
         posted = wait_until("LinkDegraded events", lambda: events(lab, "LinkDegraded"), 10)
         assert {e["involvedObject"]["name"] for e in posted} == {A, B}, posted
         assert all("heartbeat link cluster" in e["message"] for e in posted), posted
+        for node, peer in ((A, B), (B, A)):
+            condition = wait_until(
+                f"{node}'s LinkDegraded condition",
+                lambda n=node: (c := link_condition(lab, n)) and c["status"] == "True" and c,
+                10,
+            )
+            assert f"cluster to {peer}" in condition["message"], condition
 
         lab.lab.heal()
         wait_until("the UDP link heard again", lambda: down_links(lab) == [], 10)
         assert both_links_up(lab)
         recovered = wait_until("LinkRecovered events", lambda: events(lab, "LinkRecovered"), 10)
         assert {e["involvedObject"]["name"] for e in recovered} == {A, B}
+        for node in (A, B):
+            wait_until(
+                f"{node}'s LinkDegraded condition False",
+                lambda n=node: (c := link_condition(lab, n)) and c["status"] == "False",
+                10,
+            )
         assert lab.where("web") == active
 
 

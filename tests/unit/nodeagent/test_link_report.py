@@ -111,3 +111,41 @@ def test_ha_status_shows_the_degraded_link_and_how_long_it_is_silent() -> None:
         agents={"n1": NodeRecord("n1", 1, "v", "aa", "", True, {}, {"serial0": {"open": 0}})},
     )
     assert "LinkDown: link serial0 on n1: device not open" in render("c", closed, 0)
+
+
+def test_node_status_condition_written_on_change_and_merged_with_the_leaders_phase() -> None:
+    from datetime import UTC, datetime
+
+    from controller.api.node import NodeStatus
+    from nodeagent.link_report import merge_node_status
+
+    report = LinkReport("n1", clock=lambda: 1000.0)
+    # Healthy from the start: nothing to write.
+    assert report.node_status(report.peer_views(state(True))) is None
+    mine = report.node_status(report.peer_views(state(False, serial_age=2.0)))
+    assert mine is not None
+    t1 = datetime(2026, 1, 1, tzinfo=UTC)
+    leader = {"phase": "Ready", "conditions": [{"type": "Other", "status": "True"}]}
+    data = merge_node_status(leader, mine, t1)
+    status = NodeStatus.model_validate(data)  # what `ha get node` decodes
+    assert status.phase == "Ready"
+    cond = {c.type: c for c in status.conditions}
+    assert cond["LinkDegraded"].status == "True" and "serial0 to n2" in cond["LinkDegraded"].message
+    assert cond["Other"].status == "True"
+    links = {(link.peer, link.name): link for link in status.links}
+    assert links[("n2", "serial0")].up is False
+    assert links[("n2", "serial0")].last_seen == datetime.fromtimestamp(998.0, UTC)
+    assert links[("n2", "cluster")].up is True
+    # The same again: nothing to write.
+    assert report.node_status(report.peer_views(state(False, serial_age=3.0))) is None
+    # Recovered: False, with a new transition time; a later identical status keeps it.
+    back = report.node_status(report.peer_views(state(True)))
+    assert back is not None and back["condition"]["status"] == "False"
+    t2 = datetime(2026, 1, 2, tzinfo=UTC)
+    data = merge_node_status(data, back, t2)
+    again = merge_node_status(data, back, datetime(2026, 1, 3, tzinfo=UTC))
+    final = {c.type: c for c in NodeStatus.model_validate(again).conditions}
+    assert final["LinkDegraded"].last_transition_time == t2
+    # A write that failed is given again.
+    report.forget_status()
+    assert report.node_status(report.peer_views(state(True))) == back
