@@ -17,10 +17,18 @@ class NodeSpec(ApiModel):
 
 
 class LinkStatus(ApiModel):
-    name: str = Field(description="Heartbeat link, e.g. udp:eth1 or serial:/dev/ttyS0.")
+    name: str = Field(
+        description=(
+            "Heartbeat link as the agent names it: cluster (the nodes' addresses), "
+            "udp<i>-<interface> (an extra udp link), serial0, serial1, ... (serial links, in "
+            "the Cluster spec's order)."
+        )
+    )
     peer: str = Field(description="Peer node at the other end.")
     up: bool = Field(description="Whether heartbeats arrive within deadtime.")
-    last_seen: Timestamp | None = Field(default=None, description="Last heartbeat received.")
+    last_seen: Timestamp | None = Field(
+        default=None, description="For a link that is down: when it was last heard."
+    )
 
 
 class NodeStatus(Status):
