@@ -121,3 +121,16 @@ async def test_two_services_hear_each_other_on_the_serial_link_alone(line: Relay
         line.pause(False)
         await until(lambda: not a.read(lambda m, now: m.link_silent(now))["b"]["serial0"])
         await until(lambda: a.snapshot()["serving"] and b.snapshot()["serving"], 5.0)
+
+
+def test_the_liveness_process_loads_pyserial_only_for_a_serial_link() -> None:
+    """The liveness process is forked first and kept small: pyserial is imported when a
+    serial link opens, not with the heartbeat modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nodeagent.liveness_process, nodeagent.heartbeat.service;"
+        "assert 'serial' not in sys.modules, 'pyserial imported at start'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
