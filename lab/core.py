@@ -150,7 +150,13 @@ class Lab:
         self.layout.node(node)
         rt = self._state.runtime.get(node)
         if rt is None or not is_running(rt.pid, rt.pid_start):
-            return None
+            # Another process (the node's BMC, `ha lab reboot`) may have booted it since
+            # this object last read the state file.
+            fresh = state.load(self.name)
+            rt = fresh.runtime.get(node) if fresh is not None else None
+            if rt is None or not is_running(rt.pid, rt.pid_start):
+                return None
+            self._state = fresh  # type: ignore[assignment]
         return rt.pid
 
     def node_pids(self, node: str) -> list[int]:
@@ -260,14 +266,39 @@ class Lab:
 
     def reboot(self, node: str) -> None:
         """Fresh net/pid/mnt/uts namespaces for `node`, same disk, link up, payload restarted."""
+        self.layout.node(node)
+        with state.locked(self.name):
+            self._reload()
+            self._restart(node)
+
+    def power_off(self, node: str) -> bool:
+        """The BMC's power off (lab/bmc.py): power loss as kill() does, but only for a node
+        that runs; False when it was already off. Idempotent, so a repeated request or
+        two fencing nodes cannot disturb each other."""
         ep = self.layout.node(node)
         with state.locked(self.name):
             self._reload()
+            if self.node_pid(node) is None:
+                return False
+            net.set_port(self.layout.switch_netns, ep.port, up=False)
             self._power_off(node)
-            net.detach(ep, self.layout.switch_netns)
-            net.del_netns(ep.netns)
-            self._plug(ep)
-            self._boot(ep)
+            state.save(self._state)
+            return True
+
+    def power_on(self, node: str) -> bool:
+        """The BMC's power on: boot a node that is off, as reboot() does; False when it
+        already runs (a running node is never restarted by a power-on)."""
+        self.layout.node(node)
+        with state.locked(self.name):
+            self._reload()
+            if self.node_pid(node) is not None:
+                return False
+            self._restart(node)
+            return True
+
+    def track(self, proc: subprocess.Popen[Any]) -> None:
+        """A helper process of the lab's (a BMC simulator); down() waits for it."""
+        self._children.append(proc)
 
     def partition(self, groups: list[list[str]] | str) -> None:
         """Cut every pair of nodes taken from two different groups; earlier cuts stay."""
@@ -351,6 +382,15 @@ class Lab:
         rt.pid, rt.pid_start, rt.wrapper_pid = booted.pid, booted.pid_start, booted.wrapper.pid
         rt.boots += 1
         state.save(self._state)
+
+    def _restart(self, node: str) -> None:
+        """Under the lock: power off, fresh namespaces, boot (same disk)."""
+        ep = self.layout.node(node)
+        self._power_off(node)
+        net.detach(ep, self.layout.switch_netns)
+        net.del_netns(ep.netns)
+        self._plug(ep)
+        self._boot(ep)
 
     def _power_off(self, node: str) -> None:
         rt = self._state.runtime.get(node)

@@ -73,10 +73,16 @@ class _Progress:
 
 
 async def _wait_for(driver: PowerDriver, want: Power, progress: _Progress) -> None:
-    """Poll until the target reads `want`; the device timeout bounds it."""
+    """Poll until the target reads `want`; the device timeout bounds it. A read that
+    fails is tried again: a BMC busy with the change it was just asked for may miss an
+    answer, and the action already went through (its failure would have raised)."""
     progress.step = f"waiting for the target to read as powered {want}"
     while True:
-        progress.power = await driver.power()
+        try:
+            progress.power = await driver.power()
+        except FenceError as exc:
+            progress.step = f"waiting for the target to read as powered {want} ({exc})"
+            progress.power = "unknown"
         if progress.power == want:
             return
         await asyncio.sleep(POLL_INTERVAL)

@@ -10,13 +10,16 @@ BMC makes it give up after about 5 s even when our timeout ended earlier.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from controller.api.fencing import FenceDevice, PowerState
 from nodeagent.fencing.base import FenceError, Power, where
 from nodeagent.fencing.credentials import Credentials, redact
 
 DEFAULT_PORT = 623
+T = TypeVar("T")
 
 
 class IpmiDriver:
@@ -67,22 +70,40 @@ class IpmiDriver:
         # wait=False: the dispatcher verifies by polling, bounded by the device timeout.
         self._session().set_power(state, wait=False)
 
-    async def power(self) -> PowerState:
+    def _forget(self) -> None:
+        """Drop this BMC's sessions from pyghmi's process-wide cache of sessions being
+        set up. pyghmi files a session there under the str password and removes it under
+        the bytes one, so it never leaves: the next Command with the same parameters is
+        handed the old session (logged out, or whose login failed) and fails. Without
+        this, a second action in the same process, or a retry, could never work."""
         try:
-            return await asyncio.to_thread(self._get_power)
+            from pyghmi.ipmi.private import session
+        except ImportError:
+            return
+        for key in list(session.Session.initting_sessions):
+            if key[0] == self._address and key[3] == self._port:
+                session.Session.initting_sessions.pop(key, None)
+
+    async def _call(self, doing: str, func: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(func)
         except Exception as exc:  # pyghmi raises IpmiException, socket errors, ...
-            raise self._error("reading the power state", exc) from None
+            command, self._command = self._command, None
+            if command is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(command.ipmi_session.logout)
+            self._forget()
+            raise self._error(doing, exc) from None
+
+    async def power(self) -> PowerState:
+        return await self._call("reading the power state", self._get_power)
 
     async def set_power(self, state: Power) -> None:
-        try:
-            await asyncio.to_thread(self._set_power, state)
-        except Exception as exc:
-            raise self._error(f"power {state}", exc) from None
+        await self._call(f"power {state}", lambda: self._set_power(state))
 
     async def close(self) -> None:
         command, self._command = self._command, None
         if command is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken session has nothing to close
                 await asyncio.to_thread(command.ipmi_session.logout)
-            except Exception:  # a session that broke has nothing left to close
-                return
+        self._forget()
