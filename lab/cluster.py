@@ -20,11 +20,13 @@ from typing import Any
 
 import yaml
 
+from controller.api.fencing import FenceDevice
 from controller.api.units import parse_duration
 from controller.bootstrap import pki
 from controller.bootstrap.etcd_config import etcd_timing
 from controller.bootstrap.node_config import EtcdSettings, NodeConfig, save_node_config, url
 from lab import state
+from lab.bmc import LabBmcs
 from lab.core import Lab
 from lab.errors import LabError
 from lab.serial_line import RelayLine, SocatLine
@@ -62,12 +64,15 @@ class VigilLab:
         disk_root: str | Path = state.DEFAULT_DISK_ROOT,
         serial: tuple[str, str] | None = None,
         serial_line: str = "socat",
+        bmcs: bool = False,
     ) -> None:
         """`serial`: two nodes joined by a serial heartbeat link (a pty null-modem, each
         end at /var/lib/vigil/ttyHB in its node) as well as the network; `serial_line`
         "socat" (a plain cable) or "relay" (lab/serial_line.py's RelayLine, which a test
-        drives through `line`)."""
+        drives through `line`). `bmcs`: give every node a BMC (an ipmi_sim, lab/bmc.py)
+        that really powers it off and on; `fence_devices()` then describes them."""
         self.lab = Lab(name, nodes, [agent_argv()], disk_root=disk_root, restart_delay=0.02)
+        self.bmcs: LabBmcs | None = LabBmcs(self.lab) if bmcs else None
         self.name = name
         self.timing = dict(timing or DEFAULT_TIMING)
         self.home = state.lab_dir(name) / "vigil"
@@ -194,17 +199,31 @@ class VigilLab:
         try:
             self._start_line()
             self.lab.up()
+            if self.bmcs is not None:
+                self.bmcs.start()
             self.wait_ready(within)
         except BaseException:
-            self.lab.down()
-            self._stop_line()
+            self.down()
             raise
 
     def down(self) -> None:
         try:
+            if self.bmcs is not None:
+                self.bmcs.stop()
             self.lab.down()
         finally:
             self._stop_line()
+
+    def fence_devices(self, timeout: str = "30s") -> list[FenceDevice]:
+        """One `ipmi` FenceDevice per node for the lab's BMCs (made with bmcs=True)."""
+        if self.bmcs is None:
+            raise LabError(f"lab {self.name} has no BMCs: make it with VigilLab(..., bmcs=True)")
+        return self.bmcs.fence_devices(timeout)
+
+    def fence_manifest(self, timeout: str = "30s") -> str:
+        """The same devices as YAML documents for `ha apply` (specs only)."""
+        docs = [d.to_dict() for d in self.fence_devices(timeout)]
+        return yaml.safe_dump_all([{k: v for k, v in d.items() if k != "status"} for d in docs])
 
     def __enter__(self) -> VigilLab:
         self.up()
