@@ -193,6 +193,13 @@ class LabBmcs:
 
     def _add_address(self) -> None:
         switch = self.lab.layout.switch_netns
+        # A fixed MAC: a bridge otherwise takes the smallest MAC of its ports, and a node
+        # booted again brings a port with a new random one. The BMC address would then
+        # move to another MAC and nodes would send to the old one until their ARP entry
+        # went stale (about 30 s without an answer from the BMC).
+        x, y = (int(part) for part in self.address.split(".")[1:3])
+        run(["ip", "-n", switch, "link", "set", BRIDGE_IFNAME,
+             "address", f"02:76:{x:02x}:{y:02x}:ff:fd"])  # fmt: skip
         shown = run(["ip", "-n", switch, "-o", "addr", "show", "dev", BRIDGE_IFNAME])
         if f" {self.address}/" not in shown:
             prefix = self.lab.layout.prefixlen

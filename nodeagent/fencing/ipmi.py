@@ -92,6 +92,7 @@ class IpmiDriver:
             if command is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(command.ipmi_session.logout)
+                _discard(command.ipmi_session)
             self._forget()
             raise self._error(doing, exc) from None
 
@@ -107,3 +108,19 @@ class IpmiDriver:
             with contextlib.suppress(Exception):  # a broken session has nothing to close
                 await asyncio.to_thread(command.ipmi_session.logout)
         self._forget()
+
+
+def _discard(session: Any) -> None:
+    """Make sure pyghmi never hands out this session again. A command that got no answer
+    leaves it "logged in" in pyghmi's table of sessions per BMC, and a logout that gets no
+    answer either raises before it marks the session out: every later Command for that
+    BMC would then get this dead session and fail at once, even with the BMC back."""
+    with contextlib.suppress(Exception):
+        session.logged = 0
+        session.logging = False
+        session.broken = True
+        table = type(session).bmc_handlers
+        for handlers in list(table.values()):
+            for key, value in list(handlers.items()):
+                if value is session:
+                    del handlers[key]

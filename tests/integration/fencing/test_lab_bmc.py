@@ -38,7 +38,13 @@ def fence(lab: Lab, on: str, device: FenceDevice, target: str, *actions: str) ->
     argv = [sys.executable, str(FENCE), device.model_dump_json(by_alias=True), target, *actions]
     proc = lab.exec_in(on, argv, timeout=90)
     assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()]
+    outcomes = [json.loads(line) for line in proc.stdout.splitlines()]
+    for outcome in outcomes:
+        if not outcome["ok"]:  # what the BMC saw, for the failure report
+            log = LabBmcs(lab).root / target / "chassis.log"
+            outcome["chassis.log"] = log.read_text()[-3000:] if log.exists() else None
+            outcome["stderr"] = proc.stderr[-3000:]
+    return outcomes
 
 
 def pid_gone(pid: int) -> bool:
@@ -64,7 +70,7 @@ def test_ipmi_powers_a_lab_node_off_and_on(lab_with_bmcs: tuple[Lab, LabBmcs]) -
     pid = lab.node_pid("n2")
     assert pid is not None
     off, after = fence(lab, "n1", devices["n2"], "n2", "off", "status")
-    assert (off["ok"], off["verified"], off["power"]) == (True, True, "off"), off
+    assert (off["ok"], off["verified"], off["power"]) == (True, True, "off"), json.dumps(off, indent=1)
     assert (after["ok"], after["power"]) == (True, "off"), after
     assert pid_gone(pid), "n2's PID 1 still runs after a verified off"
     assert Lab.attach(lab.name).node_pid("n2") is None
@@ -72,14 +78,14 @@ def test_ipmi_powers_a_lab_node_off_and_on(lab_with_bmcs: tuple[Lab, LabBmcs]) -
     lab.heal()
 
     [on] = fence(lab, "n3", devices["n2"], "n2", "on")
-    assert (on["ok"], on["power"]) == (True, "on"), on
+    assert (on["ok"], on["power"]) == (True, "on"), json.dumps(on, indent=1)
     new_pid = lab.node_pid("n2")
     assert new_pid is not None and new_pid != pid
     assert lab.exec_in("n2", ["hostname"]).stdout.strip() == "n2"
 
     # A reboot through the BMC: verified off, then up again with a new PID 1.
     [reboot] = fence(lab, "n1", devices["n2"], "n2", "reboot")
-    assert (reboot["ok"], reboot["verified"], reboot["power"]) == (True, True, "on"), reboot
+    assert (reboot["ok"], reboot["verified"], reboot["power"]) == (True, True, "on"), json.dumps(reboot, indent=1)
     assert pid_gone(new_pid)
     assert lab.node_pid("n2") not in (None, new_pid)
     log = (bmcs.root / "n2" / "chassis.log").read_text()
