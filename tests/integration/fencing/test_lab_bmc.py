@@ -70,7 +70,9 @@ def test_ipmi_powers_a_lab_node_off_and_on(lab_with_bmcs: tuple[Lab, LabBmcs]) -
     pid = lab.node_pid("n2")
     assert pid is not None
     off, after = fence(lab, "n1", devices["n2"], "n2", "off", "status")
-    assert (off["ok"], off["verified"], off["power"]) == (True, True, "off"), json.dumps(off, indent=1)
+    assert (off["ok"], off["verified"], off["power"]) == (True, True, "off"), json.dumps(
+        off, indent=1
+    )
     assert (after["ok"], after["power"]) == (True, "off"), after
     assert pid_gone(pid), "n2's PID 1 still runs after a verified off"
     assert Lab.attach(lab.name).node_pid("n2") is None
@@ -85,7 +87,9 @@ def test_ipmi_powers_a_lab_node_off_and_on(lab_with_bmcs: tuple[Lab, LabBmcs]) -
 
     # A reboot through the BMC: verified off, then up again with a new PID 1.
     [reboot] = fence(lab, "n1", devices["n2"], "n2", "reboot")
-    assert (reboot["ok"], reboot["verified"], reboot["power"]) == (True, True, "on"), json.dumps(reboot, indent=1)
+    assert (reboot["ok"], reboot["verified"], reboot["power"]) == (True, True, "on"), json.dumps(
+        reboot, indent=1
+    )
     assert pid_gone(new_pid)
     assert lab.node_pid("n2") not in (None, new_pid)
     log = (bmcs.root / "n2" / "chassis.log").read_text()
