@@ -182,6 +182,11 @@ class LabBmcs:
             self.stop()
             raise
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """Host PIDs of the simulators this object started, by node."""
+        return {node: proc.pid for node, proc in self._procs.items()}
+
     def stop(self) -> None:
         """Kill the simulators this object started, by PID, and wait for them."""
         for proc in self._procs.values():

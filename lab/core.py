@@ -153,10 +153,12 @@ class Lab:
             # Another process (the node's BMC, `ha lab reboot`) may have booted it since
             # this object last read the state file.
             fresh = state.load(self.name)
-            rt = fresh.runtime.get(node) if fresh is not None else None
+            if fresh is None:
+                return None
+            rt = fresh.runtime.get(node)
             if rt is None or not is_running(rt.pid, rt.pid_start):
                 return None
-            self._state = fresh  # type: ignore[assignment]
+            self._state = fresh
         return rt.pid
 
     def node_pids(self, node: str) -> list[int]:

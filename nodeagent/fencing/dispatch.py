@@ -30,14 +30,9 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 0.5
 
 
-def _credentials(device: FenceDevice, required: bool) -> credentials.Credentials | None:
+def _credentials(device: FenceDevice) -> credentials.Credentials | None:
     path = device.spec.credentials_file
     if path is None:
-        if required:
-            raise FenceError(
-                f"{where(device)}: spec.credentialsFile is required for agent "
-                f"{device.spec.agent} (a root-only file with the password)"
-            )
         return None
     try:
         return credentials.load(path)
@@ -45,19 +40,25 @@ def _credentials(device: FenceDevice, required: bool) -> credentials.Credentials
         raise FenceError(f"{where(device)}: {exc}") from None
 
 
+def _required_credentials(device: FenceDevice) -> credentials.Credentials:
+    creds = _credentials(device)
+    if creds is None:
+        raise FenceError(
+            f"{where(device)}: spec.credentialsFile is required for agent "
+            f"{device.spec.agent} (a root-only file with the password)"
+        )
+    return creds
+
+
 def make_driver(device: FenceDevice, target: str) -> PowerDriver:
     """The registry: a driver for the device's agent type. Raises FenceError."""
     agent = device.spec.agent
     if agent == "ipmi":
-        creds = _credentials(device, required=True)
-        assert creds is not None
-        return IpmiDriver(device, target, creds)
+        return IpmiDriver(device, target, _required_credentials(device))
     if agent == "redfish":
-        creds = _credentials(device, required=True)
-        assert creds is not None
-        return RedfishDriver(device, target, creds)
+        return RedfishDriver(device, target, _required_credentials(device))
     if agent == "fence-agent":
-        return FenceAgentDriver(device, target, _credentials(device, required=False))
+        return FenceAgentDriver(device, target, _credentials(device))
     if agent == "exec":
         return ExecDriver(device, target)
     raise FenceError(f"{where(device)}: agent {agent} has no remote power control")

@@ -90,7 +90,12 @@ class RedfishDriver:
         system = self._open()
         system.refresh(force=True)
         value = getattr(system.power_state, "value", None)
-        return {"On": "on", "Off": "off"}.get(str(value), "unknown")  # type: ignore[return-value]
+        # PoweringOn / PoweringOff / Paused are not "off": the fence is not done yet.
+        if value == "On":
+            return "on"
+        if value == "Off":
+            return "off"
+        return "unknown"
 
     def _set_power(self, state: Power) -> None:
         from sushy import ResetType

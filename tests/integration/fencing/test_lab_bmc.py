@@ -100,7 +100,7 @@ def test_bmcs_go_with_the_lab(tmp_path: Path) -> None:
     with running_lab(1, [["sleep", "infinity"]], prefix="fence", disk_root=tmp_path) as lab:
         bmcs = LabBmcs(lab)
         bmcs.start()
-        sims = [p.pid for p in bmcs._procs.values()]
+        sims = list(bmcs.pids.values())
         assert sims and all(os.path.exists(f"/proc/{p}") for p in sims)
     # Lab.down alone (no bmcs.stop()) ended the simulators and removed their files.
     assert all(pid_gone(p) for p in sims)
