@@ -36,3 +36,14 @@ def where(device: FenceDevice) -> str:
     if spec.address:
         at = f" at {spec.address}" + (f":{spec.port}" if spec.port else "")
     return f"fence device {device.metadata.name} ({spec.agent}{at})"
+
+
+def username(device: FenceDevice, from_file: str | None) -> str:
+    """The login: spec.username, else the credentials file's `username=` line."""
+    name = device.spec.username or from_file
+    if not name:
+        raise FenceError(
+            f"{where(device)}: no username: set spec.username, or a `username=` line in "
+            f"{device.spec.credentials_file}"
+        )
+    return name

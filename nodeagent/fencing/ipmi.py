@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from controller.api.fencing import FenceDevice, PowerState
-from nodeagent.fencing.base import FenceError, Power, where
+from nodeagent.fencing.base import FenceError, Power, username, where
 from nodeagent.fencing.credentials import Credentials, redact
 
 DEFAULT_PORT = 623
@@ -30,7 +30,7 @@ class IpmiDriver:
         self._target = target
         self._address = device.spec.address
         self._port = device.spec.port or DEFAULT_PORT
-        self._username = device.spec.username or credentials.username or "admin"
+        self._username = username(device, credentials.username)
         self._password = credentials.password
         self._command: Any = None
 

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from controller.api.fencing import FenceDevice, PowerState
-from nodeagent.fencing.base import FenceError, Power, where
+from nodeagent.fencing.base import FenceError, Power, username, where
 from nodeagent.fencing.credentials import Credentials, redact
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -45,7 +45,7 @@ class RedfishDriver:
         self._target = target
         self._url = base_url(device)
         self._path = system_path(device, target)
-        self._username = device.spec.username or credentials.username or ""
+        self._username = username(device, credentials.username)
         self._password = credentials.password
         self._system: Any = None
 

@@ -45,3 +45,13 @@ async def test_a_missing_fence_agent_says_what_to_install() -> None:
     dev = device(agent="fence-agent", fenceAgent="fence_doesnotexist")
     out = await run_fence_action(dev, "n1", "status")
     assert not out.ok and "install fence-agents" in out.message
+
+
+async def test_a_missing_username_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "pw"
+    path.write_text("just-a-password\n")
+    os.chmod(path, 0o600)
+    dev = device(agent="redfish", address="127.0.0.1", credentialsFile=str(path))
+    out = await run_fence_action(dev, "n1", "status")
+    assert not out.ok and "no username: set spec.username" in out.message
+    assert "just-a-password" not in out.message
