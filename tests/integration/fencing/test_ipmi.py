@@ -79,7 +79,7 @@ async def test_a_wrong_password_is_a_clear_failure(ipmi_sim: IpmiSim, tmp_path: 
 
 async def test_an_unreachable_bmc_fails_within_the_timeout(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
-    creds.write_text("pw\n")
+    creds.write_text("username=admin\npassword=pw\n")
     creds.chmod(0o600)
     port = free_port()  # nothing listens there
     dev = device("bmc-n1", agent="ipmi", address="127.0.0.1", port=port,
