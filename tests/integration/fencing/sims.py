@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -139,15 +140,20 @@ class SushyEmulator:
     """sushy-emulator with its fake driver on http://127.0.0.1:<free port>, basic auth
     (bcrypt htpasswd), one system named `node-b`."""
 
-    def __init__(self, directory: Path, username: str = "admin") -> None:
+    def __init__(self, directory: Path, username: str = "admin", tls: bool = False) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.username = username
+        self.tls = tls
         self.password = secrets.token_hex(12)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.uuid = SYSTEM_UUID
         self.name = "node-b"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     def credentials(self, path: Path) -> Path:
         _private(path, f"username={self.username}\npassword={self.password}\n")
@@ -168,16 +174,24 @@ class SushyEmulator:
             f"SUSHY_EMULATOR_FAKE_SYSTEMS = {systems!r}\n"
         )
         emulator = str(Path(sys.executable).parent / "sushy-emulator")
+        argv = [emulator, "--config", str(self.dir / "emulator.conf"), "--fake"]
+        if self.tls:
+            cert, key = _self_signed(self.dir)
+            argv += ["--ssl-certificate", str(cert), "--ssl-key", str(key)]
         with (self.dir / "emulator.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [emulator, "--config", str(self.dir / "emulator.conf"), "--fake"],
+                argv,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.dir,
                 start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/redfish/v1/", timeout=1)
+                urllib.request.urlopen(
+                    f"{self.scheme}://127.0.0.1:{self.port}/redfish/v1/",
+                    timeout=1,
+                    context=ssl._create_unverified_context() if self.tls else None,
+                )
                 return self
             except urllib.error.HTTPError:
                 return self  # it answers (401 without credentials)
@@ -191,3 +205,39 @@ class SushyEmulator:
     def stop(self) -> None:
         _kill(self.proc)
         self.proc = None
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, as a BMC ships with."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bmc")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _private(key_path, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode())  # fmt: skip
+    return cert_path, key_path

@@ -54,3 +54,19 @@ async def test_a_wrong_password_and_an_unknown_system(sushy: SushyEmulator, tmp_
     good = sushy.credentials(tmp_path / "good")
     out = await run_fence_action(redfish_device(sushy, good, "no-such-system"), "n1", "status")
     assert not out.ok and "hostMap" in out.message, out
+
+
+async def test_https_checks_the_certificate_unless_told_not_to(tmp_path: Path) -> None:
+    emulator = SushyEmulator(tmp_path / "tls", tls=True).start()
+    try:
+        creds = str(emulator.credentials(tmp_path / "creds"))
+        spec = {
+            "agent": "redfish", "address": "127.0.0.1", "port": emulator.port,
+            "credentialsFile": creds, "hostMap": {"n1": emulator.uuid}, "timeout": "25s",
+        }  # fmt: skip
+        out = await run_fence_action(device("r", **spec), "n1", "status")
+        assert not out.ok and "verifyTls" in out.message, out
+        out = await run_fence_action(device("r", verifyTls=False, **spec), "n1", "off")
+        assert (out.ok, out.verified, out.power) == (True, True, "off"), out
+    finally:
+        emulator.stop()
