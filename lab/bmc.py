@@ -151,6 +151,13 @@ class LabBmcs:
             for node in self.lab.nodes
         ]
 
+    def fence_manifest(self, timeout: str = "30s") -> str:
+        """The same devices as YAML documents for `ha apply` (specs only)."""
+        import yaml
+
+        docs = [d.to_dict() for d in self.fence_devices(timeout)]
+        return yaml.safe_dump_all([{k: v for k, v in d.items() if k != "status"} for d in docs])
+
     def write_credentials(self) -> None:
         """Every BMC's password into every node's /var/lib/vigil/secrets, root-only."""
         for node in self.lab.nodes:

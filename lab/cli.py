@@ -30,18 +30,38 @@ def _up(args: argparse.Namespace) -> int:
         from lab.cluster import DEFAULT_TIMING, TUNED_TIMING, VigilLab
 
         timing = TUNED_TIMING if args.timing == "tuned" else DEFAULT_TIMING
-        cluster = VigilLab(args.name, args.nodes, timing=timing, disk_root=args.disk_root)
+        cluster = VigilLab(
+            args.name, args.nodes, timing=timing, disk_root=args.disk_root, bmcs=args.bmcs
+        )
         cluster.up()
         _print_status(cluster.lab, as_json=False)
         print(f"\nVigil cluster {args.name} is up; run ha against it with:")
         print(f"  ha lab ha --name {args.name} status")
         print(f"  ha lab ha --name {args.name} apply -f FILE   (FILE read on this host)")
+        if args.bmcs:
+            _print_bmcs(args.name, cluster.fence_manifest())
         return 0
     payload = [shlex.split(p) for p in args.payload]
     lab = Lab(args.name, args.nodes, payload, disk_root=args.disk_root)
     lab.up()
     _print_status(lab, as_json=False)
+    if args.bmcs:
+        from lab.bmc import LabBmcs
+
+        bmcs = LabBmcs(lab)
+        try:
+            bmcs.start()
+        except BaseException:
+            lab.down()
+            raise
+        _print_bmcs(args.name, bmcs.fence_manifest())
     return 0
+
+
+def _print_bmcs(name: str, manifest: str) -> None:
+    path = lab_dir(name) / "fencing.yaml"
+    path.write_text(manifest)
+    print(f"\nEvery node has a BMC (ipmi_sim; IPMI powers it off and on); its FenceDevices: {path}")
 
 
 def _ha(args: argparse.Namespace) -> int:
@@ -172,6 +192,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--timing", choices=("default", "tuned"), default="default",
         help="heartbeat timings of the Vigil cluster: default (200ms/900ms) or tuned (50ms/250ms)",
+    )  # fmt: skip
+    p.add_argument(
+        "--bmcs", action="store_true",
+        help="a BMC per node (ipmi_sim) that really powers it off and on; writes its FenceDevices",
     )  # fmt: skip
 
     p = _add(sub, "ha", _ha, "run ha against the lab's Vigil cluster, from its client namespace")

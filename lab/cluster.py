@@ -222,8 +222,9 @@ class VigilLab:
 
     def fence_manifest(self, timeout: str = "30s") -> str:
         """The same devices as YAML documents for `ha apply` (specs only)."""
-        docs = [d.to_dict() for d in self.fence_devices(timeout)]
-        return yaml.safe_dump_all([{k: v for k, v in d.items() if k != "status"} for d in docs])
+        if self.bmcs is None:
+            raise LabError(f"lab {self.name} has no BMCs: make it with VigilLab(..., bmcs=True)")
+        return self.bmcs.fence_manifest(timeout)
 
     def __enter__(self) -> VigilLab:
         self.up()
