@@ -28,6 +28,7 @@ from nodeagent.fencing.redfish import RedfishDriver
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.5
+CLOSE_TIMEOUT = 1.0
 
 
 def _credentials(device: FenceDevice) -> credentials.Credentials | None:
@@ -107,6 +108,15 @@ async def _act(driver: PowerDriver, action: FenceAction, progress: _Progress) ->
     return "powered off (verified) and on again" if action == "reboot" else "powered on"
 
 
+async def _close(driver: PowerDriver) -> None:
+    """Close, bounded: a logout must not stretch an action past its timeout by much, and
+    its TimeoutError must not pass for the device's."""
+    try:
+        await asyncio.wait_for(driver.close(), CLOSE_TIMEOUT)
+    except (TimeoutError, FenceError):
+        log.debug("fence driver %s: close did not finish", type(driver).__name__)
+
+
 def _watchdog_outcome(device: FenceDevice, target: str, action: FenceAction) -> FenceOutcome:
     return FenceOutcome(
         device=device.metadata.name,
@@ -158,7 +168,7 @@ async def run_fence_action(device: FenceDevice, target: str, action: FenceAction
             try:
                 done = await _act(driver, action, progress)
             finally:
-                await driver.close()
+                await _close(driver)
     except TimeoutError:
         result = outcome(
             False,

@@ -87,6 +87,15 @@ class IpmiDriver:
     async def _call(self, doing: str, func: Callable[[], T]) -> T:
         try:
             return await asyncio.to_thread(func)
+        except asyncio.CancelledError:
+            # The device timeout (or the caller) gave up while a thread still waits on
+            # the BMC: that session must not be handed to the next attempt, which would
+            # queue behind the stuck command. No logout: it would wait the same way.
+            command, self._command = self._command, None
+            if command is not None:
+                _discard(command.ipmi_session)
+            self._forget()
+            raise
         except Exception as exc:  # pyghmi raises IpmiException, socket errors, ...
             command, self._command = self._command, None
             if command is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -91,3 +93,28 @@ async def test_an_unreachable_bmc_fails_within_the_timeout(tmp_path: Path) -> No
     assert took < 2.5 and out.seconds < 2.5
     assert f"127.0.0.1:{port}" in out.message
     assert "timed out after 2 s" in out.message or "failed" in out.message
+
+
+async def test_a_bmc_that_hangs_then_recovers(ipmi_sim: IpmiSim, tmp_path: Path) -> None:
+    """A BMC frozen mid-session: the action ends at its timeout, and once the BMC is back
+    the next action in the same process works (no stuck session handed out again)."""
+    dev = ipmi_device(ipmi_sim, ipmi_sim.credentials(tmp_path / "creds"), timeout="1500ms")
+    out = await run_fence_action(dev, "n1", "status")  # a session exists
+    assert out.ok, out
+    assert ipmi_sim.proc is not None
+    os.kill(ipmi_sim.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        out = await run_fence_action(dev, "n1", "off")
+        assert not out.ok and not out.verified, out
+        assert time.monotonic() - started < 3.0
+    finally:
+        os.kill(ipmi_sim.proc.pid, signal.SIGCONT)
+    out = await run_fence_action(dev.model_copy(), "n1", "status")
+    for _ in range(5):  # the BMC drains what queued up while it was frozen
+        if out.ok:
+            break
+        out = await run_fence_action(dev, "n1", "status")
+    assert out.ok, out
+    out = await run_fence_action(dev, "n1", "off")
+    assert (out.ok, out.verified) == (True, True), out
