@@ -51,16 +51,18 @@ class RedfishDriver:
 
     def _error(self, doing: str, exc: BaseException) -> FenceError:
         detail = redact(str(exc) or type(exc).__name__, self._password)
+        # By the exception's type, never by digits in its text (a port can hold "403").
+        from sushy import exceptions
+
         hint = "check spec.address, spec.port and options.scheme"
-        low = detail.lower()
-        if "401" in detail or "403" in detail or "unauthorized" in low or "access" in low:
+        if isinstance(exc, exceptions.AccessError):
             hint = (
                 f"check the username ({self._username}) and the password in "
                 f"{self._device.spec.credentials_file}"
             )
-        elif "404" in detail or "not found" in low:
+        elif isinstance(exc, exceptions.ResourceNotFoundError):
             hint = f"check hostMap: no system {self._path} on this BMC"
-        elif "certificate" in low or "ssl" in low:
+        elif "certificate" in detail.lower():
             hint = "the BMC's TLS certificate was refused; install its CA or set verifyTls"
         return FenceError(
             f"{where(self._device)}: {doing} for node {self._target} ({self._path}) "
