@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import asyncio
 
 PeerState = Literal["up", "warn", "dead", "unknown"]
-NodePhase = Literal["Ready", "NotReady", "Lost", "Unknown"]
+NodePhase = Literal["Ready", "NotReady", "Lost", "Fenced", "Unknown"]
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,18 @@ class Liveness:
 UNKNOWN = Liveness("unknown", False)
 
 
-def node_phase(seen: Liveness | None) -> NodePhase:
-    """The Node status phase the leader publishes for a member it sees so."""
+class FencedCheck(Protocol):
+    def covers(self, incarnation: str | None) -> bool:
+        """Whether this incarnation of the member is known to be powered off."""
+
+
+def node_phase(seen: Liveness | None, fencing: FencedCheck | None = None) -> NodePhase:
+    """The Node status phase the leader publishes for a member it sees so; `fencing`: the
+    member's fencing record, if any."""
     if seen is None or seen.state == "unknown":
         return "Unknown"
     if seen.lost:
-        return "Lost"
+        return "Fenced" if fencing is not None and fencing.covers(seen.incarnation) else "Lost"
     return "Ready" if seen.alive else "NotReady"
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from controller.api.group import ResourceGroupStatus
 from controller.api.liveness import UNKNOWN, Liveness
+from controller.leader.fencing_plan import awaiting_fence
 from controller.scheduler import Decision, DecisionStatus, Failure, schedule
 from controller.scheduler.from_api import node_states, to_scheduler_group
 from controller.store.records import PlacementRecord
@@ -52,13 +53,14 @@ def decide(
         for f in view.failures
         if f.group in view.groups
     ]
-    states = node_states(view.cluster, view.nodes, liveness)
+    waiting = awaiting_fence(view, liveness)
+    states = node_states(view.cluster, view.nodes, liveness, waiting)
     decisions = schedule(groups, states, failures=failures, current=current, now=now)
     writes: list[PlacementRecord] = []
     notes: list[str] = []
     for name in sorted(decisions):
         record = view.placements.get(name)
-        write, note = _next_record(view, liveness, decisions[name], record, leader)
+        write, note = _next_record(view, liveness, decisions[name], record, leader, waiting)
         if write is not None:
             writes.append(write)
         if note:
@@ -73,6 +75,7 @@ def _next_record(
     decision: Decision,
     record: PlacementRecord | None,
     leader: str,
+    waiting: frozenset[str] = frozenset(),
 ) -> tuple[PlacementRecord | None, str]:
     group = decision.group
     epoch = record.epoch if record else 0
@@ -127,12 +130,16 @@ def _next_record(
                 return None, f"{group}: waiting for {stopping} to stop it before {want} starts it"
             if not seen.alive and not seen.lost:
                 return None, f"{group}: waiting for silent {stopping} to be declared lost"
+            if stopping in waiting:
+                return None, f"{group}: waiting for lost {stopping} to be fenced"
             if not seen.alive:
                 return record_for(want, decision.reason, recovered_from=stopping), ""
         if want is None:
             return None, ""
         return record_for(want, decision.reason), ""
     seen = liveness.get(have, UNKNOWN)
+    if have in waiting:
+        return None, f"{group}: waiting for lost {have} to be fenced"
     if seen.lost:
         return record_for(want, decision.reason, recovered_from=have), ""
     if want is None:

@@ -19,6 +19,8 @@ import time
 
 from controller.api.liveness import Liveness, LivenessSource, node_phase
 from controller.leader.decide import PlacementPlan, decide, next_deadline
+from controller.leader.fencer import Fencer
+from controller.leader.fencing_plan import next_retry
 from controller.store import keys
 from controller.store.base import Delete, Put, Store
 from controller.store.errors import ConflictError, StoreError
@@ -53,9 +55,15 @@ PER_WRITE = 0.005  # seconds more of attempt per placement in a batch
 
 class Leader:
     def __init__(
-        self, store: Store, informer: Informer, node: str, liveness: LivenessSource
+        self,
+        store: Store,
+        informer: Informer,
+        node: str,
+        liveness: LivenessSource,
+        fencer: Fencer | None = None,
     ) -> None:
         self.store = store
+        self.fencer = fencer
         self.informer = informer
         self.node = node
         self.liveness = liveness
@@ -67,6 +75,13 @@ class Leader:
         self.turns = 0  # turns that decided (not skipped)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            if self.fencer is not None:
+                await self.fencer.close()
+
+    async def _run(self) -> None:
         store_changed = self.informer.subscribe()
         liveness_changed = self.liveness.subscribe()
         wakes = [store_changed, liveness_changed]
@@ -145,8 +160,11 @@ class Leader:
                 [Delete(keys.placement_key(group), expect_revision=expect)], WRITE_ATTEMPT
             )
         wrote = await self._publish_node_phases(view, seen)
+        if self.fencer is not None:
+            wrote = await self.fencer.tend(seen) or wrote
         if not plan.writes and not plan.deletes and not wrote:
-            until = min(now + IDLE_RECHECK, next_deadline(view, now) or float("inf"))
+            ahead = [next_deadline(view, now), next_retry(view)]
+            until = min([now + IDLE_RECHECK, *(t for t in ahead if t is not None)])
             self._settled = (revision, inputs, until)
         if plan.notes != self._last_notes:
             for note in plan.notes:
@@ -161,7 +179,7 @@ class Leader:
         if view.cluster is None:
             return wrote
         for member in view.cluster.spec.nodes:
-            phase = node_phase(seen.get(member.name))
+            phase = node_phase(seen.get(member.name), view.fencing.get(member.name))
             key = keys.status_key("Node", member.name)
             current = self.informer.get(key)
             # Compared with the stored phase, not with what this leader wrote last: a

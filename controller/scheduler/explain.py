@@ -47,6 +47,10 @@ def compare(win: Candidate, other: Candidate) -> str:
     return f"ties {other.node} at {score_text(other)} and {win.load} {groups} each; first by name"
 
 
+def _waits(snap: Snapshot, done: Decision) -> str:
+    return snap.waits_for(done.node) if done.node else "declared lost"
+
+
 def _blocker(snap: Snapshot, name: str, placed: Mapping[str, Decision]) -> str | None:
     """A missing or unplaced dependency or colocation target, worded as a reason."""
     group = snap.groups[name]
@@ -55,7 +59,7 @@ def _blocker(snap: Snapshot, name: str, placed: Mapping[str, Decision]) -> str |
             return f"depends on {dep}, which does not exist"
         done = placed.get(dep)
         if done is not None and done.status is DecisionStatus.AWAITING_FENCING:
-            return f"depends on {dep}, which waits until {done.node} is declared lost"
+            return f"depends on {dep}, which waits until {done.node} is {_waits(snap, done)}"
         if done is not None and done.status is DecisionStatus.UNPLACED:
             return f"depends on {dep}, which is not placed"
     for target in sorted(group.colocate):
@@ -63,7 +67,7 @@ def _blocker(snap: Snapshot, name: str, placed: Mapping[str, Decision]) -> str |
             return f"colocated with {target}, which does not exist"
         done = placed.get(target)
         if done is not None and done.status is DecisionStatus.AWAITING_FENCING:
-            return f"colocated with {target}, which waits until {done.node} is declared lost"
+            return f"colocated with {target}, which waits until {done.node} is {_waits(snap, done)}"
         if done is not None and done.status is DecisionStatus.UNPLACED:
             return f"colocated with {target}, which is not placed"
     return None

@@ -37,9 +37,13 @@ def to_scheduler_group(group: ResourceGroup) -> Group:
 
 
 def node_states(
-    cluster: Cluster | None, nodes: Mapping[str, Node], liveness: Mapping[str, Liveness]
+    cluster: Cluster | None,
+    nodes: Mapping[str, Node],
+    liveness: Mapping[str, Liveness],
+    awaiting_fence: frozenset[str] = frozenset(),
 ) -> list[NodeState]:
-    """Every server of the Cluster spec as the scheduler sees it (witnesses run nothing)."""
+    """Every server of the Cluster spec as the scheduler sees it (witnesses run nothing).
+    ``awaiting_fence``: lost nodes not yet fenced, whose groups must wait."""
     if cluster is None:
         return []
     states = []
@@ -50,8 +54,10 @@ def node_states(
         node = nodes.get(member.name)
         standby = bool(node and node.spec.standby)
         # Silent but not provably stopped: whatever runs there must wait (docs/safety.md).
-        pending = not seen.alive and not seen.lost
-        states.append(NodeState(member.name, seen.alive, standby, pending))
+        fencing = member.name in awaiting_fence
+        pending = (not seen.alive and not seen.lost) or fencing
+        waits = "fenced" if fencing else "declared lost"
+        states.append(NodeState(member.name, seen.alive, standby, pending, waits))
     return states
 
 

@@ -139,13 +139,15 @@ class NodeState:
     """A cluster member as the controller sees it right now.
 
     ``fenced_pending``: the node is lost but not yet fenced, so whatever ran there may still
-    be running; groups on it must wait rather than start elsewhere.
+    be running; groups on it must wait rather than start elsewhere. ``waits_for``: what
+    they wait for, in words ("declared lost", "fenced").
     """
 
     name: str
     alive: bool = True
     standby: bool = False
     fenced_pending: bool = False
+    waits_for: str = "declared lost"
 
     def __post_init__(self) -> None:
         _check_name(self.name, "node name")

@@ -49,7 +49,7 @@ def _place_set(
         return
     lost = {name: node for name in enabled if (node := snap.awaiting_fencing(name))}
     if lost:
-        _hold_for_fencing(enabled, lost, placed)
+        _hold_for_fencing(snap, enabled, lost, placed)
         return
     cands = [
         cand
@@ -74,20 +74,20 @@ def _place_set(
 
 
 def _hold_for_fencing(
-    enabled: Sequence[str], lost: Mapping[str, str], placed: dict[str, Decision]
+    snap: Snapshot, enabled: Sequence[str], lost: Mapping[str, str], placed: dict[str, Decision]
 ) -> None:
     # The group may still be running on the lost node; starting it anywhere else before that
     # node is fenced could make it active twice. Its colocated partners wait with it.
     for name in enabled:
         node = lost.get(name)
         if node is not None:
-            reason = f"not moved: waiting until {node} is declared lost"
+            reason = f"not moved: waiting until {node} is {snap.waits_for(node)}"
             placed[name] = Decision(name, node, DecisionStatus.AWAITING_FENCING, reason)
     for name in enabled:
         if name not in lost:
             holder = min(lost)
             reason = (
                 f"not placed: colocated with {holder}, which waits until"
-                f" {lost[holder]} is declared lost"
+                f" {lost[holder]} is {snap.waits_for(lost[holder])}"
             )
             placed[name] = Decision(name, None, DecisionStatus.UNPLACED, reason)

@@ -39,6 +39,11 @@ class Snapshot:
         state = self.nodes.get(node)
         return node if state is not None and state.fenced_pending else None
 
+    def waits_for(self, node: str) -> str:
+        """What groups held on `node` wait for, in words."""
+        state = self.nodes.get(node)
+        return state.waits_for if state is not None else "declared lost"
+
 
 def _unique(items: Iterable[str], what: str) -> None:
     seen: set[str] = set()

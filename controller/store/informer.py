@@ -24,6 +24,7 @@ from controller.api.node import Node, NodeStatus
 from controller.store import keys
 from controller.store.base import KeyValue, Store
 from controller.store.errors import CompactedError, StoreError
+from controller.store.fence_record import FenceRecord
 from controller.store.records import FailureRecord, LeaderRecord, NodeRecord, PlacementRecord
 from controller.store.view import ClusterView
 
@@ -185,6 +186,11 @@ class Informer:
             for kv in self.under(keys.NODES)
         }
 
+    def fencing(self) -> dict[str, FenceRecord]:
+        """fencing/<node> records, by node."""
+        records = (self._cached(kv, FenceRecord.from_dict) for kv in self.under(keys.FENCING))
+        return {record.node: record for record in records}
+
     def leader(self) -> LeaderRecord | None:
         kv = self.get(keys.LEADER)
         return LeaderRecord.from_dict(kv.value) if kv else None
@@ -209,6 +215,7 @@ class Informer:
             leader=self.leader(),
             placements=self.placements(),
             failures=self.failures(),
+            fencing=self.fencing(),
         )
 
     def status_revision(self, kind: str, name: str) -> int:

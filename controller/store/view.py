@@ -15,6 +15,7 @@ from controller.api.fencing import FenceDevice
 from controller.api.group import ResourceGroup, ResourceGroupStatus
 from controller.api.meta import Object
 from controller.api.node import Node, NodeStatus
+from controller.store.fence_record import FenceRecord
 from controller.store.records import FailureRecord, LeaderRecord, NodeRecord, PlacementRecord
 
 
@@ -32,6 +33,7 @@ class ClusterView:
     leader: LeaderRecord | None = None
     placements: Mapping[str, PlacementRecord] = field(default_factory=dict)
     failures: Sequence[FailureRecord] = ()
+    fencing: Mapping[str, FenceRecord] = field(default_factory=dict)  # by node
 
     @classmethod
     def of_specs(cls, objects: Iterable[Object]) -> ClusterView:

@@ -14,6 +14,7 @@ from controller.api.manifest import load
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
 from controller.leader.decide import PlacementPlan, decide, next_deadline
+from controller.store.fence_record import FenceRecord
 from controller.store.records import FailureRecord, PlacementRecord
 from controller.store.view import ClusterView
 from tests.paths import EXAMPLES
@@ -38,6 +39,7 @@ def snap(
     standby: tuple[str, ...] = (),
     failures: tuple[FailureRecord, ...] = (),
     groups: bool = True,
+    fenced: tuple[str, ...] = (),
 ) -> tuple[ClusterView, dict[str, Liveness]]:
     cluster, group = pg_objects()
     nodes = {
@@ -56,6 +58,7 @@ def snap(
         placements={"pg": placement} if placement else {},
         group_status={"pg": status} if status else {},
         failures=failures,
+        fencing={n: FenceRecord(n, "fenced", liveness[n].incarnation) for n in fenced},
     )
     return view, liveness
 
@@ -72,12 +75,41 @@ def test_first_placement_goes_to_the_best_node() -> None:
     assert record.recovered_from is None and record.stopping_from is None
 
 
-def test_lost_node_is_recovered_in_one_step() -> None:
+def test_lost_node_is_recovered_in_one_step_once_fenced() -> None:
     on_m = PlacementRecord("pg", "host-m", 4, "best")
-    out = decide_for(snap({"host-m": LOST, "host-s": UP}, on_m), leader="host-s")
+    out = decide_for(snap({"host-m": LOST, "host-s": UP}, on_m, fenced=("host-m",)), "host-s")
     [record] = out.writes
     assert (record.node, record.epoch, record.recovered_from) == ("host-s", 5, "host-m")
     assert "host-m" in record.reason
+
+
+def test_lost_node_not_fenced_keeps_its_groups() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    out = decide_for(snap({"host-m": LOST, "host-s": UP}, on_m), leader="host-s")
+    assert out.writes == []
+    assert any("fenc" in note and "host-m" in note for note in out.notes), out.notes
+
+
+def test_a_fence_of_an_earlier_life_does_not_count() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    view, liveness = snap({"host-m": replace(LOST, incarnation="b"), "host-s": UP}, on_m)
+    earlier = {"host-m": FenceRecord("host-m", "fenced", incarnation="a")}
+    assert decide(replace(view, fencing=earlier), liveness, NOW, "host-s").writes == []
+    now = {"host-m": FenceRecord("host-m", "fenced", incarnation="b")}
+    [record] = decide(replace(view, fencing=now), liveness, NOW, "host-s").writes
+    assert record.node == "host-s"
+
+
+def test_without_fencing_a_lost_node_is_recovered_at_once() -> None:
+    on_m = PlacementRecord("pg", "host-m", 4, "best")
+    view, liveness = snap({"host-m": LOST, "host-s": UP}, on_m)
+    assert view.cluster is not None
+    spec = view.cluster.spec.model_copy(
+        update={"fencing": view.cluster.spec.fencing.model_copy(update={"enabled": False})}
+    )
+    cluster = view.cluster.model_copy(update={"spec": spec})
+    [record] = decide(replace(view, cluster=cluster), liveness, NOW, "host-s").writes
+    assert record.node == "host-s"
 
 
 def test_silent_node_is_waited_for() -> None:
@@ -109,7 +141,9 @@ def test_standby_moves_in_two_steps() -> None:
 
 def test_a_node_lost_while_stopping_is_recovered() -> None:
     stop = PlacementRecord("pg", None, 5, "moving", stopping_from="host-m")
-    out = decide_for(snap({"host-m": LOST, "host-s": UP}, stop), "host-s")
+    unfenced = decide_for(snap({"host-m": LOST, "host-s": UP}, stop), "host-s")
+    assert unfenced.writes == [] and "fenced" in " ".join(unfenced.notes)
+    out = decide_for(snap({"host-m": LOST, "host-s": UP}, stop, fenced=("host-m",)), "host-s")
     [start] = out.writes
     assert (start.node, start.recovered_from) == ("host-s", "host-m")
     assert decide_for(snap({"host-m": SILENT, "host-s": UP}, stop), "host-s").writes == []
@@ -148,7 +182,7 @@ def test_restarted_agent_is_confirmed_under_its_new_incarnation() -> None:
 def test_recovery_names_the_lost_incarnation() -> None:
     on_m = PlacementRecord("pg", "host-m", 4, "best", incarnation="aa")
     view = {"host-m": Liveness("dead", True, "aa"), "host-s": Liveness("up", False, "cc")}
-    [record] = decide_for(snap(view, on_m), "host-s").writes
+    [record] = decide_for(snap(view, on_m, fenced=("host-m",)), "host-s").writes
     assert (record.node, record.incarnation, record.recovered_incarnation) == ("host-s", "cc", "aa")
 
 

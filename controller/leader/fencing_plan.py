@@ -1,0 +1,186 @@
+"""What the leader's fencing must do now, as pure functions of the view and its heartbeat
+view.
+
+With fencing on (``Cluster.spec.fencing.enabled``), a lost node's groups are recovered
+only once a record proves that incarnation of it powered off: fenced through its devices
+and verified, or confirmed by an operator (``ha fence --confirm``). Until then they stay
+where they were: stopped is better than doubled. This module says which nodes wait, which
+need a fencing attempt now, and which records an operator's request or a returning node
+changes; ``controller/leader/fencer.py`` does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.api.fencing import FenceDevice
+from controller.api.liveness import Liveness
+from controller.store.fence_record import MANUAL, FenceRecord
+from controller.store.view import ClusterView
+
+# Back-off between failed attempts: 1, 2, 4 ... seconds, at most RETRY_MAX. A device that
+# failed once (a BMC that rebooted, a switch port that flapped) is tried again soon; one
+# that keeps failing is not hammered, and the operator is told at each failure.
+RETRY_FIRST = 1.0
+RETRY_MAX = 30.0
+
+
+def fencing_on(view: ClusterView) -> bool:
+    return view.cluster is not None and view.cluster.spec.fencing.enabled
+
+
+def awaiting_fence(view: ClusterView, liveness: Mapping[str, Liveness]) -> frozenset[str]:
+    """Lost members whose groups must wait: fencing is on and no record proves the lost
+    incarnation powered off."""
+    if view.cluster is None or not fencing_on(view):
+        return frozenset()
+    waiting = set()
+    for member in view.cluster.spec.nodes:
+        seen = liveness.get(member.name)
+        if member.role != "server" or seen is None or not seen.lost:
+            continue  # a witness runs nothing that could run twice
+        record = view.fencing.get(member.name)
+        if record is None or not record.covers(seen.incarnation):
+            waiting.add(member.name)
+    return frozenset(waiting)
+
+
+@dataclass(frozen=True)
+class FenceNeed:
+    """A fencing attempt due now: the record to write before the attempt starts."""
+
+    node: str
+    record: FenceRecord
+
+
+def retry_delay(attempts: int) -> float:
+    return float(min(RETRY_MAX, RETRY_FIRST * 2 ** max(0, attempts - 1)))
+
+
+def needs(
+    view: ClusterView,
+    liveness: Mapping[str, Liveness],
+    now: float,
+    leader: str,
+    running: frozenset[str] = frozenset(),
+) -> list[FenceNeed]:
+    """The fencing attempts due now, each with the record that starts it; `running`: the
+    nodes this leader is fencing already. An attempt another controller (or this node's
+    previous agent) left `fencing` is made again: that controller may be gone, and a second
+    power-off is harmless; the compare-and-swap keeps only one result."""
+    out: list[FenceNeed] = []
+    if view.cluster is None:
+        return out
+    lost_waiting = awaiting_fence(view, liveness)
+    for member in view.cluster.spec.nodes:
+        name = member.name
+        if name in running or name == leader:
+            continue
+        seen = liveness.get(name)
+        record = _wanted(view, name, seen, name in lost_waiting, now, leader)
+        if record is None:
+            continue  # alive, or fenced already, and nobody asked
+        if record.state == "failed" and now < record.retry_at:
+            continue
+        incarnation = record.incarnation
+        if incarnation is None and seen is not None and seen.alive:
+            incarnation = seen.incarnation  # `ha fence` of a live node: the life it ends
+        out.append(FenceNeed(name, record.but(incarnation=incarnation)))
+    return out
+
+
+def _wanted(
+    view: ClusterView,
+    name: str,
+    seen: Liveness | None,
+    lost_unfenced: bool,
+    now: float,
+    leader: str,
+) -> FenceRecord | None:
+    """The open record for `name`: the stored one, or a new one for a node newly lost."""
+    record = view.fencing.get(name)
+    if not lost_unfenced or seen is None or view.cluster is None:
+        return record if record is not None and record.open else None
+    if record is not None and record.open and record.incarnation == seen.incarnation:
+        return record
+    deadtime = view.cluster.spec.timing.deadtime.total_seconds()
+    return FenceRecord(
+        name,
+        "requested",
+        incarnation=seen.incarnation,
+        reason=f"lost: not heard for {deadtime:g} s by a majority",
+        requested_by=f"controller on {leader}",
+        requested_at=now,
+    )
+
+
+def next_retry(view: ClusterView) -> float | None:
+    """When the earliest failed fencing is due again (wall-clock seconds), if any."""
+    due = [r.retry_at for r in view.fencing.values() if r.state == "failed"]
+    return min(due, default=None)
+
+
+def answers(
+    view: ClusterView, liveness: Mapping[str, Liveness], now: float, leader: str
+) -> list[FenceRecord]:
+    """Records to write without fencing anything: an operator's confirmation honoured or
+    refused, and fenced nodes that came back (a fence proves nothing about a new life)."""
+    out: list[FenceRecord] = []
+    for name, record in sorted(view.fencing.items()):
+        seen = liveness.get(name)
+        if record.state == "requested" and name == leader:
+            out.append(
+                record.but(
+                    state="refused",
+                    leader=leader,
+                    message=(
+                        f"{name} leads the controller, which does not fence its own node: "
+                        f"stop its agent (another node then leads and can fence it), or "
+                        f"power it off yourself and run `ha fence --confirm {name}`"
+                    ),
+                )
+            )
+        elif record.state == "confirm":
+            if seen is not None and seen.alive:
+                out.append(
+                    record.but(
+                        state="refused",
+                        leader=leader,
+                        message=(
+                            f"not confirmed: {leader} hears {name} now, so it is not powered "
+                            f"off; power it off first, or run `ha fence {name}` to fence it"
+                        ),
+                    )
+                )
+            else:
+                out.append(
+                    record.but(
+                        state="fenced",
+                        incarnation=seen.incarnation if seen is not None else None,
+                        leader=leader,
+                        fenced_at=now,
+                        fenced_by=(MANUAL,),
+                        message=f"{record.requested_by} confirmed {name} powered off",
+                    )
+                )
+        elif (
+            record.state == "fenced"
+            and seen is not None
+            and seen.alive
+            and seen.incarnation != record.incarnation
+        ):
+            out.append(record.but(state="rejoined", message=f"{name} is heard again"))
+    return out
+
+
+def device_levels(devices: Mapping[str, FenceDevice], target: str) -> list[list[FenceDevice]]:
+    """The devices that fence `target`, by topology level, lowest first; within a level,
+    by name. A level succeeds only if all its devices do (two power supplies, two
+    switches), and the next level is tried when one fails."""
+    by_level: dict[int, list[FenceDevice]] = {}
+    for name in sorted(devices):
+        device = devices[name]
+        if target in device.spec.targets and device.spec.agent != "watchdog":
+            by_level.setdefault(device.spec.level, []).append(device)
+    return [by_level[level] for level in sorted(by_level)]
