@@ -6,17 +6,14 @@ import argparse
 import sys
 import time
 
-from controller.api.cluster import Cluster
 from controller.api.errors import EXIT_USAGE, InputError
-from controller.api.fencing import FenceDevice
 from controller.api.manifest import load
 from controller.api.registry import resolve_kind
 from controller.apply.diff import plan_diff
-from controller.apply.plan import Applied, Plan, decode_documents, resulting_state
+from controller.apply.plan import Plan, decode_documents, resulting_state
 from controller.apply.run import apply_objects, delete_objects
 from controller.apply.simulate import placement_changes
 from controller.apply.validation import ObjectKey
-from controller.cli.output import err
 from controller.cli.selectors import parse_selector
 from controller.store.base import Store
 from controller.store.client_config import ClientConfig
@@ -62,28 +59,7 @@ async def run_apply(args: argparse.Namespace, config: ClientConfig) -> int:
         _print_plan(outcome.plan, args.dry_run)
     for line in simulated:
         print(line)
-    for warning in _unused_fencing(applied):
-        err(f"warning: {warning}")
     return 0
-
-
-def _unused_fencing(applied: list[Applied]) -> list[str]:
-    """Stored, but never acted on by this version: say so rather than let it be believed."""
-    out = []
-    for item in applied:
-        obj = item.obj
-        if isinstance(obj, FenceDevice):
-            out.append(
-                f"FenceDevice {obj.name} is stored, but this version of Vigil never calls a "
-                "fence device (STONITH comes later); `ha status` says what protects the cluster"
-            )
-        elif isinstance(obj, Cluster) and obj.spec.fencing.enabled:
-            out.append(
-                f"Cluster {obj.name}: spec.fencing.enabled is true, but this version fences "
-                "nothing; a lost node's groups are recovered once a majority declares it lost "
-                "(serving lease and lease enforcer, docs/safety.md)"
-            )
-    return out
 
 
 class CannotDiffError(InputError):

@@ -1,12 +1,13 @@
-"""What keeps a resource from running twice in this cluster today, in words. Pure.
+"""What keeps a resource from running twice in this cluster, in words. Pure.
 
-`ha status` and `ha describe cluster` say exactly this, and not "fencing on": this version
-never calls a fence device (STONITH comes with the fencing issue). What protects a cluster
-now is the serving lease (a node no majority hears stops its resources before the others
-may start them, docs/safety.md) and the lease enforcer, a process apart from the agent that
-removes floating IPs and kills exec services when the lease ends even if the agent is dead
-or frozen (nodeagent/enforcer.py). Services that systemd, an init script or an OCF agent
-runs are stopped by the agent only.
+`ha status` and `ha describe cluster` say exactly this. Three layers: the serving lease (a
+node no majority hears stops its resources before the others may start them,
+docs/safety.md); the lease enforcer, a process apart from the agent that removes floating
+IPs and kills exec services when the lease ends even if the agent is dead or frozen
+(nodeagent/enforcer.py); and, with spec.fencing.enabled, fencing: a lost node's groups are
+recovered only after its FenceDevices powered it off and that was verified
+(controller/leader/fencer.py). Services that systemd, an init script or an OCF agent runs
+are stopped by the agent only: without fencing, a dead agent leaves them running.
 """
 
 from __future__ import annotations
@@ -33,21 +34,29 @@ def _kind(resource: Resource) -> str:
 @dataclass(frozen=True)
 class Protection:
     agent_only: dict[str, list[str]]  # group -> its resources only the agent stops
-    fencing_requested: bool
-    unused_fence_devices: list[str]
+    fencing: bool  # spec.fencing.enabled: recovery waits for a verified fence
+    fence_devices: list[str]
+
+    def _fencing_words(self) -> str:
+        if self.fencing:
+            return f"fencing on ({', '.join(self.fence_devices)})"
+        if self.fence_devices:
+            count = len(self.fence_devices)
+            return (
+                f"fencing off (spec.fencing.enabled: false; {count} FenceDevice"
+                f"{'s' * (count > 1)} used only by `ha fence`)"
+            )
+        return "fencing off (spec.fencing.enabled: false)"
 
     def summary(self) -> str:
         """One line for `ha status`."""
-        fences = ""
-        if self.unused_fence_devices:
-            count = len(self.unused_fence_devices)
-            fences = f"; {count} FenceDevice{'s' * (count > 1)} configured, never called"
         agent = ""
         if self.agent_only:
-            agent = f"; agent only: {', '.join(sorted(self.agent_only))}"
+            guarded = "fencing" if self.fencing else "the agent only"
+            agent = f"; stopped by {guarded}: {', '.join(sorted(self.agent_only))}"
         return (
             "serving lease + lease enforcer (floating IPs, exec services)"
-            f"{agent}; no fencing in this version{fences}"
+            f"{agent}; {self._fencing_words()}"
         )
 
     def lines(self) -> list[str]:
@@ -60,18 +69,28 @@ class Protection:
         ]
         if self.agent_only:
             groups = "; ".join(f"{g}: {', '.join(r)}" for g, r in sorted(self.agent_only.items()))
+            if self.fencing:
+                out.append(f"stopped by the agent, or by fencing its node: {groups}")
+            else:
+                out.append(
+                    "agent only (a dead or frozen agent leaves them running until it is back):"
+                    f" {groups}"
+                )
+        if self.fencing:
             out.append(
-                "agent only (a dead or frozen agent leaves them running until it is back):"
-                f" {groups}"
+                "fencing: a lost node's groups are recovered only after "
+                f"{', '.join(self.fence_devices)} powered it off and that was verified "
+                "(or `ha fence --confirm`)"
             )
-        requested = " although spec.fencing.enabled is true" if self.fencing_requested else ""
-        out.append(
-            "fencing: not performed by this version: no fence device is ever called"
-            f"{requested} (STONITH comes with the fencing issue)"
-        )
-        if self.unused_fence_devices:
+        else:
             out.append(
-                f"fence devices configured and unused: {', '.join(self.unused_fence_devices)}"
+                "fencing: off (spec.fencing.enabled: false): a lost node's groups are "
+                "recovered on the serving lease alone"
+                + (
+                    f"; devices for `ha fence`: {', '.join(self.fence_devices)}"
+                    if self.fence_devices
+                    else ""
+                )
             )
         return out
 
@@ -80,11 +99,7 @@ class Protection:
             "servingLease": True,
             "leaseEnforcer": list(ENFORCED),
             "agentOnly": {g: list(r) for g, r in sorted(self.agent_only.items())},
-            "fencing": {
-                "requested": self.fencing_requested,
-                "performed": False,
-                "unusedDevices": list(self.unused_fence_devices),
-            },
+            "fencing": {"enabled": self.fencing, "devices": list(self.fence_devices)},
         }
 
 
@@ -100,6 +115,6 @@ def protection(
             agent_only[name] = unguarded
     return Protection(
         agent_only=agent_only,
-        fencing_requested=bool(cluster and cluster.spec.fencing.enabled),
-        unused_fence_devices=sorted(fences),
+        fencing=bool(cluster and cluster.spec.fencing.enabled),
+        fence_devices=sorted(fences),
     )

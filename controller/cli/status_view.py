@@ -127,6 +127,39 @@ def active_failures(
     return out
 
 
+def _ago(now: float, then: float) -> str:
+    if not then:
+        return NONE
+    seconds = max(0.0, now - then)
+    return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
+
+
+def _fence_rows(view: ClusterView, now: float) -> list[list[str]]:
+    """Each node's last fencing: state, attempts, when, and what happened."""
+    return [
+        [
+            node,
+            record.state,
+            str(record.attempts),
+            _ago(now, record.fenced_at or record.requested_at),
+            record.message or record.reason,
+        ]
+        for node, record in sorted(view.fencing.items())
+    ]
+
+
+def _held_for_fencing(view: ClusterView, node: str | None) -> str | None:
+    """Why a group placed on `node` waits, if that node is lost and not yet fenced."""
+    if node is None or view.cluster is None or not view.cluster.spec.fencing.enabled:
+        return None
+    status = view.node_status.get(node)
+    if status is None or status.phase != "Lost":
+        return None
+    record = view.fencing.get(node)
+    detail = f": {record.state}: {record.message}" if record and record.message else ""
+    return f"waiting for lost {node} to be fenced{detail}"
+
+
 def _group_rows(view: ClusterView, now: float) -> list[list[str]]:
     rows = []
     failures = {
@@ -148,7 +181,8 @@ def _group_rows(view: ClusterView, now: float) -> list[list[str]]:
                 running,
                 phase,
                 ",".join(failures.get(name, [])) or NONE,
-                placement.reason if placement else "not placed yet",
+                _held_for_fencing(view, placement.node if placement else None)
+                or (placement.reason if placement else "not placed yet"),
             ]
         )
     return rows
@@ -172,6 +206,10 @@ def render(cluster_name: str, view: ClusterView, now: float, colour: bool = Fals
     if links:
         parts.append("\nHeartbeat links down:\n")
         parts.extend(links)
+    fencing = _fence_rows(view, now)
+    if fencing:
+        parts.append("\nFencing:\n")
+        parts.append(table(fencing, ["NODE", "STATE", "ATTEMPTS", "WHEN", "DETAIL"], colour))
     parts.append("\nGroups:\n")
     rows = _group_rows(view, now)
     if rows:
@@ -203,6 +241,7 @@ def to_json(cluster_name: str, view: ClusterView, now: float) -> dict[str, Any]:
         ],
         "links": link_rows(view, now),
         "linkCounters": {node: dict(agent.links) for node, agent in sorted(view.agents.items())},
+        "fencing": [record.to_dict() for _, record in sorted(view.fencing.items())],
         "groups": [
             {
                 "name": name,

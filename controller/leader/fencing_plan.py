@@ -101,7 +101,11 @@ def _wanted(
     """The open record for `name`: the stored one, or a new one for a node newly lost."""
     record = view.fencing.get(name)
     if not lost_unfenced or seen is None or view.cluster is None:
-        return record if record is not None and record.open else None
+        # An operator's `ha fence` of a node not lost: one attempt, reported to them; a
+        # failure is not retried on a node that may well be running everything fine.
+        if record is None or not record.open or record.state == "failed":
+            return None
+        return record
     if record is not None and record.open and record.incarnation == seen.incarnation:
         return record
     deadtime = view.cluster.spec.timing.deadtime.total_seconds()

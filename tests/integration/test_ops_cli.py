@@ -37,29 +37,24 @@ def test_status_shows_nodes_and_groups(pg: Cli) -> None:
     assert data["groups"][0]["name"] == "pg" and data["groups"][0]["placed"] is None
 
 
-def test_status_and_describe_say_what_protects_the_cluster_not_fencing_on(pg: Cli) -> None:
-    # The spec asks for fencing and names two IPMI devices; this version calls neither.
+def test_status_and_describe_say_what_protects_the_cluster(pg: Cli) -> None:
+    # The spec asks for fencing through two IPMI devices: recovery waits for them.
     text = pg("status").out
-    assert "fencing on" not in text
     assert (
-        "Protection: serving lease + lease enforcer (floating IPs, exec services); agent only: "
-        "pg; no fencing in this version; 2 FenceDevices configured, never called" in text
+        "Protection: serving lease + lease enforcer (floating IPs, exec services); stopped by "
+        "fencing: pg; fencing on (bmc-host-m, bmc-host-s)" in text
     )
     data = json.loads(pg("status", "-o", "json").out)["protection"]
-    assert data["fencing"] == {
-        "requested": True,
-        "performed": False,
-        "unusedDevices": ["bmc-host-m", "bmc-host-s"],
-    }
+    assert data["fencing"] == {"enabled": True, "devices": ["bmc-host-m", "bmc-host-s"]}
     assert data["agentOnly"] == {"pg": ["service-postgresql"]}
     described = pg("describe", "cluster", pg.cluster).out
     assert "Protection:\n  serving lease: a node that no majority hears stops" in described
-    assert "  agent only (a dead or frozen agent leaves them running until it is back): " in (
-        described
+    assert "  stopped by the agent, or by fencing its node: pg: service-postgresql" in described
+    assert (
+        "  fencing: a lost node's groups are recovered only after bmc-host-m, bmc-host-s "
+        "powered it off and that was verified" in described
     )
-    assert "no fence device is ever called although spec.fencing.enabled is true" in described
-    assert "fence devices configured and unused: bmc-host-m, bmc-host-s" in described
-    assert "unused" in pg("get", "cluster").out.split()
+    assert "on" in pg("get", "cluster").out.split()
 
 
 def test_move_is_a_spec_change_that_expires(pg: Cli) -> None:

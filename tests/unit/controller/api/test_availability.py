@@ -37,3 +37,16 @@ def test_the_seed_scenario_asks_for_three_parts_not_built_yet() -> None:
 def test_what_runs_today_passes() -> None:
     assert refusals(str(PG_TODAY)) == {}
     assert refusals(str(EXAMPLES / "web")) == {}
+
+
+def test_a_watchdog_device_is_refused_until_nodes_arm_one() -> None:
+    device = decode(
+        {
+            "apiVersion": "ha.vigil.dev/v1alpha1",
+            "kind": "FenceDevice",
+            "metadata": {"name": "wd"},
+            "spec": {"agent": "watchdog", "targets": ["n1"]},
+        }
+    )
+    [problem] = unavailable(device)
+    assert problem.dotted == "spec.agent" and "agent: ipmi or redfish" in problem.message

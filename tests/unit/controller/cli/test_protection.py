@@ -27,9 +27,9 @@ def objects(directory: Path) -> tuple[Cluster, dict[str, FenceDevice], dict[str,
 def test_the_web_scenario_names_what_only_the_agent_stops() -> None:
     guard = protection(*objects(EXAMPLES / "web"))
     assert guard.agent_only == {"cache": ["service-dummy"], "www": ["service-apache2"]}
-    assert guard.unused_fence_devices == ["redfish"] and guard.fencing_requested
-    assert "agent only: cache, www" in guard.summary()
-    assert "1 FenceDevice configured, never called" in guard.summary()
+    assert guard.fence_devices == ["redfish"] and guard.fencing
+    assert "stopped by fencing: cache, www" in guard.summary()
+    assert guard.summary().endswith("; fencing on (redfish)")
 
 
 def test_without_fencing_or_devices_it_says_so_plainly() -> None:
@@ -37,9 +37,10 @@ def test_without_fencing_or_devices_it_says_so_plainly() -> None:
     fencing = cluster.spec.fencing.model_copy(update={"enabled": False})
     off = cluster.model_copy(update={"spec": cluster.spec.model_copy(update={"fencing": fencing})})
     guard = protection(off, {}, groups)
-    assert guard.summary().endswith("; no fencing in this version")
-    assert guard.lines()[-1].startswith("fencing: not performed by this version")
-    assert guard.to_json()["fencing"]["requested"] is False
+    assert guard.summary().endswith("; fencing off (spec.fencing.enabled: false)")
+    assert "agent only" in guard.lines()[-2]
+    assert guard.lines()[-1].startswith("fencing: off")
+    assert guard.to_json()["fencing"] == {"enabled": False, "devices": []}
     assert protection(None, {}, {}).summary().startswith("serving lease + lease enforcer")
 
 
