@@ -427,8 +427,14 @@ class ResourceStatus(ApiModel):
 
 class ResourceGroupStatus(Status):
     node: str | None = Field(default=None, description="Node the group runs on now.")
-    phase: Literal["Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "Blocked"] = (
-        Field(default="Pending", description="Where the group is in its life cycle.")
+    phase: Literal[
+        "Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "StopFailed", "Blocked"
+    ] = Field(
+        default="Pending",
+        description=(
+            "Where the group is in its life cycle. StopFailed: a stop failed on `node`, so it "
+            "may still run there; with fencing on, that node is fenced."
+        ),
     )
     resources: list[ResourceStatus] = Field(
         default_factory=list, description="Per-resource observations."

@@ -176,7 +176,7 @@ _COLUMNS: dict[str, Callable[[bool], list[Column]]] = {
 }
 
 _GOOD = {"Running", "Ready", "on", "yes"}
-_BAD = {"Failed", "Lost", "Blocked", "OFF", "NotReady", "Fenced"}
+_BAD = {"Failed", "StopFailed", "Lost", "Blocked", "OFF", "NotReady", "Fenced"}
 
 
 def use_colour(stream: TextIO) -> bool:

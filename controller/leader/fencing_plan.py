@@ -73,12 +73,17 @@ def needs(
     if view.cluster is None:
         return out
     lost_waiting = awaiting_fence(view, liveness)
+    deadtime = view.cluster.spec.timing.deadtime.total_seconds()
+    stuck = stop_failures(view) if fencing_on(view) else {}
     for member in view.cluster.spec.nodes:
         name = member.name
         if name in running or name == leader:
             continue
         seen = liveness.get(name)
-        record = _wanted(view, name, seen, name in lost_waiting, now, leader)
+        why = stuck.get(name)
+        if name in lost_waiting:
+            why = f"lost: not heard for {deadtime:g} s by a majority"
+        record = _wanted(view, name, seen, why, now, leader)
         if record is None:
             continue  # alive, or fenced already, and nobody asked
         if record.state == "failed" and now < record.retry_at:
@@ -94,29 +99,43 @@ def _wanted(
     view: ClusterView,
     name: str,
     seen: Liveness | None,
-    lost_unfenced: bool,
+    why: str | None,
     now: float,
     leader: str,
 ) -> FenceRecord | None:
-    """The open record for `name`: the stored one, or a new one for a node newly lost."""
+    """The open record for `name`: the stored one, or a new one when the controller wants
+    the node fenced (`why`: lost and not fenced, or a stop it could not do)."""
     record = view.fencing.get(name)
-    if not lost_unfenced or seen is None or view.cluster is None:
+    if why is None or seen is None:
         # An operator's `ha fence` of a node not lost: one attempt, reported to them; a
         # failure is not retried on a node that may well be running everything fine.
         if record is None or not record.open or record.state == "failed":
             return None
         return record
-    if record is not None and record.open and record.incarnation == seen.incarnation:
-        return record
-    deadtime = view.cluster.spec.timing.deadtime.total_seconds()
+    if record is not None and record.incarnation == seen.incarnation:
+        if record.open:
+            return record
+        if record.covers(seen.incarnation):
+            return None  # fenced already; it has not gone silent yet
     return FenceRecord(
         name,
         "requested",
         incarnation=seen.incarnation,
-        reason=f"lost: not heard for {deadtime:g} s by a majority",
+        reason=why,
         requested_by=f"controller on {leader}",
         requested_at=now,
     )
+
+
+def stop_failures(view: ClusterView) -> dict[str, str]:
+    """Nodes whose agent reports a group it could not stop, with the first such group and
+    why: a stuck umount or a stop that timed out. With fencing on they are fenced, as
+    Pacemaker does on a failed stop: the group cannot move while it may still run there."""
+    out: dict[str, str] = {}
+    for group, status in sorted(view.group_status.items()):
+        if status.phase == "StopFailed" and status.reporter and status.reporter not in out:
+            out[status.reporter] = f"could not stop {group}: {status.last_action or 'stop failed'}"
+    return out
 
 
 def next_retry(view: ClusterView) -> float | None:

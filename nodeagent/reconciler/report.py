@@ -21,7 +21,9 @@ from nodeagent.reconciler.running import GroupMemory
 
 log = logging.getLogger(__name__)
 STATUS_BATCH = 100
-Phase = Literal["Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "Blocked"]
+Phase = Literal[
+    "Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "StopFailed", "Blocked"
+]
 ResourceState = Literal["Running", "Stopped", "Failed", "Unknown"]
 
 
@@ -93,6 +95,11 @@ class Reporter:
         current_phase = "Blocked" if blocked else phase(view)
         if failure and current_phase != "Blocked":
             current_phase = "Failed"
+        stuck = any(r.state is not State.STOPPED for r in view.resources)
+        if memory.failed_stops and view.mode == "stop" and stuck and not blocked:
+            # Not "Failed": the leader takes that for stopped. It may still run here, so it
+            # must not start elsewhere until this node stops it or is fenced.
+            current_phase = "StopFailed"
         if current_phase == "Running":
             memory.failed_starts = 0
         if (blocked or "") != memory.blocked:

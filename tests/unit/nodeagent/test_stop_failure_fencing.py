@@ -1,0 +1,143 @@
+"""A stop that fails leaves the group where it may still run: it is reported StopFailed
+(never "Failed", which the leader takes for stopped), nothing starts it elsewhere, and with
+fencing on the node is fenced and the group then recovered (Pacemaker's on-fail=fence for
+stops). Leader, reconcilers and a scripted fence device over the in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from controller.api.fencing import FenceAction, FenceDevice, FenceOutcome
+from controller.api.liveness import Liveness
+from controller.api.manifest import parse_text
+from controller.apply.plan import decode_documents
+from controller.apply.run import apply_objects
+from controller.leader.fencer import Fencer
+from controller.leader.loop import Leader
+from controller.store import keys
+from controller.store.fence_record import FenceRecord
+from controller.store.informer import Informer
+from controller.store.memory import MemoryStore
+from controller.store.records import PlacementRecord
+from nodeagent.reconciler.loop import Reconciler
+from tests.unit.nodeagent.test_control_flow import SPEC, World, registry_for, until
+from tests.unit.static_liveness import StaticLiveness
+
+FENCED_SPEC = (
+    SPEC.replace("fencing: {enabled: false}", "fencing: {enabled: true}")
+    + """
+---
+apiVersion: ha.vigil.dev/v1alpha1
+kind: FenceDevice
+metadata: {name: bmc}
+spec: {agent: exec, command: [/bin/true], targets: [n1, n2, n3]}
+"""
+)
+STANDBY_N1 = (
+    "apiVersion: ha.vigil.dev/v1alpha1\nkind: Node\nmetadata: {name: n1}\nspec: {standby: true}\n"
+)
+IP = "web.ip-10-0-0-100"
+
+
+async def run_cluster(
+    spec: str, tmp_path: Path, world: World, fenced: list[str]
+) -> tuple[MemoryStore, list[asyncio.Task[None]]]:
+    store = MemoryStore("lab")
+    nodes = ["n1", "n2", "n3"]
+    views = {n: StaticLiveness({m: Liveness("up", False, f"{m}-1") for m in nodes}) for n in nodes}
+
+    async def power_off(device: FenceDevice, target: str, action: FenceAction) -> FenceOutcome:
+        # The node goes dark: what ran there is gone, its peers declare it lost.
+        fenced.append(target)
+        world.on(target).clear()
+        views[target].set_serving(False)
+        for other, view in views.items():
+            if other != target:
+                view.set(target, Liveness("dead", True, f"{target}-1"))
+        return FenceOutcome(device.name, target, action, True, True, "off", "off", 0.01)
+
+    tasks: list[asyncio.Task[None]] = []
+    for node in nodes:
+        informer = Informer(store)
+        tasks.append(asyncio.create_task(informer.run()))
+        reconciler = Reconciler(
+            node,
+            store,
+            informer,
+            views[node],
+            registry=registry_for(world, node),
+            run_dir=tmp_path / node,
+        )
+        tasks.append(asyncio.create_task(reconciler.run()))
+        if node == "n3":
+            fencer = Fencer(store, informer, node, power_off)
+            tasks.append(
+                asyncio.create_task(Leader(store, informer, node, views[node], fencer).run())
+            )
+    await apply_objects(store, decode_documents(parse_text(spec, "spec.yaml")), cluster="lab")
+    return store, tasks
+
+
+async def stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def phase(store: MemoryStore) -> str | None:
+    kv = await store.get(keys.status_key("ResourceGroup", "web"))
+    return str(kv.value.get("phase")) if kv else None
+
+
+async def drain_n1_with_a_stuck_stop(store: MemoryStore, world: World) -> None:
+    async def on_n1() -> bool:
+        return len(world.on("n1")) == 2
+
+    await until(on_n1)
+    world.unknown.add(("n1", IP))  # its stop now fails (a stuck umount, say)
+    await apply_objects(store, decode_documents(parse_text(STANDBY_N1, "n.yaml")), cluster="lab")
+
+
+async def test_without_fencing_a_failed_stop_holds_the_group(tmp_path: Path) -> None:
+    world, fenced = World(), []
+    store, tasks = await run_cluster(SPEC, tmp_path, world, fenced)
+    try:
+        await drain_n1_with_a_stuck_stop(store, world)
+
+        async def stop_failed() -> bool:
+            return await phase(store) == "StopFailed"
+
+        await until(stop_failed)
+        await asyncio.sleep(0.5)
+        assert not world.on("n2"), "started on n2 while it may still run on n1"
+        assert await phase(store) == "StopFailed" and fenced == []
+    finally:
+        await stop(tasks)
+
+
+async def test_with_fencing_the_node_that_cannot_stop_is_fenced_then_recovered(
+    tmp_path: Path,
+) -> None:
+    world, fenced = World(), []
+    store, tasks = await run_cluster(FENCED_SPEC, tmp_path, world, fenced)
+    try:
+        await drain_n1_with_a_stuck_stop(store, world)
+
+        async def moved() -> bool:
+            return len(world.on("n2")) == 2
+
+        await until(moved)
+        assert fenced == ["n1"]
+        kv = await store.get(keys.fencing_key("n1"))
+        assert kv is not None
+        record = FenceRecord.from_dict(dict(kv.value))
+        assert record.state == "fenced" and record.reason.startswith("could not stop web: ")
+        placement = await store.get(keys.placement_key("web"))
+        assert placement is not None
+        assert PlacementRecord.from_dict(dict(placement.value)).recovered_from == "n1"
+    finally:
+        await stop(tasks)
