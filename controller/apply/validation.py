@@ -137,6 +137,14 @@ def _check_cluster(cluster: Cluster, out: _Collector) -> None:
                 f"has {len(servers)} server(s) and {members - len(servers)} witness(es): "
                 "use mode majority",
             )
+        if not spec.fencing.enabled:
+            out.add(
+                cluster,
+                ("spec", "fencing", "enabled"),
+                "two-node mode needs fencing: with two servers a cut cable looks like a dead "
+                "peer, and only powering the peer off makes taking over safe. Set it to true "
+                "and give each server a FenceDevice",
+            )
     elif members == 2:
         out.add(
             cluster,

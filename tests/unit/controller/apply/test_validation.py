@@ -189,6 +189,11 @@ def test_quorum_modes_match_the_member_count(pg: dict[tuple[str, str], dict[str,
     )
 
 
+def test_two_node_mode_needs_fencing(pg: dict[tuple[str, str], dict[str, Any]]) -> None:
+    pg["Cluster", "pg-cluster"]["spec"]["fencing"]["enabled"] = False
+    assert "two-node mode needs fencing" in messages(pg)["Cluster/pg-cluster:spec.fencing.enabled"]
+
+
 def test_duplicate_node_names_and_addresses(pg: dict[tuple[str, str], dict[str, Any]]) -> None:
     nodes = pg["Cluster", "pg-cluster"]["spec"]["nodes"]
     nodes[1]["name"] = "host-m"
