@@ -145,6 +145,12 @@ def test_fencing_must_cover_every_server(pg: dict[tuple[str, str], dict[str, Any
     found = messages(pg)
     assert "no FenceDevice targets node 'host-s'" in found["Cluster/pg-cluster:spec.nodes[1].name"]
     pg["Cluster", "pg-cluster"]["spec"]["fencing"]["enabled"] = False
+    # Off, no device is needed, but two-node mode (this example's) cannot do without.
+    assert list(messages(pg)) == ["Cluster/pg-cluster:spec.fencing.enabled"]
+    pg["Cluster", "pg-cluster"]["spec"]["quorum"]["mode"] = "majority"
+    pg["Cluster", "pg-cluster"]["spec"]["nodes"].append(
+        {"name": "w", "address": "10.0.0.9", "role": "witness"}
+    )
     assert findings(pg) == []
 
 
