@@ -60,8 +60,15 @@ from nodeagent.registration import Registration
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "store-cache.json"
-# What a node needs to keep serving through a store outage; nothing else is cached.
-CACHED_PREFIXES = (keys.spec_prefix("Cluster"), keys.spec_prefix("ResourceGroup"), keys.PLACEMENT)
+# What a node needs to keep serving through a store outage, and, in two-node mode, to fence
+# its peer while the store has no majority; nothing else is cached.
+CACHED_PREFIXES = (
+    keys.spec_prefix("Cluster"),
+    keys.spec_prefix("ResourceGroup"),
+    keys.spec_prefix("FenceDevice"),
+    keys.PLACEMENT,
+    keys.FENCING,
+)
 
 
 def _version() -> str:

@@ -82,6 +82,8 @@ def needs(
         seen = liveness.get(name)
         why = stuck.get(name)
         if name in lost_waiting:
+            if view.cluster.spec.quorum.mode == "two-node":
+                continue  # the survivor fences it itself (nodeagent/two_node.py)
             why = f"lost: not heard for {deadtime:g} s by a majority"
         record = _wanted(view, name, seen, why, now, leader)
         if record is None:
