@@ -41,6 +41,7 @@ def to_dict(config: HeartbeatConfig, key_file: str) -> dict[str, Any]:
         "peers": [asdict(p) for p in config.peers],
         "extra_links": [asdict(link) for link in config.extra_links],
         "serial_links": [asdict(link) for link in config.serial_links],
+        "two_node": config.two_node,
     }
 
 
@@ -61,6 +62,7 @@ def from_dict(data: dict[str, Any]) -> HeartbeatConfig:
         ),
         # Caches written before serial links have none.
         serial_links=tuple(SerialLinkConfig(**link) for link in data.get("serial_links", [])),
+        two_node=bool(data.get("two_node", False)),
     )
 
 

@@ -35,6 +35,9 @@ class HeartbeatConfig:
     port: int = DEFAULT_PORT
     extra_links: tuple[UdpLinkConfig, ...] = field(default=())
     serial_links: tuple[SerialLinkConfig, ...] = field(default=())
+    # quorum.mode two-node: a node's serving lease needs no peer and a lost peer needs only
+    # this node's word; fencing makes it safe (nodeagent/two_node.py, docs/safety.md).
+    two_node: bool = False
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.peers]
@@ -102,4 +105,5 @@ def from_cluster_spec(
         peers=tuple(PeerAddress(n.name, n.address, port) for n in spec.nodes if n.name != node),
         extra_links=tuple(extra),
         serial_links=tuple(serial),
+        two_node=spec.quorum.mode == "two-node",
     )

@@ -93,11 +93,13 @@ class Membership:
         started_at: float,
         new_incarnation: Callable[[], int] = _random_incarnation,
         auto_rejoin: bool = True,
+        two_node: bool = False,
     ) -> None:
         names = list(dict.fromkeys([*members, self_name]))
         self.self_name = self_name
         self.members = tuple(sorted(names))
         self.timing = timing
+        self.two_node = two_node
         self.incarnation = incarnation
         self.started_at = started_at
         self.seq = 0
@@ -117,7 +119,16 @@ class Membership:
 
     @property
     def k(self) -> int:
-        return self.n // 2 + 1
+        """Acknowledgements (itself included) a serving lease needs: a majority; in
+        two-node mode only its own, since the peer's loss must not stop the survivor
+        (fencing, not the lease, keeps the two apart there)."""
+        return 1 if self.two_node else self.n // 2 + 1
+
+    @property
+    def need(self) -> int:
+        """Members other than a peer that must not have heard it for deadtime to declare it
+        lost; in two-node mode there is only this node to ask."""
+        return 1 if self.two_node else self.n - self.k + 1
 
     @property
     def peers(self) -> tuple[str, ...]:
@@ -311,12 +322,12 @@ class Membership:
         """Whether enough members have not heard `peer` for deadtime to move its groups."""
         if peer not in self._peers:
             return False
-        return len(self._silent_voters(peer, now)) >= self.n - self.k + 1
+        return len(self._silent_voters(peer, now)) >= self.need
 
     def why_lost(self, peer: str, now: float) -> str:
         if peer not in self._peers:
             return f"{peer} is not a peer of {self.self_name}"
-        need = self.n - self.k + 1
+        need = self.need
         voters = self._silent_voters(peer, now)
         parts = []
         own = self._age(peer, now)

@@ -84,6 +84,7 @@ class HeartbeatService:
             config.timing,
             incarnation=secrets.randbits(64) or 1,
             started_at=clock(),
+            two_node=config.two_node,
         )
         self.links: list[HeartbeatTransport] = (
             list(links) if links is not None else default_links(config)

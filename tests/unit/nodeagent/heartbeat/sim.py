@@ -46,6 +46,7 @@ class Sim:
     link: LinkModel = perfect
     rates: dict[str, float] = field(default_factory=dict)
     auto_rejoin: bool = False
+    two_node: bool = False
     seed: int = 0
     on_event: Callable[[Sim, str, float], None] | None = None
 
@@ -70,7 +71,7 @@ class Sim:
         m = Membership(
             name, self.names, self.timing, incarnation=self.rnd.getrandbits(64) or 1,
             started_at=local0, new_incarnation=lambda: self.rnd.getrandbits(64) or 1,
-            auto_rejoin=self.auto_rejoin,
+            auto_rejoin=self.auto_rejoin, two_node=self.two_node,
         )  # fmt: skip
         node = self.nodes[name] = Node(name, rate, off, m)
         self.down.discard(name)

@@ -367,3 +367,21 @@ def test_a_peer_heard_on_one_link_of_two_is_up_and_the_other_link_silent() -> No
     later = t + T.deadtime
     assert m.link_silent(later) == {"a": {"cluster": True, "serial0": True}}
     assert m.peer_status(later)["a"].state == "dead" and m.lost("a", later)
+
+
+def test_two_node_survivor_keeps_its_lease_and_declares_the_peer_lost_alone() -> None:
+    # Majority rules stop the survivor of two: its lease needs the dead peer's ack.
+    majority = Sim(T, ["a", "b"])
+    majority.run_until(1.0)
+    majority.kill("b")
+    majority.run_until(1.0 + T.deadtime + T.keepalive + 0.01)
+    assert not majority.nodes["a"].m.serving(majority.local("a"))
+    sim = Sim(T, ["a", "b"], two_node=True)
+    sim.run_until(1.0)
+    sim.kill("b")
+    sim.run_until(1.0 + T.deadtime - T.keepalive - 0.01)
+    assert not sim.nodes["a"].m.lost("b", sim.local("a"))
+    sim.run_until(1.0 + T.deadtime + T.keepalive + 0.01)
+    a = sim.nodes["a"].m
+    assert a.lost("b", sim.local("a")) and a.serving(sim.local("a"))
+    assert "1 needed" in a.why_lost("b", sim.local("a"))
