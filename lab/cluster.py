@@ -65,12 +65,28 @@ class VigilLab:
         serial: tuple[str, str] | None = None,
         serial_line: str = "socat",
         bmcs: bool = False,
+        fencing: bool = False,
+        quorum: str = "majority",
+        fence_action: str = "reboot",
     ) -> None:
         """`serial`: two nodes joined by a serial heartbeat link (a pty null-modem, each
         end at /var/lib/vigil/ttyHB in its node) as well as the network; `serial_line`
         "socat" (a plain cable) or "relay" (lab/serial_line.py's RelayLine, which a test
         drives through `line`). `bmcs`: give every node a BMC (an ipmi_sim, lab/bmc.py)
-        that really powers it off and on; `fence_devices()` then describes them."""
+        that really powers it off and on; `fence_devices()` then describes them.
+        `fencing`: the cluster fences through those BMCs (spec.fencing.enabled, its
+        FenceDevices applied at up()); it implies `bmcs`. `quorum`: majority or two-node
+        (two nodes, fencing on). `fence_action`: reboot (the shipped default) or off; a lab
+        node reboots in a second, far faster than a server, so tests that want to see the
+        group recovered elsewhere fence with off and power the node on themselves."""
+        if quorum not in ("majority", "two-node"):
+            raise LabError(f"quorum {quorum!r}: majority or two-node")
+        if quorum == "two-node" and (nodes != 2 or not fencing):
+            raise LabError("two-node mode: nodes=2 and fencing=True (it fences its peer)")
+        bmcs = bmcs or fencing
+        self.fencing = fencing
+        self.quorum = quorum
+        self.fence_action = fence_action
         self.lab = Lab(name, nodes, [agent_argv()], disk_root=disk_root, restart_delay=0.02)
         self.bmcs: LabBmcs | None = LabBmcs(self.lab) if bmcs else None
         self.name = name
@@ -102,8 +118,9 @@ class VigilLab:
             "spec": {
                 "nodes": [self._node_document(n) for n in self.nodes],
                 "timing": self.timing,
-                # The lab has no BMCs: safety rests on the serving lease (docs/safety.md).
-                "fencing": {"enabled": False},
+                "quorum": {"mode": self.quorum},
+                # Without BMCs, safety rests on the serving lease (docs/safety.md).
+                "fencing": {"enabled": self.fencing, "action": self.fence_action},
             },
         }
 
@@ -202,6 +219,10 @@ class VigilLab:
             if self.bmcs is not None:
                 self.bmcs.start()
             self.wait_ready(within)
+            if self.fencing:
+                applied = self.apply(self.fence_manifest(timeout="10s"))
+                if applied.code != 0:
+                    raise LabError(f"applying the lab's FenceDevices failed: {applied.err}")
         except BaseException:
             self.down()
             raise

@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from controller.api.cluster import Cluster
+from controller.api.fencing import FenceAction, FenceDevice
 from controller.api.local_status import local_status_path
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
 from controller.bootstrap.node_config import NodeConfig
 from controller.bootstrap.pki import read_heartbeat_key
 from controller.leader.election import Election
+from controller.leader.fencer import Fencer, Result, fence_through_levels
 from controller.leader.loop import Leader
 from controller.store import keys
 from controller.store.base import KeyValue, Put, Store
@@ -49,6 +51,8 @@ from nodeagent import fastpath
 from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
 from nodeagent.client_endpoints import keep_client_endpoints
 from nodeagent.etcd_member import EtcdMember
+from nodeagent.etcd_rejoin import keep_member
+from nodeagent.fencing import run_fence_action
 from nodeagent.heartbeat.config import HeartbeatConfig, from_cluster_spec
 from nodeagent.link_report import LinkReport, merge_node_status
 from nodeagent.liveness import HeartbeatLiveness
@@ -56,6 +60,7 @@ from nodeagent.liveness_link import LivenessLink
 from nodeagent.local_status import Sources, keep_local_status, sources
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
+from nodeagent.two_node import TwoNodeSurvivor
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +154,10 @@ class Agent:
             "local-status",
         )
         election = Election(self.store, self.informer, self.node, self.liveness)
-        leader = Leader(self.store, self.informer, self.node, self.liveness)
+        fencer = Fencer(self.store, self.informer, self.node, run_fence_action)
+        leader = Leader(self.store, self.informer, self.node, self.liveness, fencer)
         self._spawn(election.run(leader.run), "election")
+        self._start_two_node_roles()
         assert self.informer is not None
         registration = Registration(
             self.store, self.informer, self.node, self._record, self.liveness.subscribe()
@@ -166,6 +173,25 @@ class Agent:
             if join is not None:
                 self._closers.append(join.close)
                 log.info("serving joins on port %d", join.port)
+
+    def _start_two_node_roles(self) -> None:
+        """In two-node mode: fence a lost peer and carry the store on alone; join the store
+        again after being fenced. Idle in majority mode (they read the mode each time)."""
+        assert self.store is not None and self.informer is not None
+        assert self.liveness is not None and self.member is not None
+
+        async def fence(
+            levels: list[list[FenceDevice]], target: str, action: FenceAction
+        ) -> Result:
+            return await fence_through_levels(levels, target, action, run_fence_action)
+
+        member = self.member
+        survivor = TwoNodeSurvivor(
+            self.node, self.store, self.informer, self.liveness, fence, member.force_new_cluster
+        )
+        self._spawn(survivor.run(), "two-node-survivor")
+        tls = self.config.client_tls()
+        self._spawn(keep_member(member, self.informer, self.node, tls), "store-member")
 
     def _start_enforcer(self) -> None:
         """The process that stops resources at the lease's end if this agent cannot; in a

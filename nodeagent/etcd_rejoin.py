@@ -12,6 +12,7 @@ member whose disk is stale is the same: wipe it, add it again.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import shutil
@@ -19,7 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from controller.bootstrap.etcd_admin import EtcdAdmin
+from controller.bootstrap.etcd_config import EtcdStartError, host_port
+from controller.bootstrap.node_config import url
+from controller.store.errors import StoreError
 from controller.store.etcd_channel import TLSFiles
+from controller.store.informer import Informer
 from nodeagent.etcd_member import EtcdMember
 
 log = logging.getLogger(__name__)
@@ -71,3 +76,25 @@ async def rejoin(
     await member.start()
     await member.wait_healthy(within)
     log.warning("etcd member %s joined again: %s", cfg.name, initial)
+
+
+async def keep_member(
+    member: EtcdMember, informer: Informer, node: str, tls: TLSFiles, every: float = 1.0
+) -> None:
+    """In two-node mode, join again whenever the cluster removed this member (after the
+    peer fenced this node and carried on alone). In majority mode a removed member was
+    removed by an operator (`ha cluster leave`): it stays out."""
+    _, port = host_port(member.client_url)
+    while True:
+        await asyncio.sleep(every)
+        view = informer.view()
+        if view.cluster is None or view.cluster.spec.quorum.mode != "two-node":
+            continue
+        if not was_removed(member):
+            continue
+        peers = [url(m.address, port) for m in view.cluster.spec.nodes if m.name != node]
+        try:
+            await rejoin(member, peers, tls)
+        except (StoreError, EtcdStartError, OSError) as exc:
+            log.error("etcd member %s could not join again: %s; retrying in 5 s", node, exc)
+            await asyncio.sleep(5.0)

@@ -173,7 +173,12 @@ class Fencer:
             attempts=record.attempts + 1,
             leader=self.node,
             outcomes=(),
-            message=f"attempt {record.attempts + 1}: {action} through {devices}",
+            message=f"attempt {record.attempts + 1}: {action} through {devices}"
+            + (
+                f" (attempt {record.attempts} failed: {_why(record)})"
+                if record.state == "failed"
+                else ""
+            ),
         )
         events = (
             [
@@ -275,6 +280,14 @@ class Fencer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _why(record: FenceRecord) -> str:
+    """What the devices said in a failed attempt, short: `ha status` shows it while the
+    next attempt runs."""
+    failed = [f"{o.device}: {o.message}" for o in record.outcomes if not (o.ok and o.verified)]
+    text = "; ".join(failed) or record.message
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _answer_event(record: FenceRecord) -> list[Event]:

@@ -1,0 +1,67 @@
+"""Fixtures: Vigil labs that fence through real IPMI simulators (lab/bmc.py), watched by a
+VipObserver that fails the test if the VIP was ever on two powered nodes at once."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.cluster import VigilLab
+from lab.observer import VipObserver
+from lab.testing import unique_lab_name
+
+needs_ipmi_sim = pytest.mark.skipif(
+    shutil.which("ipmi_sim") is None, reason="needs Debian's openipmi (ipmi_sim)"
+)
+
+
+def watched_lab(lab: VigilLab) -> Iterator[tuple[VigilLab, VipObserver]]:
+    lab.up()
+    observer = VipObserver(lab, lab.vip())
+    try:
+        observer.start()
+        yield lab, observer
+    finally:
+        observer.stop()
+        if observer.history():
+            sys.stderr.write(
+                f"\nobserver {observer.address}: holders over time: "
+                + ", ".join(
+                    f"{s.time:.2f}:{','.join(sorted(s.holders)) or '-'}" for s in observer.history()
+                )
+                + "\n"
+            )
+        lab.down()
+    assert observer.overlaps == [], (
+        f"{observer.address} was on two powered nodes at once: {observer.overlaps[:5]}"
+    )
+
+
+@pytest.fixture
+def fenced3(tmp_path: Path) -> Iterator[tuple[VigilLab, VipObserver]]:
+    """Three nodes, majority quorum, fencing on through the BMCs (action off: a fenced lab
+    node stays off until the test powers it on)."""
+    yield from watched_lab(
+        VigilLab(
+            unique_lab_name("st"), 3, disk_root=tmp_path / "disks", fencing=True, fence_action="off"
+        )
+    )
+
+
+@pytest.fixture
+def fenced2(tmp_path: Path) -> Iterator[tuple[VigilLab, VipObserver]]:
+    """Two nodes, two-node mode, fencing through the BMCs."""
+    yield from watched_lab(
+        VigilLab(
+            unique_lab_name("tn"),
+            2,
+            disk_root=tmp_path / "disks",
+            fencing=True,
+            quorum="two-node",
+            fence_action="off",
+        )
+    )
