@@ -127,8 +127,12 @@ class LabBmcs:
             )
         return self._bmcs[node]
 
-    def fence_devices(self, timeout: str = "30s") -> list[FenceDevice]:
-        """One `ipmi` FenceDevice per node, as an operator would write them."""
+    def fence_devices(
+        self, timeout: str = "30s", delays: dict[str, str] | None = None
+    ) -> list[FenceDevice]:
+        """One `ipmi` FenceDevice per node, as an operator would write them; `delays`:
+        a node's device waits that long before fencing it (the preferred node's, in
+        two-node mode)."""
         from controller.api.fencing import FenceDevice  # pydantic: only for who asks
 
         return [
@@ -145,17 +149,18 @@ class LabBmcs:
                         "username": USERNAME,
                         "credentialsFile": self.bmc(node).credentials_file,
                         "timeout": timeout,
+                        "delay": (delays or {}).get(node, "0s"),
                     },
                 }
             )
             for node in self.lab.nodes
         ]
 
-    def fence_manifest(self, timeout: str = "30s") -> str:
+    def fence_manifest(self, timeout: str = "30s", delays: dict[str, str] | None = None) -> str:
         """The same devices as YAML documents for `ha apply` (specs only)."""
         import yaml
 
-        docs = [d.to_dict() for d in self.fence_devices(timeout)]
+        docs = [d.to_dict() for d in self.fence_devices(timeout, delays)]
         return yaml.safe_dump_all([{k: v for k, v in d.items() if k != "status"} for d in docs])
 
     def write_credentials(self) -> None:

@@ -41,6 +41,9 @@ DEFAULT_TIMING = {"keepalive": "200ms", "warntime": "500ms", "deadtime": "900ms"
 TUNED_TIMING = {"keepalive": "50ms", "warntime": "150ms", "deadtime": "250ms", "initdead": "10s"}
 
 
+RACE_DELAY = "2s"
+
+
 def agent_argv() -> list[str]:
     return [sys.executable, "-m", "nodeagent", "--config", f"{NODE_LIB}/node.yaml"]
 
@@ -242,10 +245,13 @@ class VigilLab:
         return self.bmcs.fence_devices(timeout)
 
     def fence_manifest(self, timeout: str = "30s") -> str:
-        """The same devices as YAML documents for `ha apply` (specs only)."""
+        """The same devices as YAML documents for `ha apply` (specs only). In two-node
+        mode the first node is preferred: its device waits RACE_DELAY, so that in a cut
+        cable race its peer shoots second and it survives."""
         if self.bmcs is None:
             raise LabError(f"lab {self.name} has no BMCs: make it with VigilLab(..., bmcs=True)")
-        return self.bmcs.fence_manifest(timeout)
+        delays = {self.nodes[0]: RACE_DELAY} if self.quorum == "two-node" else None
+        return self.bmcs.fence_manifest(timeout, delays)
 
     def __enter__(self) -> VigilLab:
         self.up()

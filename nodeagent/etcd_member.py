@@ -37,7 +37,11 @@ from controller.bootstrap.etcd_config import (
 log = logging.getLogger(__name__)
 
 # etcd 3.4 prints one of these before exiting once it learns it was removed from the cluster.
-_REMOVED_MARKERS = ("permanently removed from the cluster", "the member has been removed")
+_REMOVED_MARKERS = (
+    "permanently removed from the cluster",
+    "the member has been removed",
+    "data-dir used by this member must be removed",
+)
 
 
 @dataclass
@@ -278,8 +282,10 @@ class EtcdMember:
                 return
             ran_for = time.monotonic() - self._started_at
             self.last_exit, self.last_exit_at = rc, time.time()
-            tail = self.log_tail(40, since=self._log_offset)
-            if any(m in tail for m in _REMOVED_MARKERS):
+            # The whole output of this run: etcd logs a hundred lines of shutdown after
+            # saying it was removed.
+            output = self.log_tail(100_000, since=self._log_offset)
+            if any(m in output for m in _REMOVED_MARKERS):
                 self.state, self.failure = "removed", "was removed from the cluster"
             elif not self._ever_healthy and self.restarts == 0:
                 # Never came up: retrying would only fail the same way, so report instead.

@@ -29,14 +29,9 @@ from nodeagent.etcd_member import EtcdMember
 
 log = logging.getLogger(__name__)
 
-REMOVED_EXIT = "data-dir used by this member must be removed"
-
-
 def was_removed(member: EtcdMember) -> bool:
     """Whether etcd exited because the cluster no longer has this member."""
-    if member.state == "removed":
-        return True
-    return member.state == "failed" and REMOVED_EXIT in member.log_tail(60)
+    return member.state == "removed"
 
 
 def set_aside(data_dir: Path) -> Path | None:

@@ -63,7 +63,12 @@ class FenceDeviceSpec(ApiModel):
         default=1, ge=1, le=9, description="Fencing topology level: lower levels are tried first."
     )
     delay: Duration = Field(
-        default=timedelta(0), description="Wait before fencing, to settle fence races."
+        default=timedelta(0),
+        description=(
+            "Wait before fencing through this device, unless it reads the target already "
+            "off: set it on the device of the node that should win a fence race (two-node "
+            "mode), so that its peer shoots second."
+        ),
     )
     timeout: Duration = Field(
         default=timedelta(seconds=60), description="How long one fencing action may take."

@@ -80,7 +80,7 @@ async def _run_level(
     level: list[FenceDevice], target: str, action: FenceAction, runner: FenceRunner
 ) -> list[FenceOutcome]:
     delay = max(d.spec.delay.total_seconds() for d in level)
-    if delay > 0:
+    if delay > 0 and not await _already_off(level, target, runner):
         await asyncio.sleep(delay)
     if action == "reboot" and len(level) > 1:
         # Two power supplies: both off, then both on. Rebooting them one by one would
@@ -103,6 +103,14 @@ async def _run_level(
             ]
         return list(offs)
     return list(await asyncio.gather(*(runner(d, target, action) for d in level)))
+
+
+async def _already_off(level: list[FenceDevice], target: str, runner: FenceRunner) -> bool:
+    """Whether every device of the level reads the target powered off. A device's delay
+    settles a race between two live nodes that each lost the other (a cut cable): a
+    target already off is in no race, and waiting would only lengthen the failover."""
+    reads = await asyncio.gather(*(runner(d, target, "status") for d in level))
+    return all(r.ok and r.power == "off" for r in reads)
 
 
 class Fencer:

@@ -17,7 +17,7 @@ from controller.api.manifest import parse_text
 from controller.apply.plan import decode_documents
 from controller.apply.run import apply_objects
 from controller.leader import fencing_plan
-from controller.leader.fencer import Fencer
+from controller.leader.fencer import Fencer, fence_through_levels
 from controller.leader.loop import Leader
 from controller.store import keys
 from controller.store.fence_record import FenceRecord
@@ -247,3 +247,34 @@ async def test_the_leader_does_not_fence_its_own_node() -> None:
 
         await until(refused, "the request refused")
     assert devices.calls == []
+
+
+def delayed_device(delay: str) -> FenceDevice:
+    return FenceDevice.model_validate(
+        {
+            "apiVersion": "ha.vigil.dev/v1alpha1",
+            "kind": "FenceDevice",
+            "metadata": {"name": "bmc"},
+            "spec": {"agent": "exec", "command": ["/bin/true"], "targets": ["n1"], "delay": delay},
+        }
+    )
+
+
+@pytest.mark.parametrize(("power", "waits"), [("on", True), ("off", False)])
+async def test_a_race_delay_is_waited_only_for_a_target_still_powered(
+    power: str, waits: bool
+) -> None:
+    calls: list[str] = []
+
+    async def runner(device: FenceDevice, target: str, action: FenceAction) -> FenceOutcome:
+        calls.append(action)
+        if action == "status":
+            return FenceOutcome(device.name, target, action, True, False, power, power, 0.0)  # type: ignore[arg-type]
+        return FenceOutcome(device.name, target, action, True, True, "off", "off", 0.0)
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    result = await fence_through_levels([[delayed_device("300ms")]], "n1", "off", runner)
+    took = loop.time() - began
+    assert result.ok and calls == ["status", "off"]
+    assert (took >= 0.3) is waits, took

@@ -1,0 +1,91 @@
+"""Two-node mode with IPMI fencing: the survivor of a power loss fences its peer, carries
+the store on alone (etcd --force-new-cluster) and recovers the group; the fenced node,
+powered on again, joins the store as a fresh member and never serves stale placements."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+from lab.cluster import VigilLab
+from lab.observer import VipObserver
+from tests.integration.cluster.conftest import needs_root
+from tests.integration.cluster.helpers import wait_until
+
+from .conftest import needs_ipmi_sim
+from .test_fence_before_recovery import fencing_of, reasons
+
+pytestmark = [pytest.mark.slow, needs_root, needs_ipmi_sim]
+
+
+def store_members(lab: VigilLab) -> list[str]:
+    result = lab.ha("cluster", "members", "-o", "json")
+    assert result.code == 0, result.err
+    return sorted(m["name"] for m in json.loads(result.out))
+
+
+def test_the_survivor_fences_its_peer_and_carries_on_alone(
+    fenced2: tuple[VigilLab, VipObserver],
+) -> None:
+    lab, observer = fenced2
+    assert store_members(lab) == sorted(lab.nodes)
+    assert lab.apply(lab.web_group()).code == 0
+    active = lab.wait_running("web", 30)
+    survivor_name = next(n for n in lab.nodes if n != active)
+    lab.lab.kill(active)
+    survivor = lab.wait_running("web", 30, not_on=active)
+    assert survivor == survivor_name
+    record = fencing_of(lab, active)
+    assert record is not None and record["state"] == "fenced", record
+    assert record["fencedBy"] == [f"bmc-{active}"]
+    assert "FenceVerified" in reasons(lab, active)
+    assert store_members(lab) == [survivor]  # the store runs on the survivor alone
+    assert lab.lab.node_pid(active) is None
+    assert observer.holders() == {survivor}
+
+    lab.lab.power_on(active)  # back: a fresh store member, nothing started from old copies
+    wait_until("both store members", lambda: store_members(lab) == sorted(lab.nodes), 90)
+    lab.wait_ready(60)
+    assert lab.where("web") == survivor
+    assert observer.holders() == {survivor}
+
+
+RACE_ROUNDS = int(os.environ.get("VIGIL_RACE_ROUNDS", "20"))
+
+
+def test_a_cut_cable_leaves_exactly_one_node_running(
+    fenced2: tuple[VigilLab, VipObserver],
+) -> None:
+    """Every heartbeat link between two live nodes cut (the lab's switch drops their
+    traffic; the BMCs stay reachable, as on a management LAN): both see the other lost,
+    the preferred node (the first, whose device makes its attacker wait) shoots first.
+    Every other round the group runs on the node that loses, so the winner must recover
+    it. Twenty rounds (`VIGIL_RACE_ROUNDS`)."""
+    lab, observer = fenced2
+    preferred, other = lab.nodes
+    assert lab.apply(lab.web_group()).code == 0
+    lab.wait_running("web", 30)
+    for round_ in range(RACE_ROUNDS):
+        holder = other if round_ % 2 else preferred
+        assert lab.ha("move", "web", holder).code == 0
+        wait_until(f"round {round_}: web on {holder}", lambda h=holder: lab.where("web") == h, 30)
+        lab.lab.partition([[preferred], [other]])
+        wait_until(
+            f"round {round_}: {other} powered off", lambda: lab.lab.node_pid(other) is None, 30
+        )
+        assert lab.lab.node_pid(preferred) is not None
+        assert lab.wait_running("web", 30, not_on=other) == preferred
+        lab.lab.heal()
+        assert lab.lab.node_pid(preferred) is not None, f"round {round_}: both were fenced"
+        lab.lab.power_on(other)
+        wait_until(
+            f"round {round_}: both store members",
+            lambda: store_members(lab) == sorted(lab.nodes),
+            90,
+        )
+        lab.wait_ready(60)
+        sys.stderr.write(f"\nround {round_}: {preferred} survived, web on {lab.where('web')}\n")
+    assert observer.overlaps == []
