@@ -8,18 +8,12 @@ Each rule goes when its part lands.
 
 from __future__ import annotations
 
-from controller.api.cluster import Cluster
 from controller.api.decode import Problem
 from controller.api.fencing import FenceDevice
 from controller.api.group import ResourceGroup
 from controller.api.meta import Object
 from controller.api.volume import ReplicatedVolume
 
-TWO_NODE = (
-    "two-node mode is not available in this version of Vigil: nothing fences a lost peer "
-    "yet, and with two members the store stops when either is lost. Add a third member with "
-    "role: witness and use quorum.mode: majority"
-)
 WATCHDOG = (
     "watchdog fence devices are not available in this version of Vigil: no node arms its "
     "watchdog yet, so waiting for one to fire would prove nothing. Fence this node through "
@@ -50,10 +44,7 @@ def unavailable(obj: Object) -> list[Problem]:
     def refuse(path: tuple[str | int, ...], message: str) -> None:
         found.append(Problem(path, message))
 
-    if isinstance(obj, Cluster):
-        if obj.spec.quorum.mode == "two-node":
-            refuse(("spec", "quorum", "mode"), TWO_NODE)
-    elif isinstance(obj, FenceDevice):
+    if isinstance(obj, FenceDevice):
         if obj.spec.agent == "watchdog":
             refuse(("spec", "agent"), WATCHDOG)
     elif isinstance(obj, ReplicatedVolume):

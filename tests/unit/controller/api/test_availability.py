@@ -19,14 +19,11 @@ def refusals(directory: str) -> dict[str, list[str]]:
     return out
 
 
-def test_the_seed_scenario_asks_for_three_parts_not_built_yet() -> None:
+def test_the_seed_scenario_asks_for_two_parts_not_built_yet() -> None:
+    # Two-node mode (nodeagent/two_node.py) and serial heartbeat links
+    # (nodeagent/heartbeat/serial.py) are built: not refused.
     found = refusals(str(EXAMPLES / "pg"))
-    assert sorted(found) == ["Cluster/pg-cluster", "ReplicatedVolume/pgdata", "ResourceGroup/pg"]
-    cluster = found["Cluster/pg-cluster"]
-    assert cluster[0].startswith("spec.quorum.mode: two-node mode is not available")
-    assert "role: witness" in cluster[0]
-    # Serial heartbeat links are built (nodeagent/heartbeat/serial.py): not refused.
-    assert len(cluster) == 1
+    assert sorted(found) == ["ReplicatedVolume/pgdata", "ResourceGroup/pg"]
     assert found["ReplicatedVolume/pgdata"][0].startswith("spec: ReplicatedVolume objects")
     group = found["ResourceGroup/pg"]
     assert group[0].startswith("spec.resources[0].volume: volume resources are not")
