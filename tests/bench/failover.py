@@ -15,8 +15,14 @@ its leader: the failover must not depend on which node leads etcd.
 With --soak, both cores are saturated by other processes for that long while the cluster
 runs, and every placement change is counted: a spurious failover is a failure.
 
+--clusters picks the shapes: 3-node (majority, the serving lease alone), 3-node-ipmi (the
+same with fencing through the lab's IPMI BMCs: the lost node is powered off and read back
+off before its group moves) and 2-node-ipmi (two-node mode: the survivor fences its peer
+through IPMI, restarts the store alone, then recovers the group). Fencing is "off" in the
+lab: a lab node would be back in a second, a server in minutes.
+
     .venv/bin/python -m tests.bench.failover [--kills 20] [--timing default tuned]
-        [--load] [--etcd-leader-share 0.5] [--soak 600]
+        [--clusters 3-node 2-node-ipmi] [--load] [--etcd-leader-share 0.5] [--soak 600]
         [--json tests/bench/results/failover.json]
 """
 
@@ -42,6 +48,19 @@ from lab.testing import unique_lab_name
 RESULTS = Path(__file__).parent / "results"
 PROBE = Path(__file__).resolve().parents[2] / "lab" / "probe_client.py"
 TIMINGS = {"default": DEFAULT_TIMING, "tuned": TUNED_TIMING}
+CLUSTERS = ("3-node", "3-node-ipmi", "2-node-ipmi")
+
+
+def make_lab(cluster: str, timing: dict[str, str], disks: str) -> VigilLab:
+    name = unique_lab_name("fb")
+    if cluster == "3-node":
+        return VigilLab(name, 3, timing=timing, disk_root=disks)
+    if cluster == "3-node-ipmi":
+        return VigilLab(name, 3, timing=timing, disk_root=disks, fencing=True, fence_action="off")
+    return VigilLab(
+        name, 2, timing=timing, disk_root=disks, fencing=True, fence_action="off",
+        quorum="two-node",
+    )  # fmt: skip
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -210,12 +229,19 @@ def soak(lab: VigilLab, seconds: float) -> dict[str, Any]:
 
 
 def run_config(
-    name: str, kills: int, soak_s: float, seed: int, *, load: bool, etcd_leader_share: float
+    cluster: str,
+    name: str,
+    kills: int,
+    soak_s: float,
+    seed: int,
+    *,
+    load: bool,
+    etcd_leader_share: float,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     timing = TIMINGS[name]
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as disks:
-        lab = VigilLab(unique_lab_name("fb"), 3, timing=timing, disk_root=disks)
+        lab = make_lab(cluster, timing, disks)
         lab.up()
         try:
             applied = lab.apply(lab.web_group())
@@ -263,6 +289,7 @@ def run_config(
         r["gap_s"] for r in runs if r["gap_s"] is not None and r["etcd_leader"] == r["victim"]
     ]
     return {
+        "cluster": cluster,
         "timing": timing,
         "load": load,
         "etcd_leader_kills": sum(1 for r in runs if r["etcd_leader"] == r["victim"]),
@@ -284,7 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timing", nargs="+", choices=sorted(TIMINGS), default=["default", "tuned"]
     )
-    parser.add_argument("--soak", type=float, default=600.0, help="seconds per timing; 0 skips")
+    parser.add_argument(
+        "--clusters", nargs="+", choices=CLUSTERS, default=["3-node", "2-node-ipmi"]
+    )
+    parser.add_argument(
+        "--soak", type=float, default=600.0, help="seconds per 3-node timing; 0 skips"
+    )
     parser.add_argument("--load", action="store_true", help="keep every core busy during kills")
     parser.add_argument(
         "--etcd-leader-share",
@@ -296,19 +328,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=RESULTS / "failover.json")
     args = parser.parse_args(argv)
     results = {}
-    for name in args.timing:
-        print(f"== {name} timings: {TIMINGS[name]}", flush=True)
-        results[name] = run_config(
-            name,
-            args.kills,
-            args.soak,
-            args.seed,
-            load=args.load,
-            etcd_leader_share=args.etcd_leader_share,
-        )
+    for cluster in args.clusters:
+        for name in args.timing:
+            print(f"== {cluster}, {name} timings: {TIMINGS[name]}", flush=True)
+            results[f"{cluster}/{name}"] = run_config(
+                cluster,
+                name,
+                args.kills,
+                args.soak if cluster == "3-node" else 0.0,
+                args.seed,
+                load=args.load,
+                etcd_leader_share=args.etcd_leader_share,
+            )
     print()
     print(
-        f"{'timing':<10} {'kills':>5} {'min':>7} {'median':>7} {'p95':>7} {'max':>7} "
+        f"{'cluster/timing':<24} {'kills':>5} {'min':>7} {'median':>7} {'p95':>7} {'max':>7} "
         f"{'max/med':>7} {'etcd-leader kills (max)':>24}  soak"
     )
     for name, r in results.items():
@@ -330,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         leader_kills = f"{r['etcd_leader_kills']} ({fmt(r['gap_max_etcd_leader_killed_s'])})"
         print(
-            f"{name:<10} {r['answered']:>2}/{r['kills']:<2} {fmt(r['gap_min_s'])} "
+            f"{name:<24} {r['answered']:>2}/{r['kills']:<2} {fmt(r['gap_min_s'])} "
             f"{fmt(r['gap_median_s'])} {fmt(r['gap_p95_s'])} {fmt(r['gap_max_s'])} "
             f"{ratio:>7} {leader_kills:>24}  {soak_text}"
         )
