@@ -312,7 +312,8 @@ class EtcdMember:
     # -- stop ----------------------------------------------------------------------------
 
     async def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after grace seconds; the supervisor does not restart it."""
+        """SIGTERM, then SIGKILL after grace seconds (at once if grace is 0); the supervisor
+        does not restart it."""
         self._stopping = True
         sup, self._supervisor = self._supervisor, None
         if sup is not None:
@@ -320,7 +321,11 @@ class EtcdMember:
             with contextlib.suppress(asyncio.CancelledError):
                 await sup
         proc = self._proc
-        if proc is not None and proc.returncode is None:
+        if proc is not None and proc.returncode is None and grace <= 0:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        elif proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:

@@ -32,6 +32,10 @@ def _node_rows(view: ClusterView) -> list[list[str]]:
         status = view.node_status.get(member.name)
         node = view.nodes.get(member.name)
         seen = status.phase if status else "Unknown"
+        if seen == "Fenced":
+            # Verified powered off: its record in the store only waits for its lease to
+            # end (3 s), and says nothing true about the node any more.
+            agent = None
         rows.append(
             [
                 member.name,

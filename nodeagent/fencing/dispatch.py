@@ -27,7 +27,12 @@ from nodeagent.fencing.redfish import RedfishDriver
 
 log = logging.getLogger(__name__)
 
+# The first reads come quickly (a BMC that powers off at once is read back off within
+# tens of milliseconds: the failover waits for that read), later ones every half second
+# (a Redfish BMC may apply the change seconds late; no need to hammer it).
+POLL_FIRST = 0.05
 POLL_INTERVAL = 0.5
+POLL_FAST_FOR = 1.0
 CLOSE_TIMEOUT = 1.0
 
 
@@ -79,6 +84,7 @@ async def _wait_for(driver: PowerDriver, want: Power, progress: _Progress) -> No
     fails is tried again: a BMC busy with the change it was just asked for may miss an
     answer, and the action already went through (its failure would have raised)."""
     progress.step = f"waiting for the target to read as powered {want}"
+    began = time.monotonic()
     while True:
         try:
             progress.power = await driver.power()
@@ -87,7 +93,8 @@ async def _wait_for(driver: PowerDriver, want: Power, progress: _Progress) -> No
             progress.power = "unknown"
         if progress.power == want:
             return
-        await asyncio.sleep(POLL_INTERVAL)
+        waited = time.monotonic() - began
+        await asyncio.sleep(POLL_FIRST if waited < POLL_FAST_FOR else POLL_INTERVAL)
 
 
 async def _act(driver: PowerDriver, action: FenceAction, progress: _Progress) -> str:

@@ -80,6 +80,7 @@ EXPLAINS = (
     "-> dead",
     "not moved",
     "stopping",
+    "fenc",
 )
 
 

@@ -63,3 +63,12 @@ def test_once_fenced_the_group_shows_its_placement_reason_again() -> None:
 
 def test_without_fencing_records_there_is_no_fencing_table() -> None:
     assert "Fencing:" not in render("c", pg_view(), NOW)
+
+
+def test_a_fenced_node_is_not_shown_connected_by_its_expiring_record() -> None:
+    from controller.store.records import NodeRecord
+
+    record = NodeRecord("host-m", 1, "v", "i", "t", True)
+    view = pg_view(node_status={"host-m": NodeStatus(phase="Fenced")}, agents={"host-m": record})
+    [row] = [line for line in render("c", view, NOW).splitlines() if line.startswith("host-m ")]
+    assert "Fenced" in row and "no agent" in row and "connected" not in row
