@@ -71,6 +71,7 @@ class VigilLab:
         fencing: bool = False,
         quorum: str = "majority",
         fence_action: str = "reboot",
+        witness: str | None = None,
     ) -> None:
         """`serial`: two nodes joined by a serial heartbeat link (a pty null-modem, each
         end at /var/lib/vigil/ttyHB in its node) as well as the network; `serial_line`
@@ -79,7 +80,8 @@ class VigilLab:
         that really powers it off and on; `fence_devices()` then describes them.
         `fencing`: the cluster fences through those BMCs (spec.fencing.enabled, its
         FenceDevices applied at up()); it implies `bmcs`. `quorum`: majority or two-node
-        (two nodes, fencing on). `fence_action`: reboot (the shipped default) or off; a lab
+        (two nodes, fencing on). `witness`: that node votes and heartbeats but runs
+        nothing. `fence_action`: reboot (the shipped default) or off; a lab
         node reboots in a second, far faster than a server, so tests that want to see the
         group recovered elsewhere fence with off and power the node on themselves."""
         if quorum not in ("majority", "two-node"):
@@ -90,6 +92,7 @@ class VigilLab:
         self.fencing = fencing
         self.quorum = quorum
         self.fence_action = fence_action
+        self.witness = witness
         self.lab = Lab(name, nodes, [agent_argv()], disk_root=disk_root, restart_delay=0.02)
         self.bmcs: LabBmcs | None = LabBmcs(self.lab) if bmcs else None
         self.name = name
@@ -129,6 +132,8 @@ class VigilLab:
 
     def _node_document(self, node: str) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": node, "address": self.lab.node_ip(node)}
+        if node == self.witness:
+            doc["role"] = "witness"
         if self.serial is not None and node in self.serial:
             device = f"{NODE_LIB}/{SERIAL_DEVICE}"
             doc["heartbeat"] = [{"serial": {"device": device, "baud": 115200}}]
