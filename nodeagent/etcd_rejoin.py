@@ -29,6 +29,7 @@ from nodeagent.etcd_member import EtcdMember
 
 log = logging.getLogger(__name__)
 
+
 def was_removed(member: EtcdMember) -> bool:
     """Whether etcd exited because the cluster no longer has this member."""
     return member.state == "removed"
