@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from controller.api.cluster import Cluster
-from controller.api.fencing import FenceAction, FenceDevice
+from controller.api.fencing import (
+    DEFAULT_WATCHDOG_DEVICE,
+    FenceAction,
+    FenceDevice,
+    self_fence_device,
+    watchdog_timeout,
+)
 from controller.api.local_status import local_status_path
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
@@ -60,6 +66,7 @@ from nodeagent.liveness_link import LivenessLink
 from nodeagent.local_status import Sources, keep_local_status, sources
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
+from nodeagent.selffence import WatchdogSettings
 from nodeagent.two_node import TwoNodeSurvivor
 
 log = logging.getLogger(__name__)
@@ -284,12 +291,29 @@ class Agent:
         key = read_heartbeat_key(self.config.pki)
         return from_cluster_spec(cluster.spec, self.node, self.config.cluster, key)
 
+    def _watchdog(self) -> WatchdogSettings | None:
+        """This node's self-fencing watchdog: the FenceDevice (agent: watchdog) that
+        targets it, as the leader chooses it too (controller.api.fencing)."""
+        assert self.informer is not None
+        devices = [
+            d for d in self.informer.objects("FenceDevice").values() if isinstance(d, FenceDevice)
+        ]
+        device = self_fence_device(devices, self.node)
+        if device is None:
+            return None
+        return WatchdogSettings(
+            name=device.name,
+            device=device.spec.device or DEFAULT_WATCHDOG_DEVICE,
+            timeout=watchdog_timeout(device),
+        )
+
     async def _start_heartbeats(self, cluster: Cluster) -> None:
         wanted = self._heartbeat_config(cluster)
-        fastpath.save(wanted, self.config.pki.heartbeat_key, self.lib_dir)
+        watchdog = self._watchdog()
+        fastpath.save(wanted, self.config.pki.heartbeat_key, self.lib_dir, watchdog)
         # The liveness process restarts them if the cached configuration was another (a
         # new member, new timings); the same one keeps running untouched.
-        await self.link.start(wanted, self.config.pki.heartbeat_key)
+        await self.link.start(wanted, self.config.pki.heartbeat_key, watchdog)
 
     async def _watch_cluster_spec(self) -> None:
         assert self.informer is not None
@@ -300,12 +324,24 @@ class Agent:
             clusters = [
                 c for c in self.informer.objects("Cluster").values() if isinstance(c, Cluster)
             ]
+            watchdog = self._watchdog()
+            if clusters and watchdog != self.link.watchdog and self.link.config is not None:
+                # A FenceDevice for this node added, changed or removed: applied at once,
+                # without restarting heartbeats (the liveness process sees the same ones).
+                log.info("self-fencing watchdog now %s", watchdog or "none")
+                fastpath.save(
+                    self.link.config, self.config.pki.heartbeat_key, self.lib_dir, watchdog
+                )
+                await self.link.start(self.link.config, self.config.pki.heartbeat_key, watchdog)
             if clusters and self._heartbeat_config(clusters[0]) != self.link.config:
                 log.warning(
                     "the Cluster spec changed: restart the agent to apply new heartbeat settings"
                 )
                 fastpath.save(
-                    self._heartbeat_config(clusters[0]), self.config.pki.heartbeat_key, self.lib_dir
+                    self._heartbeat_config(clusters[0]),
+                    self.config.pki.heartbeat_key,
+                    self.lib_dir,
+                    self.link.watchdog,
                 )
 
     # -- what the rest of the cluster sees of this agent --------------------------------

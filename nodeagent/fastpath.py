@@ -22,15 +22,21 @@ from nodeagent.heartbeat.membership import Membership
 from nodeagent.heartbeat.serial import SerialLinkConfig
 from nodeagent.heartbeat.timing import HeartbeatTiming
 from nodeagent.heartbeat.udp import UdpLinkConfig
+from nodeagent.selffence import WatchdogSettings
 
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "heartbeat.json"
 
 
-def to_dict(config: HeartbeatConfig, key_file: str) -> dict[str, Any]:
+def to_dict(
+    config: HeartbeatConfig, key_file: str, watchdog: WatchdogSettings | None = None
+) -> dict[str, Any]:
     """The configuration with its key's file instead of the key: what is cached on disk and
-    sent to the liveness process (the key itself never leaves a root-only file)."""
+    sent to the liveness process (the key itself never leaves a root-only file). With it,
+    the node's self-fencing watchdog, if a FenceDevice targets this node: cached too, so
+    that a restarted agent's liveness process pets it again before the agent has loaded
+    the store (an agent restart must not outlast the watchdog timeout)."""
     return {
         "node": config.node,
         "cluster": config.cluster,
@@ -42,6 +48,7 @@ def to_dict(config: HeartbeatConfig, key_file: str) -> dict[str, Any]:
         "extra_links": [asdict(link) for link in config.extra_links],
         "serial_links": [asdict(link) for link in config.serial_links],
         "two_node": config.two_node,
+        "watchdog": None if watchdog is None else watchdog.to_dict(),
     }
 
 
@@ -66,11 +73,16 @@ def from_dict(data: dict[str, Any]) -> HeartbeatConfig:
     )
 
 
-def save(config: HeartbeatConfig, key_file: str, lib_dir: Path) -> None:
+def save(
+    config: HeartbeatConfig,
+    key_file: str,
+    lib_dir: Path,
+    watchdog: WatchdogSettings | None = None,
+) -> None:
     path = lib_dir / CACHE_NAME
     tmp = path.with_suffix(".tmp")
     lib_dir.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(to_dict(config, key_file), indent=1))
+    tmp.write_text(json.dumps(to_dict(config, key_file, watchdog), indent=1))
     tmp.replace(path)
 
 

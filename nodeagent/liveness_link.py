@@ -29,6 +29,7 @@ from controller.api.liveness import PeerState as PeerStateName
 from nodeagent import fastpath
 from nodeagent.heartbeat.config import HeartbeatConfig
 from nodeagent.liveness_process import CONTROL_DEADLINE, MAX_MESSAGE, READY, child_main, receive
+from nodeagent.selffence import WatchdogSettings
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ class LivenessLink:
         self.pid = pid
         self.config = config
         """The heartbeat configuration last asked for (the cached one at first)."""
+        self.watchdog: WatchdogSettings | None = None
+        """The self-fencing watchdog last asked for."""
         self.state = NOTHING_YET
         self.on_lost: Callable[[], None] = _exit_lost
         self._listeners: list[Callable[[], None]] = []
@@ -180,10 +183,15 @@ class LivenessLink:
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
 
-    async def start(self, config: HeartbeatConfig, key_file: str) -> None:
-        """Heartbeats with `config`, restarted there if it is not the one running."""
-        await self._request({"op": "start", "config": fastpath.to_dict(config, key_file)})
+    async def start(
+        self, config: HeartbeatConfig, key_file: str, watchdog: WatchdogSettings | None = None
+    ) -> None:
+        """Heartbeats with `config`, restarted there if it is not the one running; the
+        node's self-fencing `watchdog` set there (armed once the node serves)."""
+        message = {"op": "start", "config": fastpath.to_dict(config, key_file, watchdog)}
+        await self._request(message)
         self.config = config
+        self.watchdog = watchdog
 
     async def stop(self) -> None:
         await self._request({"op": "stop"})

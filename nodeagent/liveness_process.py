@@ -12,8 +12,10 @@ heavy, and it runs at real-time priority (SCHED_RR) with a heap of a few megabyt
 It serves the control plane over a socket pair (SOCK_SEQPACKET, one JSON message per
 packet):
 
-- from the agent: `start` (heartbeats with this configuration; restarted if it differs),
-  `stop`, and `beat` (the control loop runs);
+- from the agent: `start` (heartbeats with this configuration; restarted if it differs;
+  its `watchdog` entry, this node's self-fencing watchdog, applied without restarting
+  them), `stop` (after the agent stopped its resources: disarms the watchdog, then stops
+  heartbeats), and `beat` (the control loop runs);
 - to the agent: `state` (the membership as the control plane needs it: the serving lease,
   each peer's state, verdict and incarnation) on every change and whenever the recorded
   lease grew, and `done` in answer to start and stop.
@@ -28,6 +30,10 @@ lease's end unless a new agent is heard in time). It ignores SIGTERM and SIGINT:
 stopping agent stops its resources first and its heartbeats last. A control plane stuck
 for good would keep its node "up" while nothing tends its resources: the watchdog here
 aborts the agent when its control loop has not ticked for CONTROL_DEADLINE.
+
+It also pets this node's hardware watchdog when one is configured (nodeagent/selffence.py):
+here, because this process's death or freeze, a lost lease or a stuck control loop are
+exactly what must reset the node.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from nodeagent.heartbeat.membership import Membership
 from nodeagent.heartbeat.service import ChangeEvent, HeartbeatService
 from nodeagent.loopwatch import LoopWatch
 from nodeagent.realtime import make_realtime
+from nodeagent.selffence import SelfFence, WatchdogSettings
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +184,16 @@ class LivenessServer:
         self._sent_expiry = float("nan")
         self._closed: asyncio.Future[None] | None = None
         self._outbox: Outbox | None = None
+        self.selffence: SelfFence | None = None
+        self.make_selffence: Callable[[WatchdogSettings], SelfFence] = SelfFence
+        self._control_stuck = False
+        self._pet_wake: asyncio.Event | None = None
 
     async def run(self, initial: dict[str, Any] | None) -> None:
         loop = asyncio.get_running_loop()
         self._closed = loop.create_future()
         self._outbox = Outbox(self.sock, loop)
+        self._pet_wake = asyncio.Event()
         self.sock.setblocking(False)
         loop.add_reader(self.sock, self._readable)
         # Stalls longer than a keepalive delay heartbeats.
@@ -190,6 +202,7 @@ class LivenessServer:
         tasks = [
             loop.create_task(self._watchdog(), name="control-watchdog"),
             loop.create_task(self._record(), name="lease-recorder"),
+            loop.create_task(self._pet(), name="watchdog-petter"),
         ]
         try:
             if initial is not None:
@@ -225,6 +238,12 @@ class LivenessServer:
             if message["op"] == "start":
                 await self._start(message["config"])
             elif message["op"] == "stop":
+                # The agent stopped its resources: nothing is left for a reset to protect.
+                # Disarmed before heartbeats stop, or the petter would see the lease go
+                # and commit the node to a reset.
+                if self.selffence is not None:
+                    self.selffence.disarm()
+                    self.selffence = None
                 await self._stop()
             else:
                 error = f"unknown request {message['op']!r}"
@@ -234,6 +253,8 @@ class LivenessServer:
         self._send({"op": "done", "id": message["id"], "error": error})
 
     async def _start(self, data: dict[str, Any]) -> None:
+        self._configure_watchdog(WatchdogSettings.from_dict(data.get("watchdog")))
+        data = {k: v for k, v in data.items() if k != "watchdog"}
         if self.service is not None and data == self.config:
             return
         config: HeartbeatConfig = fastpath.from_dict(data)
@@ -251,6 +272,47 @@ class LivenessServer:
         )
         self._publish()
 
+    def _configure_watchdog(self, settings: WatchdogSettings | None) -> None:
+        current = self.selffence
+        if current is not None and current.settings == settings:
+            return
+        if current is not None:
+            if current.state == "stopped":
+                # Committed to a reset: a new FenceDevice does not take that back.
+                log.warning("watchdog %s: petting stopped, not reconfigured", current.settings.name)
+                return
+            current.disarm()
+        self.selffence = None if settings is None else self.make_selffence(settings)
+        if self._pet_wake is not None:
+            self._pet_wake.set()
+
+    def may_serve(self) -> bool:
+        """Whether the node may serve now: the lease as recorded for the enforcer, less the
+        stop margin (what the agent is told, nodeagent/liveness_link.py)."""
+        if self.service is None:
+            return False
+
+        def serving(m: Membership, now: float) -> bool:
+            return now < min(m.lease_expiry(now), self.recorder.persisted) - m.timing.stop_margin
+
+        return self.service.read(serving)
+
+    async def _pet(self) -> None:
+        """Every `interval` of the configured watchdog: pet it while the node may serve."""
+        assert self._pet_wake is not None
+        while True:
+            selffence = self.selffence
+            if selffence is not None:
+                before = selffence.state
+                selffence.tick(self.may_serve(), not self._control_stuck)
+                if selffence.state != before:
+                    self._publish()  # armed: the control plane may serve; stopped: not
+            self._pet_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                # A reconfiguration wakes it; otherwise a quarter of the timeout.
+                interval = selffence.interval if selffence is not None else 1.0
+                await asyncio.wait_for(self._pet_wake.wait(), interval)
+
     async def _stop(self) -> None:
         if self.service is not None:
             service, self.service, self.config = self.service, None, None
@@ -261,19 +323,32 @@ class LivenessServer:
 
     def _changed(self, _event: ChangeEvent) -> None:
         self._publish()
+        if self.selffence is not None and self.selffence.state == "idle" and self._pet_wake:
+            self._pet_wake.set()  # it may serve now: arm without waiting for the next tick
 
     def _publish(self) -> None:
         """Record the lease, then tell the agent (in this order: see the module's doc)."""
         if self.service is None:
             return
         state = self.service.read(self._state)
-        self._sent_expiry = state["expiry"]
+        # Held back for an unarmed watchdog, the lease told is -inf: compared as recorded,
+        # or `_record` would publish again at every round.
+        clamped = self.selffence is not None and self.selffence.state != "armed"
+        self._sent_expiry = self.recorder.persisted if clamped else state["expiry"]
         self._send(state)
 
     def _state(self, m: Membership, now: float) -> dict[str, Any]:
         self.recorder.persist(m, now)
         stats = self.service.link_stats() if self.service is not None else None
-        return membership_state(m, now, self.recorder.persisted, stats)
+        state = membership_state(m, now, self.recorder.persisted, stats)
+        if self.selffence is not None and self.selffence.state != "armed":
+            # A node configured to fence itself serves only with its watchdog armed: the
+            # leader will count it fenced after the timeout, which proves nothing if it
+            # was never armed (no driver, a wrong spec.device). The lease stays recorded
+            # for the enforcer (an inherited one is kept, its pets covered it); the
+            # control plane starts nothing new until the watchdog is armed.
+            state["expiry"] = float("-inf")
+        return state
 
     async def _record(self) -> None:
         while True:
@@ -294,6 +369,11 @@ class LivenessServer:
         while True:
             await asyncio.sleep(self.watchdog.tick)
             if self.watchdog.stuck(time.monotonic()):
+                # Petting stops before the agent is aborted: the abort may not be enough
+                # (a process in D state survives SIGKILL), the reset is.
+                self._control_stuck = True
+                if self.selffence is not None:
+                    self.selffence.tick(self.may_serve(), control_alive=False)
                 self.on_stuck()
                 return
 

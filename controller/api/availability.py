@@ -9,17 +9,10 @@ Each rule goes when its part lands.
 from __future__ import annotations
 
 from controller.api.decode import Problem
-from controller.api.fencing import FenceDevice
 from controller.api.group import ResourceGroup
 from controller.api.meta import Object
 from controller.api.volume import ReplicatedVolume
 
-WATCHDOG = (
-    "watchdog fence devices are not available in this version of Vigil: no node arms its "
-    "watchdog yet, so waiting for one to fire would prove nothing. Fence this node through "
-    "its BMC (agent: ipmi or redfish), a fence_* agent (agent: fence-agent) or a command "
-    "(agent: exec)"
-)
 VOLUMES = (
     "ReplicatedVolume objects are not available in this version of Vigil: no node runs a "
     "replicated volume for Vigil yet. Replicate the disk with `blockrepl serve` (or DRBD) "
@@ -44,10 +37,7 @@ def unavailable(obj: Object) -> list[Problem]:
     def refuse(path: tuple[str | int, ...], message: str) -> None:
         found.append(Problem(path, message))
 
-    if isinstance(obj, FenceDevice):
-        if obj.spec.agent == "watchdog":
-            refuse(("spec", "agent"), WATCHDOG)
-    elif isinstance(obj, ReplicatedVolume):
+    if isinstance(obj, ReplicatedVolume):
         refuse(("spec",), VOLUMES)
     elif isinstance(obj, ResourceGroup):
         for i, resource in enumerate(obj.spec.resources):

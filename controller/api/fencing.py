@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
@@ -96,6 +97,28 @@ class FenceDevice(Object):
     status: FenceDeviceStatus = Field(
         default_factory=FenceDeviceStatus, description="Observed state, written by Vigil."
     )
+
+
+# The Linux watchdog API takes whole seconds (WDIOC_SETTIMEOUT's int), and the kernel
+# refuses more than 65535 s even for softdog (soft_margin); hardware drivers allow less,
+# and `Watchdog.arm` says so when the driver refuses the value.
+WATCHDOG_MIN_TIMEOUT = 1
+WATCHDOG_MAX_TIMEOUT = 65535
+DEFAULT_WATCHDOG_DEVICE = "/dev/watchdog"
+
+
+def self_fence_device(devices: Iterable[FenceDevice], node: str) -> FenceDevice | None:
+    """The watchdog device `node` arms and the leader waits for: of the watchdog devices
+    targeting it (validation allows one target each), the lowest level, then by name. Both
+    sides choose with this function, so they never disagree on the timeout."""
+    mine = [d for d in devices if d.spec.agent == "watchdog" and node in d.spec.targets]
+    return min(mine, key=lambda d: (d.spec.level, d.name), default=None)
+
+
+def watchdog_timeout(device: FenceDevice) -> int:
+    """The watchdog timeout a watchdog device's `spec.timeout` asks for, in whole seconds
+    (validation refuses fractions)."""
+    return int(device.spec.timeout.total_seconds())
 
 
 # What one device did, as the node that ran it reports it: the leader's fencing turns

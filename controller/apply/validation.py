@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 
 from controller.api.cluster import Cluster
 from controller.api.decode import Loc, Problem
-from controller.api.fencing import FenceDevice
+from controller.api.fencing import WATCHDOG_MAX_TIMEOUT, WATCHDOG_MIN_TIMEOUT, FenceDevice
 from controller.api.group import VOLUME_DEVICE_PREFIX, ResourceGroup
 from controller.api.meta import Object
 from controller.api.node import Node
@@ -214,6 +214,17 @@ def _check_fence(fence: FenceDevice, out: _Collector, check_node: _NodeCheck) ->
             ("spec", "targets"),
             "a watchdog fences only the node it is in: give exactly one target",
         )
+    if spec.agent == "watchdog":
+        seconds = spec.timeout.total_seconds()
+        if seconds != int(seconds) or not (WATCHDOG_MIN_TIMEOUT <= seconds <= WATCHDOG_MAX_TIMEOUT):
+            out.add(
+                fence,
+                ("spec", "timeout"),
+                f"a watchdog's timeout is whole seconds from {WATCHDOG_MIN_TIMEOUT} to "
+                f"{WATCHDOG_MAX_TIMEOUT} (the kernel's WDIOC_SETTIMEOUT), got {seconds:g} s; "
+                "give e.g. timeout: 10s (the node resets that long after it stops petting, "
+                "and its groups are recovered a little later)",
+            )
 
 
 def _check_volume(volume: ReplicatedVolume, out: _Collector, check_node: _NodeCheck) -> None:

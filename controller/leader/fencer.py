@@ -123,6 +123,11 @@ class Fencer:
         self.runner = runner
         self.objects = ObjectStore(store)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # When this leader first saw each node lost (its monotonic clock): the watchdog
+        # wait of a node that fences itself starts there. A new leader's Fencer starts
+        # empty, so its wait starts when it sees the node lost itself: never shorter.
+        self._lost_since: dict[str, tuple[str | None, float]] = {}
+        self._self_fence_due: float | None = None
 
     @property
     def running(self) -> frozenset[str]:
@@ -133,8 +138,10 @@ class Fencer:
         wrote. Decided from this moment's copy of the store, and each attempt's first write
         expects the revision of the record it was decided from: a record written since (an
         operator's confirmation) is never overwritten by a decision that did not see it."""
-        now = time.time()
+        now, monotonic = time.time(), time.monotonic()
         view = self.informer.view()
+        self._lost_since = fencing_plan.lost_clock(self._lost_since, liveness, monotonic)
+        self._self_fence_due = fencing_plan.self_fence_due(view, liveness, self._lost_since)
         answers = fencing_plan.answers(view, liveness, now, self.node)
         if answers:
             for record in answers:
@@ -142,9 +149,22 @@ class Fencer:
             return True  # attempts, if any are still due, next turn, from what it wrote
         if view.cluster is None:
             return False
+        selfs = fencing_plan.self_fenced(
+            view, liveness, self._lost_since, monotonic, now, self.node
+        )
+        for record in selfs:
+            await self._write(record, _self_fence_events(record), self._revision(record.node))
+        if selfs:
+            return True
         for need in fencing_plan.needs(view, liveness, now, self.node, self.running):
             self._start(view, need, self._revision(need.node))
         return False
+
+    def next_wake(self) -> float | None:
+        """When (wall clock) a watchdog wait ends, for the leader's loop to run then."""
+        if self._self_fence_due is None:
+            return None
+        return time.time() + max(0.0, self._self_fence_due - time.monotonic())
 
     def _revision(self, node: str) -> int:
         kv = self.informer.get(keys.fencing_key(node))
@@ -296,6 +316,18 @@ def _why(record: FenceRecord) -> str:
     failed = [f"{o.device}: {o.message}" for o in record.outcomes if not (o.ok and o.verified)]
     text = "; ".join(failed) or record.message
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _self_fence_events(record: FenceRecord) -> list[Event]:
+    return [
+        make_event(
+            "Node",
+            record.node,
+            "FenceVerified",
+            f"{record.node} {record.message}; its groups may now be recovered",
+            component="controller",
+        )
+    ]
 
 
 def _answer_event(record: FenceRecord) -> list[Event]:

@@ -7,6 +7,11 @@ and verified, or confirmed by an operator (``ha fence --confirm``). Until then t
 where they were: stopped is better than doubled. This module says which nodes wait, which
 need a fencing attempt now, and which records an operator's request or a returning node
 changes; ``controller/leader/fencer.py`` does the I/O.
+
+A node that fences itself (a FenceDevice with agent: watchdog targeting it, armed and
+petted by that node's liveness process, nodeagent/selffence.py) is fenced by waiting: once
+`self_fence_wait` has elapsed on this leader's monotonic clock since this leader first
+saw that incarnation lost, it has certainly reset (docs/safety.md, "Self-fencing").
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.api.fencing import FenceDevice
+from controller.api.fencing import FenceDevice, self_fence_device, watchdog_timeout
 from controller.api.liveness import Liveness
 from controller.store.fence_record import MANUAL, FenceRecord
 from controller.store.view import ClusterView
@@ -24,6 +29,17 @@ from controller.store.view import ClusterView
 # that keeps failing is not hammered, and the operator is told at each failure.
 RETRY_FIRST = 1.0
 RETRY_MAX = 30.0
+
+# How fast one node's clock may run against another's: nodeagent/heartbeat/timing.py RHO
+# (the control plane does not import the node side; a unit test keeps them equal).
+RHO = 1.01
+# Pets per watchdog timeout: nodeagent/selffence.py PETS_PER_TIMEOUT (a test keeps them
+# equal).
+PETS_PER_TIMEOUT = 4
+
+# Per node: the incarnation this leader saw lost and when it first saw it so, on its
+# monotonic clock.
+LostSince = Mapping[str, tuple[str | None, float]]
 
 
 def fencing_on(view: ClusterView) -> bool:
@@ -84,6 +100,10 @@ def needs(
         if name in lost_waiting:
             if view.cluster.spec.quorum.mode == "two-node":
                 continue  # the survivor fences it itself (nodeagent/two_node.py)
+            if not device_levels(view.fences, name) and self_fence_device(
+                view.fences.values(), name
+            ):
+                continue  # it fences itself: `self_fenced` waits for its watchdog
             why = f"lost: not heard for {deadtime:g} s by a majority"
         record = _wanted(view, name, seen, why, now, leader)
         if record is None:
@@ -202,10 +222,112 @@ def answers(
 def device_levels(devices: Mapping[str, FenceDevice], target: str) -> list[list[FenceDevice]]:
     """The devices that fence `target`, by topology level, lowest first; within a level,
     by name. A level succeeds only if all its devices do (two power supplies, two
-    switches), and the next level is tried when one fails."""
+    switches), and the next level is tried when one fails. A watchdog is not among them:
+    nothing can be run against it, it is a level of its own that succeeds by waiting
+    (`self_fenced`), alongside these."""
     by_level: dict[int, list[FenceDevice]] = {}
     for name in sorted(devices):
         device = devices[name]
         if target in device.spec.targets and device.spec.agent != "watchdog":
             by_level.setdefault(device.spec.level, []).append(device)
     return [by_level[level] for level in sorted(by_level)]
+
+
+def self_fence_wait(device: FenceDevice) -> float:
+    """How long after a node is seen lost its watchdog has certainly reset it (seconds on
+    the leader's clock). The node pets only while it serves, and it serves only under a
+    lease that ends before a majority can declare it lost; so its last pet came before
+    this leader saw it lost, and the watchdog fires at most `timeout` after that pet, on
+    the node's clock. RHO covers that clock running slow against the leader's; one pet
+    interval covers a pet that the check before it allowed but that landed late (a stall
+    between the two). Argued in docs/safety.md, "Self-fencing"."""
+    timeout = watchdog_timeout(device)
+    return timeout * RHO + timeout / PETS_PER_TIMEOUT
+
+
+def lost_clock(
+    previous: LostSince, liveness: Mapping[str, Liveness], now: float
+) -> dict[str, tuple[str | None, float]]:
+    """When this leader first saw each lost node lost (`now`: its monotonic clock): kept
+    while the same incarnation stays lost, started afresh otherwise. A new leader starts
+    from an empty clock, so its wait begins when it first sees the node lost, never
+    before: it can only be longer than the first leader's, never shorter."""
+    out: dict[str, tuple[str | None, float]] = {}
+    for name, seen in liveness.items():
+        if not seen.lost:
+            continue
+        before = previous.get(name)
+        if before is not None and before[0] == seen.incarnation:
+            out[name] = before
+        else:
+            out[name] = (seen.incarnation, now)
+    return out
+
+
+def self_fenced(
+    view: ClusterView,
+    liveness: Mapping[str, Liveness],
+    lost_since: LostSince,
+    monotonic_now: float,
+    now: float,
+    leader: str,
+) -> list[FenceRecord]:
+    """Records of lost nodes whose watchdog has certainly reset them: `self_fence_wait`
+    elapsed since this leader saw them lost (`lost_since`, `monotonic_now`: its monotonic
+    clock; `now`: wall clock, for the record). Such a node's watchdog is a level of its
+    own, passive: it counts whatever the other levels are doing (an attempt still running
+    finds its record changed and drops its result)."""
+    out: list[FenceRecord] = []
+    if view.cluster is None or view.cluster.spec.quorum.mode == "two-node":
+        return out  # two-node: the survivor fences its peer itself (nodeagent/two_node.py)
+    for name in sorted(awaiting_fence(view, liveness)):
+        device = self_fence_device(view.fences.values(), name)
+        since = lost_since.get(name)
+        seen = liveness[name]
+        if device is None or since is None or since[0] != seen.incarnation:
+            continue
+        waited = monotonic_now - since[1]
+        if waited < self_fence_wait(device):
+            continue
+        record = view.fencing.get(name)
+        if record is None or record.incarnation != seen.incarnation or not record.open:
+            record = FenceRecord(
+                name,
+                "requested",
+                incarnation=seen.incarnation,
+                reason="lost: its watchdog resets it",
+                requested_by=f"controller on {leader}",
+                requested_at=now,
+            )
+        timeout = watchdog_timeout(device)
+        out.append(
+            record.but(
+                state="fenced",
+                leader=leader,
+                fenced_at=now,
+                fenced_by=(device.name,),
+                outcomes=(),
+                message=(
+                    f"self-fenced: watchdog timeout {timeout} s elapsed ({device.name}: "
+                    f"{waited:.1f} s since {leader} saw {name} lost, at least "
+                    f"{self_fence_wait(device):.2f} s needed)"
+                ),
+            )
+        )
+    return out
+
+
+def self_fence_due(
+    view: ClusterView, liveness: Mapping[str, Liveness], lost_since: LostSince
+) -> float | None:
+    """When the earliest watchdog wait still running ends (the leader's monotonic clock),
+    so that the leader's loop wakes then rather than at its next idle recheck."""
+    if view.cluster is None or view.cluster.spec.quorum.mode == "two-node":
+        return None
+    due = []
+    for name in awaiting_fence(view, liveness):
+        device = self_fence_device(view.fences.values(), name)
+        since = lost_since.get(name)
+        if device is not None and since is not None:
+            due.append(since[1] + self_fence_wait(device))
+    return min(due, default=None)

@@ -164,6 +164,8 @@ class Leader:
             wrote = await self.fencer.tend(seen) or wrote
         if not plan.writes and not plan.deletes and not wrote:
             ahead = [next_deadline(view, now), next_retry(view)]
+            if self.fencer is not None:
+                ahead.append(self.fencer.next_wake())
             until = min([now + IDLE_RECHECK, *(t for t in ahead if t is not None)])
             self._settled = (revision, inputs, until)
         if plan.notes != self._last_notes:

@@ -235,6 +235,28 @@ def test_fence_device_agent_requirements() -> None:
     assert "'web-9' is mapped but not in targets" in found["FenceDevice/redfish:spec.hostMap.web-9"]
 
 
+def _watchdog(targets: list[str], timeout: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "ha.vigil.dev/v1alpha1",
+        "kind": "FenceDevice",
+        "metadata": {"name": "wd"},
+        "spec": {"agent": "watchdog", "targets": targets, "timeout": timeout},
+    }
+
+
+def test_a_watchdog_fences_one_node_with_a_timeout_the_kernel_takes() -> None:
+    web = copy.deepcopy(example("web"))
+    web["FenceDevice", "wd"] = _watchdog(["web-1"], "10s")
+    assert not any(k.startswith("FenceDevice/wd") for k in messages(web))
+    web["FenceDevice", "wd"] = _watchdog(["web-1", "web-2"], "1500ms")
+    found = messages(web)
+    assert "give exactly one target" in found["FenceDevice/wd:spec.targets"]
+    assert "whole seconds from 1 to 65535" in found["FenceDevice/wd:spec.timeout"]
+    assert "got 1.5 s" in found["FenceDevice/wd:spec.timeout"]
+    web["FenceDevice", "wd"] = _watchdog(["web-1"], "20h")
+    assert "got 72000 s" in messages(web)["FenceDevice/wd:spec.timeout"]
+
+
 def test_discard_node_policy_names_a_replica(pg: dict[tuple[str, str], dict[str, Any]]) -> None:
     pg["ReplicatedVolume", "pgdata"]["spec"]["splitBrain"]["afterSB0Pri"] = "discard-node-web-1"
     assert (
