@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from controller.api.fencing import FenceDevice
+from controller.api.fencing import FenceDevice, self_fence_device
 from controller.api.liveness import Liveness
 from controller.api.manifest import parse_text
 from controller.apply.plan import decode_documents
@@ -194,3 +194,18 @@ async def test_the_leader_recovers_a_self_fencing_node_after_the_wait() -> None:
     assert fenced.fenced_by == ("wd-n1",) and "self-fenced" in fenced.message
     assert devices.calls == []  # nothing was run against the watchdog
     assert "FenceVerified" in await reasons(store)
+
+
+async def test_node_and_leader_choose_the_same_watchdog() -> None:
+    extra = """
+---
+apiVersion: ha.vigil.dev/v1alpha1
+kind: FenceDevice
+metadata: {name: a-wd-n1}
+spec: {agent: watchdog, targets: [n1], timeout: 30s, level: 2}
+"""
+    view = await view_of(await store_with("10s", extra + BMC))
+    # Lowest level first, then by name: the level-1 wd-n1, not a-wd-n1 (first by name).
+    device = self_fence_device(view.fences.values(), "n1")
+    assert device is not None and device.name == "wd-n1"
+    assert self_fence_device([view.fences["bmc"]], "n1") is None
