@@ -156,6 +156,18 @@ class Fencer:
             await self._write(record, _self_fence_events(record), self._revision(record.node))
         if selfs:
             return True
+        waits = fencing_plan.self_fence_waits(view, liveness, self._lost_since, now, self.node)
+        for record in waits:
+            event = make_event(
+                "Node",
+                record.node,
+                "FenceRequested",
+                f"fencing {record.node} ({record.reason}): {record.message}",
+                component="controller",
+            )
+            await self._write(record, [event], self._revision(record.node))
+        if waits:
+            return True
         for need in fencing_plan.needs(view, liveness, now, self.node, self.running):
             self._start(view, need, self._revision(need.node))
         return False

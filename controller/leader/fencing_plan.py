@@ -317,6 +317,47 @@ def self_fenced(
     return out
 
 
+def self_fence_waits(
+    view: ClusterView,
+    liveness: Mapping[str, Liveness],
+    lost_since: LostSince,
+    now: float,
+    leader: str,
+) -> list[FenceRecord]:
+    """Records that say a wait began, for `ha status` and the events: lost nodes fenced
+    by their watchdog alone (no other device to try), whose record does not yet say so
+    for this incarnation. Written once; the record then stays `fencing` until
+    `self_fenced` closes it (a new leader keeps it and waits its own wait)."""
+    out: list[FenceRecord] = []
+    if view.cluster is None or view.cluster.spec.quorum.mode == "two-node":
+        return out
+    for name in sorted(awaiting_fence(view, liveness)):
+        device = self_fence_device(view.fences.values(), name)
+        seen = liveness[name]
+        since = lost_since.get(name)
+        if device is None or device_levels(view.fences, name) or since is None:
+            continue
+        record = view.fencing.get(name)
+        if record is not None and record.open and record.incarnation == seen.incarnation:
+            continue
+        out.append(
+            FenceRecord(
+                name,
+                "fencing",
+                incarnation=seen.incarnation,
+                reason="lost: its watchdog resets it",
+                requested_by=f"controller on {leader}",
+                requested_at=now,
+                leader=leader,
+                message=(
+                    f"waiting {self_fence_wait(device):.1f} s for {device.name} (watchdog "
+                    f"timeout {watchdog_timeout(device)} s) to have reset {name}"
+                ),
+            )
+        )
+    return out
+
+
 def self_fence_due(
     view: ClusterView, liveness: Mapping[str, Liveness], lost_since: LostSince
 ) -> float | None:

@@ -19,6 +19,7 @@ from controller.leader.fencing_plan import (
     needs,
     self_fence_due,
     self_fence_wait,
+    self_fence_waits,
     self_fenced,
 )
 from controller.store import keys
@@ -141,6 +142,18 @@ async def test_fenced_only_once_the_wait_has_elapsed() -> None:
     assert (record.leader, record.fenced_at) == ("n3", 5.0)
 
 
+async def test_the_wait_is_recorded_once_for_a_watchdog_only_node() -> None:
+    view = await view_of(await store_with("10s"))
+    seen = {"n1": LOST, "n2": UP, "n3": UP}
+    clock = lost_clock({}, seen, 0.0)
+    [record] = self_fence_waits(view, seen, clock, 5.0, "n3")
+    assert (record.node, record.state, record.incarnation) == ("n1", "fencing", "i-lost")
+    assert record.message == "waiting 12.6 s for wd-n1 (watchdog timeout 10 s) to have reset n1"
+    # With a BMC to try, its attempts are what `ha status` shows.
+    both = await view_of(await store_with("10s", BMC))
+    assert self_fence_waits(both, seen, clock, 5.0, "n3") == []
+
+
 async def test_a_new_leader_waits_from_when_it_first_sees_the_node_lost() -> None:
     view = await view_of(await store_with("10s"))
     seen = {"n1": LOST, "n2": UP, "n3": UP}
@@ -193,7 +206,8 @@ async def test_the_leader_recovers_a_self_fencing_node_after_the_wait() -> None:
     assert fenced is not None and fenced.state == "fenced"
     assert fenced.fenced_by == ("wd-n1",) and "self-fenced" in fenced.message
     assert devices.calls == []  # nothing was run against the watchdog
-    assert "FenceVerified" in await reasons(store)
+    assert fenced.requested_by == "controller on n3"  # the wait's record, closed
+    assert {"FenceRequested", "FenceVerified"} <= set(await reasons(store))
 
 
 async def test_node_and_leader_choose_the_same_watchdog() -> None:
