@@ -291,10 +291,13 @@ class Agent:
         key = read_heartbeat_key(self.config.pki)
         return from_cluster_spec(cluster.spec, self.node, self.config.cluster, key)
 
-    def _watchdog(self) -> WatchdogSettings | None:
+    def _watchdog(self, cluster: Cluster) -> WatchdogSettings | None:
         """This node's self-fencing watchdog: the FenceDevice (agent: watchdog) that
-        targets it, as the leader chooses it too (controller.api.fencing)."""
+        targets it, as the leader chooses it too (controller.api.fencing). None with
+        fencing off: nobody waits for it then, and a reset would only surprise."""
         assert self.informer is not None
+        if not cluster.spec.fencing.enabled:
+            return None
         devices = [
             d for d in self.informer.objects("FenceDevice").values() if isinstance(d, FenceDevice)
         ]
@@ -309,7 +312,7 @@ class Agent:
 
     async def _start_heartbeats(self, cluster: Cluster) -> None:
         wanted = self._heartbeat_config(cluster)
-        watchdog = self._watchdog()
+        watchdog = self._watchdog(cluster)
         fastpath.save(wanted, self.config.pki.heartbeat_key, self.lib_dir, watchdog)
         # The liveness process restarts them if the cached configuration was another (a
         # new member, new timings); the same one keeps running untouched.
@@ -324,7 +327,7 @@ class Agent:
             clusters = [
                 c for c in self.informer.objects("Cluster").values() if isinstance(c, Cluster)
             ]
-            watchdog = self._watchdog()
+            watchdog = self._watchdog(clusters[0]) if clusters else None
             if clusters and watchdog != self.link.watchdog and self.link.config is not None:
                 # A FenceDevice for this node added, changed or removed: applied at once,
                 # without restarting heartbeats (the liveness process sees the same ones).
