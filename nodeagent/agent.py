@@ -238,8 +238,10 @@ class Agent:
             self._stopping.set()
 
     async def _shutdown(self) -> None:
+        # A resource that would not stop keeps the watchdog armed: the node resets.
+        stopped = True
         if self.reconciler is not None:
-            await self.reconciler.stop_all("agent stopping")
+            stopped = await self.reconciler.stop_all("agent stopping")
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -251,7 +253,7 @@ class Agent:
         if self.liveness is not None:
             self.liveness.stop()
         with contextlib.suppress(Exception):
-            await self.link.stop()
+            await self.link.stop(disarm=stopped)
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 await self.store.close()

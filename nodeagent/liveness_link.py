@@ -193,8 +193,10 @@ class LivenessLink:
         self.config = config
         self.watchdog = watchdog
 
-    async def stop(self) -> None:
-        await self._request({"op": "stop"})
+    async def stop(self, disarm: bool = False) -> None:
+        """Stop heartbeats; `disarm`: the agent stopped every resource, so the node's
+        self-fencing watchdog is disarmed first (else it stays armed and resets the node)."""
+        await self._request({"op": "stop", "disarm": disarm})
 
     def beat(self) -> None:
         """The control loop runs (its LoopWatch calls this every tick)."""

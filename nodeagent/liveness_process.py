@@ -14,8 +14,8 @@ packet):
 
 - from the agent: `start` (heartbeats with this configuration; restarted if it differs;
   its `watchdog` entry, this node's self-fencing watchdog, applied without restarting
-  them), `stop` (after the agent stopped its resources: disarms the watchdog, then stops
-  heartbeats), and `beat` (the control loop runs);
+  them), `stop` (with `disarm` when the agent stopped every resource: the watchdog is
+  disarmed first; then heartbeats stop), and `beat` (the control loop runs);
 - to the agent: `state` (the membership as the control plane needs it: the serving lease,
   each peer's state, verdict and incarnation) on every change and whenever the recorded
   lease grew, and `done` in answer to start and stop.
@@ -238,10 +238,11 @@ class LivenessServer:
             if message["op"] == "start":
                 await self._start(message["config"])
             elif message["op"] == "stop":
-                # The agent stopped its resources: nothing is left for a reset to protect.
-                # Disarmed before heartbeats stop, or the petter would see the lease go
-                # and commit the node to a reset.
-                if self.selffence is not None:
+                # `disarm`: the agent stopped every resource, nothing is left for a reset
+                # to protect. Disarmed before heartbeats stop, or the petter would see the
+                # lease go and commit the node to a reset. Without it (a resource that
+                # would not stop), it stays armed: the node resets.
+                if self.selffence is not None and message.get("disarm", False):
                     self.selffence.disarm()
                     self.selffence = None
                 await self._stop()

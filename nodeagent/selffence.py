@@ -106,7 +106,20 @@ class SelfFence:
             return  # not armed yet: a node that never served has nothing to fence
         if self.state == "idle" and not self._arm():
             return
-        self.device.pet()
+        try:
+            self.device.pet()
+        except OSError as exc:
+            # Nothing better to do than what a dead petter does: the node resets. Said, so
+            # that the reset is explained.
+            self.state = "stopped"
+            self.why_stopped = f"petting failed ({exc.strerror or exc})"
+            log.critical(
+                "watchdog %s (%s): %s: the node resets within %d s",
+                self.settings.name,
+                self.settings.device,
+                self.why_stopped,
+                self.granted or self.settings.timeout,
+            )
 
     def _arm(self) -> bool:
         try:

@@ -120,7 +120,10 @@ class Reconciler:
             if not self.liveness.serving():
                 await self.stop_all("serving lease lost: no majority has heard this node")
 
-    async def stop_all(self, why: str) -> None:
+    async def stop_all(self, why: str) -> bool:
+        """Stop every resource, last started first; whether all stopped (the agent then
+        disarms its self-fencing watchdog, nodeagent/selffence.py, and only then)."""
+        stopped = True
         async with self._lock:
             running = list(self._managed)
             if running:
@@ -132,6 +135,8 @@ class Reconciler:
                     await managed.actuator.stop()
                 except ActuatorError as exc:
                     log.error("stop of %s failed: %s", key, exc)
+                    stopped = False
+        return stopped
 
     # -- one turn -----------------------------------------------------------------------
 

@@ -95,7 +95,7 @@ async def test_armed_while_serving_petted_and_disarmed_by_an_orderly_stop(
     await asyncio.sleep(4 * TIMEOUT)  # four timeouts: alive only if it is petted
     assert rig.victim_alive(), rig.log()
     assert rig.log().count("keepalive") >= 10, rig.log()
-    await a.stop()  # the agent's orderly stop, after its resources stopped
+    await a.stop(disarm=True)  # the agent's orderly stop, every resource stopped
     assert "release stopped" in rig.log(), rig.log()
     await asyncio.sleep(2 * TIMEOUT)
     assert rig.victim_alive() and "fired" not in rig.log(), rig.log()
@@ -121,7 +121,7 @@ async def test_a_lost_lease_stops_petting_and_the_watchdog_fires(
     assert "fired killed" in rig.log()
     assert "the serving lease was lost: petting stopped" in text(heartbeat_log)
     # The lease back would not help; and an orderly stop now leaves it armed.
-    await a.stop()
+    await a.stop(disarm=True)
     assert "release stopped" not in rig.log(), rig.log()
 
 

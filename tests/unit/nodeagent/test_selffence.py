@@ -167,11 +167,40 @@ async def test_the_liveness_loop_pets_while_serving_and_stop_disarms(tmp_path: P
     await asyncio.sleep(0.6)
     pets = device.calls.count("pet")
     assert device.calls[0] == "arm" and 2 <= pets <= 4
-    ours.send(b'{"op": "stop", "id": 1}')
+    ours.send(b'{"op": "stop", "id": 1, "disarm": true}')
     await asyncio.sleep(0.1)
     assert device.calls[-1] == "disarm" and server.selffence is None
     ours.close()
     await asyncio.wait_for(task, 2)
+
+
+async def test_a_stop_with_resources_left_running_keeps_it_armed(tmp_path: Path) -> None:
+    device = FakeDevice(grant=1)
+    server, ours = await running_server(tmp_path, device)
+    server.serving = True
+    task = asyncio.create_task(server.run(None))
+    server._configure_watchdog(WatchdogSettings("wd-n1", "/dev/watchdog", 1))
+    await asyncio.sleep(0.1)
+    ours.send(b'{"op": "stop", "id": 1, "disarm": false}')  # a stop failed
+    await asyncio.sleep(0.1)
+    assert "disarm" not in device.calls and device.armed
+    ours.close()
+    await asyncio.wait_for(task, 2)
+
+
+def test_a_pet_that_fails_stops_petting_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    device = FakeDevice()
+    fence = make(device)
+    fence.tick(serving=True, control_alive=True)
+
+    def broken() -> None:
+        raise OSError(5, "Input/output error")
+
+    device.pet = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.CRITICAL):
+        fence.tick(serving=True, control_alive=True)
+    assert fence.state == "stopped" and "Input/output error" in fence.why_stopped
+    assert "resets within 8 s" in caplog.text
 
 
 async def test_the_liveness_loop_stops_petting_when_the_lease_goes(tmp_path: Path) -> None:
