@@ -316,6 +316,10 @@ class Fencer:
 
     async def close(self) -> None:
         """Cancel the running attempts (this node no longer leads)."""
+        # Its "first seen lost" times go too: they hold only while watched without a gap,
+        # and the next term starts its waits afresh (longer, never shorter).
+        self._lost_since.clear()
+        self._self_fence_due = None
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

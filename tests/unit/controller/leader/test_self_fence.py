@@ -14,6 +14,7 @@ from controller.api.manifest import parse_text
 from controller.apply.plan import decode_documents
 from controller.apply.run import apply_objects
 from controller.leader import fencing_plan
+from controller.leader.fencer import Fencer
 from controller.leader.fencing_plan import (
     lost_clock,
     needs,
@@ -223,3 +224,18 @@ spec: {agent: watchdog, targets: [n1], timeout: 30s, level: 2}
     device = self_fence_device(view.fences.values(), "n1")
     assert device is not None and device.name == "wd-n1"
     assert self_fence_device([view.fences["bmc"]], "n1") is None
+
+
+async def test_a_leader_that_leads_again_starts_a_new_wait() -> None:
+    store = await store_with("10s")
+    informer = Informer(store)
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.wait_for(informer.ready.wait(), 5)
+        fencer = Fencer(store, informer, "n3", Devices())
+        await fencer.tend({"n1": LOST, "n2": UP, "n3": UP})
+        assert fencer.next_wake() is not None and "n1" in fencer._lost_since
+        await fencer.close()  # n3 no longer leads: what it saw between terms is unknown
+        assert fencer._lost_since == {} and fencer.next_wake() is None
+    finally:
+        task.cancel()
