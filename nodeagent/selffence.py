@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from nodeagent.fencing.watchdog import DEFAULT_DEVICE, Watchdog, WatchdogError
@@ -68,6 +69,17 @@ class Device(Protocol):
     def pet(self) -> None: ...
 
     def disarm(self) -> None: ...
+
+
+def nowayout(device: str, sysfs: Path = Path("/sys/class/watchdog")) -> bool:
+    """Whether the driver of `device` (/dev/watchdogN; /dev/watchdog is watchdog0) refuses
+    the magic close (CONFIG_WATCHDOG_NOWAYOUT, softdog's nowayout=1); False if unknown."""
+    name = Path(device).name
+    name = "watchdog0" if name == "watchdog" else name
+    try:
+        return (sysfs / name / "nowayout").read_text().strip() == "1"
+    except OSError:
+        return False
 
 
 class SelfFence:
@@ -127,7 +139,13 @@ class SelfFence:
         except WatchdogError as exc:
             if self.error != str(exc):
                 # Said once, tried again at each tick: the driver may be loaded later.
-                log.error("watchdog %s: %s", self.settings.name, exc)
+                log.error(
+                    "watchdog %s: %s (FenceDevice %s: spec.device, spec.timeout); this node "
+                    "does not serve until it is armed",
+                    self.settings.name,
+                    exc,
+                    self.settings.name,
+                )
             self.error = str(exc)
             return False
         self.error = None
@@ -155,6 +173,13 @@ class SelfFence:
                 self.settings.device,
                 granted,
                 self.interval,
+            )
+        if nowayout(self.settings.device):
+            log.warning(
+                "watchdog %s: its driver has nowayout set: even an orderly stop cannot "
+                "disarm it, so this node resets unless its agent is back within %d s",
+                self.settings.device,
+                granted,
             )
         return True
 

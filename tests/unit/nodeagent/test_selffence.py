@@ -17,7 +17,7 @@ import pytest
 from nodeagent import fastpath
 from nodeagent.fencing.watchdog import WatchdogError
 from nodeagent.liveness_process import LivenessServer
-from nodeagent.selffence import PETS_PER_TIMEOUT, SelfFence, WatchdogSettings
+from nodeagent.selffence import PETS_PER_TIMEOUT, SelfFence, WatchdogSettings, nowayout
 
 
 class FakeDevice:
@@ -115,6 +115,8 @@ def test_a_device_that_cannot_be_armed_is_tried_again_and_said_once(
         fence.tick(serving=True, control_alive=True)
         fence.tick(serving=True, control_alive=True)
     assert caplog.text.count("cannot be opened") == 1 and fence.state == "idle"
+    assert "FenceDevice wd-n1: spec.device, spec.timeout" in caplog.text
+    assert "does not serve until it is armed" in caplog.text
     fence.tick(serving=True, control_alive=True)
     assert device.calls == ["arm", "pet"] and fence.error is None
 
@@ -259,3 +261,27 @@ def test_the_watchdog_rides_in_the_cached_configuration(tmp_path: Path) -> None:
     cached: dict[str, Any] | None = fastpath.load(tmp_path)
     assert cached is not None and WatchdogSettings.from_dict(cached["watchdog"]) == SETTINGS
     assert fastpath.from_dict(cached) == config  # heartbeats read past it
+
+
+def test_nowayout_is_read_from_sysfs(tmp_path: Path) -> None:
+    (tmp_path / "watchdog0").mkdir()
+    (tmp_path / "watchdog0" / "nowayout").write_text("1\n")
+    (tmp_path / "watchdog1").mkdir()
+    (tmp_path / "watchdog1" / "nowayout").write_text("0\n")
+    assert nowayout("/dev/watchdog", tmp_path) and nowayout("/dev/watchdog0", tmp_path)
+    assert not nowayout("/dev/watchdog1", tmp_path)
+    assert not nowayout("/tmp/fuse/watchdog7", tmp_path)  # unknown: no sysfs entry
+
+
+def test_the_liveness_process_stays_light_with_self_fencing() -> None:
+    # It imports nodeagent.fencing.watchdog: not the dispatcher, pydantic or BMC clients.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nodeagent.liveness_process, nodeagent.selffence; "
+        "heavy = [m for m in ('pydantic', 'nodeagent.fencing.dispatch', 'pyghmi', 'sushy') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
