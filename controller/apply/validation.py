@@ -475,3 +475,15 @@ def _check_fence_coverage(cluster: Cluster, fences: list[FenceDevice], out: _Col
                 "(ipmi, redfish, fence-agent, exec or watchdog), or set "
                 "spec.fencing.enabled: false knowing a lost node's groups may then run twice",
             )
+        elif node.role == "server" and cluster.spec.quorum.mode == "two-node":
+            # The survivor of a two-node cluster powers its peer off before it carries the
+            # store on alone (nodeagent/two_node.py); a watchdog cannot be run from there.
+            active = {t for f in fences if f.spec.agent != "watchdog" for t in f.spec.targets}
+            if node.name not in active:
+                out.add(
+                    cluster,
+                    ("spec", "nodes", i, "name"),
+                    f"two-node mode: only a watchdog targets node {node.name!r}, and the "
+                    "survivor must power its peer off itself: add an ipmi, redfish, "
+                    "fence-agent or exec FenceDevice targeting it",
+                )

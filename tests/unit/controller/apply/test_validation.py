@@ -200,6 +200,16 @@ def test_two_node_mode_needs_fencing(pg: dict[tuple[str, str], dict[str, Any]]) 
     assert "two-node mode needs fencing" in messages(pg)["Cluster/pg-cluster:spec.fencing.enabled"]
 
 
+def test_two_node_mode_needs_more_than_a_watchdog(
+    pg: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    del pg["FenceDevice", "bmc-host-s"]
+    pg["FenceDevice", "wd"] = _watchdog(["host-s"], "10s")
+    found = messages(pg)
+    assert "only a watchdog targets node 'host-s'" in found["Cluster/pg-cluster:spec.nodes[1].name"]
+    assert "Cluster/pg-cluster:spec.nodes[0].name" not in found  # host-m has its BMC
+
+
 def test_duplicate_node_names_and_addresses(pg: dict[tuple[str, str], dict[str, Any]]) -> None:
     nodes = pg["Cluster", "pg-cluster"]["spec"]["nodes"]
     nodes[1]["name"] = "host-m"
