@@ -95,8 +95,10 @@ class SelfFence:
 
     @property
     def interval(self) -> float:
-        """Seconds between pets (and between checks): a quarter of the timeout."""
-        return max((self.granted or self.settings.timeout) / PETS_PER_TIMEOUT, 0.05)
+        """Seconds between pets (and between checks): a quarter of the timeout, the shorter
+        of the one asked for (the leader's wait counts with it) and the one granted."""
+        timeout = min(self.granted or self.settings.timeout, self.settings.timeout)
+        return max(timeout / PETS_PER_TIMEOUT, 0.05)
 
     def tick(self, serving: bool, control_alive: bool) -> None:
         """One check, every `interval`: pet if the node may serve, else stop for good."""

@@ -130,7 +130,7 @@ def test_a_driver_granting_a_longer_timeout_is_reported_and_kept_armed(
         fence.tick(serving=True, control_alive=True)
     assert "granted a timeout of 30 s for spec.timeout 8 s" in caplog.text
     assert "spec.timeout of FenceDevice wd-n1 to 30 s" in caplog.text
-    assert fence.state == "armed" and fence.interval == 30 / 4
+    assert fence.state == "armed" and fence.interval == 8 / 4  # as the leader counts
 
 
 def test_settings_travel_in_the_start_message() -> None:
