@@ -96,7 +96,9 @@ async def test_armed_while_serving_petted_and_disarmed_by_an_orderly_stop(
     assert rig.victim_alive(), rig.log()
     assert rig.log().count("keepalive") >= 10, rig.log()
     await a.stop(disarm=True)  # the agent's orderly stop, every resource stopped
-    assert "release stopped" in rig.log(), rig.log()
+    # FUSE sends the release after close() returned (a kernel driver handles it in
+    # close itself): the file's log says so a moment later.
+    await wait_for(lambda: "release stopped" in rig.log(), "disarmed", 2.0, rig.events)
     await asyncio.sleep(2 * TIMEOUT)
     assert rig.victim_alive() and "fired" not in rig.log(), rig.log()
     assert f"watchdog wd-a ({rig.device}) disarmed" in text(heartbeat_log)
@@ -122,7 +124,7 @@ async def test_a_lost_lease_stops_petting_and_the_watchdog_fires(
     assert "the serving lease was lost: petting stopped" in text(heartbeat_log)
     # The lease back would not help; and an orderly stop now leaves it armed.
     await a.stop(disarm=True)
-    assert "release stopped" not in rig.log(), rig.log()
+    assert "b'V'" not in rig.log(), rig.log()  # no magic close was written
 
 
 async def test_a_frozen_liveness_process_stops_petting_and_the_watchdog_fires(
