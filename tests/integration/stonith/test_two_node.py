@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import pytest
 
@@ -89,3 +90,27 @@ def test_a_cut_cable_leaves_exactly_one_node_running(
         lab.wait_ready(60)
         sys.stderr.write(f"\nround {round_}: {preferred} survived, web on {lab.where('web')}\n")
     assert observer.overlaps == []
+
+
+def test_a_node_that_boots_alone_fences_its_peer_before_starting_anything(
+    fenced2: tuple[VigilLab, VipObserver],
+) -> None:
+    """Both nodes lose power; one comes back alone. It waits initdead for its peer, then
+    fences it (Heartbeat's initdead, DRBD's wfc-timeout) and only then runs the group."""
+    lab, observer = fenced2
+    first, second = lab.nodes
+    assert lab.apply(lab.web_group()).code == 0
+    lab.wait_running("web", 30)
+    lab.lab.kill(first)
+    lab.lab.kill(second)
+    booted = time.monotonic()
+    lab.lab.power_on(first)
+    assert lab.wait_running("web", 90) == first
+    took = time.monotonic() - booted
+    initdead = float(lab.timing["initdead"].removesuffix("s"))
+    assert took >= initdead, f"{first} ran the group {took:.1f} s after boot, before initdead"
+    record = fencing_of(lab, second)
+    assert record is not None and record["state"] == "fenced", record
+    assert str(record["reason"]).startswith("lost: two-node mode"), record
+    assert lab.lab.node_pid(second) is None
+    assert observer.holders() == {first}
