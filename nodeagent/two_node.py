@@ -69,7 +69,9 @@ class TwoNodeSurvivor:
         self.fence = fence
         self.force_new_cluster = force_new_cluster
         self.objects = ObjectStore(store)
-        self.fenced: str | None = None  # the peer incarnation this node fenced last
+        # The peer incarnation this node fenced last, in a tuple: a peer never heard since
+        # this agent started has incarnation None, and that one must be fenced too.
+        self.fenced: tuple[str | None] | None = None
         self.attempts = 0
         self._retry_at = 0.0
 
@@ -89,7 +91,7 @@ class TwoNodeSurvivor:
             self.attempts = 0
             return
         record = view.fencing.get(peer)
-        if self.fenced == seen.incarnation or (
+        if self.fenced == (seen.incarnation,) or (
             record is not None and record.covers(seen.incarnation)
         ):
             return
@@ -118,7 +120,7 @@ class TwoNodeSurvivor:
             )  # fmt: skip
             return
         log.warning("two-node: %s fenced in %.2f s (%s)", peer, took, result.message)
-        self.fenced = seen.incarnation
+        self.fenced = (seen.incarnation,)
         await self.force_new_cluster()
         log.warning("two-node: the store now runs on %s alone", self.node)
         await self._record(

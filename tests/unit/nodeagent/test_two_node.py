@@ -96,6 +96,15 @@ async def test_a_failed_fence_leaves_the_store_alone_and_is_retried_later() -> N
     assert await store.get(keys.fencing_key("b")) is None
 
 
+async def test_a_peer_never_heard_since_boot_is_fenced_too() -> None:
+    # Booted alone: the peer's incarnation is unknown (None) once initdead ran out.
+    two, steps, store = await survivor(True, Liveness("dead", True, None))
+    await two.tend()
+    assert steps.log == ["fence b via bmc-b (reboot)", "force-new-cluster"]
+    await two.tend()
+    assert len(steps.log) == 2
+
+
 @pytest.mark.parametrize("peer", [Liveness("up", False, "b1"), Liveness("dead", False, "b1")])
 async def test_a_peer_heard_or_not_yet_lost_is_left_alone(peer: Liveness) -> None:
     two, steps, _ = await survivor(True, peer)
