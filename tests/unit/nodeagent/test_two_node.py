@@ -101,6 +101,8 @@ async def test_a_peer_never_heard_since_boot_is_fenced_too() -> None:
     two, steps, store = await survivor(True, Liveness("dead", True, None))
     await two.tend()
     assert steps.log == ["fence b via bmc-b (reboot)", "force-new-cluster"]
+    kv = await store.get(keys.fencing_key("b"))
+    assert kv is not None and FenceRecord.from_dict(dict(kv.value)).covers(None)
     await two.tend()
     assert len(steps.log) == 2
 
