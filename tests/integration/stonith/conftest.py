@@ -3,6 +3,7 @@ VipObserver that fails the test if the VIP was ever on two powered nodes at once
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lab import state
 from lab.cluster import VigilLab
 from lab.observer import VipObserver
 from lab.testing import unique_lab_name
@@ -39,6 +41,21 @@ def watched_lab(lab: VigilLab) -> Iterator[tuple[VigilLab, VipObserver]]:
     assert observer.overlaps == [], (
         f"{observer.address} was on two powered nodes at once: {observer.overlaps[:5]}"
     )
+
+
+@contextlib.contextmanager
+def explained(lab: VigilLab, lines: int = 80) -> Iterator[None]:
+    """On a failure, each node's log tail to stderr (pytest shows it with the failure):
+    the lab and its logs are gone once the fixture tears it down."""
+    try:
+        yield
+    except BaseException:
+        for node in lab.nodes:
+            path = state.log_path(lab.name, node)
+            with contextlib.suppress(OSError):
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                sys.stderr.write(f"\n--- {path} (last {lines} lines)\n" + "\n".join(tail) + "\n")
+        raise
 
 
 @pytest.fixture

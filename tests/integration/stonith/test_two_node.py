@@ -16,7 +16,7 @@ from lab.observer import VipObserver
 from tests.integration.cluster.conftest import needs_root
 from tests.integration.cluster.helpers import wait_until
 
-from .conftest import needs_ipmi_sim
+from .conftest import explained, needs_ipmi_sim
 from .test_fence_before_recovery import fencing_of, reasons
 
 pytestmark = [pytest.mark.slow, needs_root, needs_ipmi_sim]
@@ -66,6 +66,12 @@ def test_a_cut_cable_leaves_exactly_one_node_running(
     Every other round the group runs on the node that loses, so the winner must recover
     it. Twenty rounds (`VIGIL_RACE_ROUNDS`)."""
     lab, observer = fenced2
+    with explained(lab):
+        race(lab)
+    assert observer.overlaps == []
+
+
+def race(lab: VigilLab) -> None:
     preferred, other = lab.nodes
     assert lab.apply(lab.web_group()).code == 0
     lab.wait_running("web", 30)
@@ -89,7 +95,6 @@ def test_a_cut_cable_leaves_exactly_one_node_running(
         )
         lab.wait_ready(60)
         sys.stderr.write(f"\nround {round_}: {preferred} survived, web on {lab.where('web')}\n")
-    assert observer.overlaps == []
 
 
 def test_a_node_that_boots_alone_fences_its_peer_before_starting_anything(
@@ -98,19 +103,20 @@ def test_a_node_that_boots_alone_fences_its_peer_before_starting_anything(
     """Both nodes lose power; one comes back alone. It waits initdead for its peer, then
     fences it (Heartbeat's initdead, DRBD's wfc-timeout) and only then runs the group."""
     lab, observer = fenced2
-    first, second = lab.nodes
-    assert lab.apply(lab.web_group()).code == 0
-    lab.wait_running("web", 30)
-    lab.lab.kill(first)
-    lab.lab.kill(second)
-    booted = time.monotonic()
-    lab.lab.power_on(first)
-    assert lab.wait_running("web", 90) == first
-    took = time.monotonic() - booted
-    initdead = float(lab.timing["initdead"].removesuffix("s"))
-    assert took >= initdead, f"{first} ran the group {took:.1f} s after boot, before initdead"
-    record = fencing_of(lab, second)
-    assert record is not None and record["state"] == "fenced", record
-    assert str(record["reason"]).startswith("lost: two-node mode"), record
-    assert lab.lab.node_pid(second) is None
-    assert observer.holders() == {first}
+    with explained(lab):
+        first, second = lab.nodes
+        assert lab.apply(lab.web_group()).code == 0
+        lab.wait_running("web", 30)
+        lab.lab.kill(first)
+        lab.lab.kill(second)
+        booted = time.monotonic()
+        lab.lab.power_on(first)
+        assert lab.wait_running("web", 90) == first
+        took = time.monotonic() - booted
+        initdead = float(lab.timing["initdead"].removesuffix("s"))
+        assert took >= initdead, f"{first} ran the group {took:.1f} s after boot, before initdead"
+        record = fencing_of(lab, second)
+        assert record is not None and record["state"] == "fenced", record
+        assert str(record["reason"]).startswith("lost: two-node mode"), record
+        assert lab.lab.node_pid(second) is None
+        assert observer.holders() == {first}
