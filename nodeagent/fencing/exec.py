@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 
-from controller.api.fencing import FenceDevice, PowerState
-from nodeagent.fencing.base import FenceError, Power, where
-from nodeagent.fencing.process import ProgramResult, run_program, status_from_exit
+from controller.api.fencing import FenceDevice
+from nodeagent.fencing.base import FenceError, where
+from nodeagent.fencing.process import ProgramDriver, ProgramResult, run_program
 
 
-class ExecDriver:
+class ExecDriver(ProgramDriver):
     def __init__(self, device: FenceDevice, target: str) -> None:
         if not device.spec.command:
             raise FenceError(f"{where(device)}: spec.command is required for agent exec")
@@ -45,20 +45,3 @@ class ExecDriver:
             f"{where(self._device)}: {self._argv[0]} with VIGIL_FENCE_ACTION={action} for "
             f"node {self._target} exited {result.returncode}: {result.tail() or 'no output'}"
         )
-
-    async def power(self) -> PowerState:
-        result = await self._run("status")
-        state = status_from_exit(result.returncode)
-        if state == "on":
-            return "on"
-        if state == "off":
-            return "off"
-        raise self._failed("status", result)
-
-    async def set_power(self, state: Power) -> None:
-        result = await self._run(state)
-        if result.returncode != 0:
-            raise self._failed(state, result)
-
-    async def close(self) -> None:
-        return None

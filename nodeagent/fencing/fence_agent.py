@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 
-from controller.api.fencing import FenceDevice, PowerState
-from nodeagent.fencing.base import FenceError, Power, where
+from controller.api.fencing import FenceDevice
+from nodeagent.fencing.base import FenceError, where
 from nodeagent.fencing.credentials import Credentials, redact
-from nodeagent.fencing.process import ProgramResult, run_program, status_from_exit
+from nodeagent.fencing.process import ProgramDriver, ProgramResult, run_program
 
 # Fence agents live in /usr/sbin, which a service's PATH may lack.
 AGENT_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
@@ -59,7 +59,7 @@ def find_agent(name: str) -> str:
     return found
 
 
-class FenceAgentDriver:
+class FenceAgentDriver(ProgramDriver):
     def __init__(self, device: FenceDevice, target: str, credentials: Credentials | None) -> None:
         if not device.spec.fence_agent:
             raise FenceError(
@@ -88,20 +88,3 @@ class FenceAgentDriver:
             f"{redact(result.tail(), secret) or 'no output'}; run the agent by hand with "
             "the same options to see why"
         )
-
-    async def power(self) -> PowerState:
-        result = await self._run("status")
-        state = status_from_exit(result.returncode)
-        if state == "on":
-            return "on"
-        if state == "off":
-            return "off"
-        raise self._failed("status", result)
-
-    async def set_power(self, state: Power) -> None:
-        result = await self._run(state)
-        if result.returncode != 0:
-            raise self._failed(state, result)
-
-    async def close(self) -> None:
-        return None

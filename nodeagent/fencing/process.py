@@ -17,6 +17,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from controller.api.fencing import PowerState
+from nodeagent.fencing.base import FenceError, Power
+
 OUTPUT_TAIL = 400
 
 
@@ -75,3 +78,31 @@ def status_from_exit(code: int) -> str | None:
     """The fence agents' status convention (exec devices follow it): 0 on, 2 off,
     anything else: the status is unknown (pure)."""
     return {0: "on", 2: "off"}.get(code)
+
+
+class ProgramDriver:
+    """Power through a program that answers as fence agents do (exec devices, fence_*
+    agents): `_run(action)` runs it, `_failed` words its failure."""
+
+    async def _run(self, action: str) -> ProgramResult:
+        raise NotImplementedError
+
+    def _failed(self, action: str, result: ProgramResult) -> FenceError:
+        raise NotImplementedError
+
+    async def power(self) -> PowerState:
+        result = await self._run("status")
+        state = status_from_exit(result.returncode)
+        if state == "on":
+            return "on"
+        if state == "off":
+            return "off"
+        raise self._failed("status", result)
+
+    async def set_power(self, state: Power) -> None:
+        result = await self._run(state)
+        if result.returncode != 0:
+            raise self._failed(state, result)
+
+    async def close(self) -> None:
+        return None
