@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from lab.cluster import VigilLab
 from lab.observer import VipObserver
 from lab.testing import unique_lab_name
 
+from .helpers import watched_lab
+
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "unshare", "nsenter", "nft")),
     reason="cluster lab tests need root and ip/unshare/nsenter/nft",
@@ -26,28 +27,7 @@ needs_root = pytest.mark.skipif(
 
 @pytest.fixture
 def watched(tmp_path: Path) -> Iterator[tuple[VigilLab, VipObserver]]:
-    lab = VigilLab(unique_lab_name("vc"), 3, disk_root=tmp_path / "disks")
-    lab.up()  # tears itself down if it fails
-    observer = VipObserver(lab, lab.vip())
-    try:
-        observer.start()
-        yield lab, observer
-    finally:
-        observer.stop()
-        if observer.history():
-            sys.stderr.write(
-                f"\nobserver {observer.address}: {len(observer.samples)} rounds, longest "
-                f"interval {observer.max_interval() * 1000:.0f} ms, "
-                f"{len(observer.unconfirmed)} unconfirmed, holders over time: "
-                + ", ".join(
-                    f"{s.time:.2f}:{','.join(sorted(s.holders)) or '-'}" for s in observer.history()
-                )
-                + "\n"
-            )
-        lab.down()
-    assert observer.overlaps == [], (
-        f"{observer.address} was on two powered nodes at once: {observer.overlaps[:5]}"
-    )
+    yield from watched_lab(VigilLab(unique_lab_name("vc"), 3, disk_root=tmp_path / "disks"))
 
 
 @pytest.fixture

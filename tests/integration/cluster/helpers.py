@@ -6,10 +6,12 @@ import itertools
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from lab.cluster import VigilLab
+from lab.observer import VipObserver
 
 # Runs in the client namespace; CLOCK_MONOTONIC is shared with the test process (the lab
 # makes no time namespace), so its timestamps compare with the test's.
@@ -109,3 +111,30 @@ def wait_until(what: str, check: Any, within: float, every: float = 0.2) -> Any:
             return last
         time.sleep(every)
     raise AssertionError(f"{what}: not within {within:g} s (last: {last!r})")
+
+
+def watched_lab(lab: VigilLab) -> Iterator[tuple[VigilLab, VipObserver]]:
+    """Bring `lab` up under a VipObserver of its VIP, for a fixture to yield from; the
+    teardown fails the test if the VIP was ever on two powered nodes at once
+    (docs/safety.md)."""
+    lab.up()  # tears itself down if it fails
+    observer = VipObserver(lab, lab.vip())
+    try:
+        observer.start()
+        yield lab, observer
+    finally:
+        observer.stop()
+        if observer.history():
+            sys.stderr.write(
+                f"\nobserver {observer.address}: {len(observer.samples)} rounds, longest "
+                f"interval {observer.max_interval() * 1000:.0f} ms, "
+                f"{len(observer.unconfirmed)} unconfirmed, holders over time: "
+                + ", ".join(
+                    f"{s.time:.2f}:{','.join(sorted(s.holders)) or '-'}" for s in observer.history()
+                )
+                + "\n"
+            )
+        lab.down()
+    assert observer.overlaps == [], (
+        f"{observer.address} was on two powered nodes at once: {observer.overlaps[:5]}"
+    )

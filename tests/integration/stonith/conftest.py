@@ -15,32 +15,11 @@ from lab import state
 from lab.cluster import VigilLab
 from lab.observer import VipObserver
 from lab.testing import unique_lab_name
+from tests.integration.cluster.helpers import watched_lab
 
 needs_ipmi_sim = pytest.mark.skipif(
     shutil.which("ipmi_sim") is None, reason="needs Debian's openipmi (ipmi_sim)"
 )
-
-
-def watched_lab(lab: VigilLab) -> Iterator[tuple[VigilLab, VipObserver]]:
-    lab.up()
-    observer = VipObserver(lab, lab.vip())
-    try:
-        observer.start()
-        yield lab, observer
-    finally:
-        observer.stop()
-        if observer.history():
-            sys.stderr.write(
-                f"\nobserver {observer.address}: holders over time: "
-                + ", ".join(
-                    f"{s.time:.2f}:{','.join(sorted(s.holders)) or '-'}" for s in observer.history()
-                )
-                + "\n"
-            )
-        lab.down()
-    assert observer.overlaps == [], (
-        f"{observer.address} was on two powered nodes at once: {observer.overlaps[:5]}"
-    )
 
 
 @contextlib.contextmanager
