@@ -22,7 +22,7 @@ from pathlib import Path
 
 import bcrypt
 
-from lab.bmc import EMU
+from lab.bmc import EMU, Bmc, lan_conf
 
 CHASSIS = """#!/bin/sh
 # ipmi_sim's chassis_control protocol: get power -> power:0|1; set power 0|1.
@@ -89,24 +89,9 @@ class IpmiSim:
         chassis.write_text(CHASSIS)
         chassis.chmod(0o700)
         self.set_power(True)
-        auths = "none md2 md5 straight"
-        _private(
-            self.dir / "lan.conf",
-            f"""name "test"
-set_working_mc 0x20
-  startlan 1
-    addr 127.0.0.1 {self.port}
-    priv_limit admin
-    allowed_auths_callback {auths}
-    allowed_auths_user {auths}
-    allowed_auths_operator {auths}
-    allowed_auths_admin {auths}
-    guid {secrets.token_hex(16)}
-  endlan
-  chassis_control "{chassis}"
-  user 2 true "{self.username}" "{self.password}" admin 10 {auths}
-""",
-        )
+        # The lab's BMC configuration (lab/bmc.py), on loopback with this port.
+        bmc = Bmc("test", "127.0.0.1", self.port, self.username, self.password, self.dir)
+        _private(self.dir / "lan.conf", lan_conf(bmc, [str(chassis)]))
         (self.dir / "sim.emu").write_text(EMU)
         (self.dir / "state").mkdir(exist_ok=True)
         with (self.dir / "sim.log").open("ab") as log:
