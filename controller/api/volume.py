@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
@@ -133,6 +133,17 @@ class ReplicatedVolumeSpec(ApiModel):
     )
 
 
+class SyncProgress(ApiModel):
+    direction: Literal["SyncSource", "SyncTarget"] = Field(
+        description="SyncSource sends the blocks its peer missed; SyncTarget receives them."
+    )
+    done_bytes: int = Field(ge=0, description="Bytes resynced so far.")
+    total_bytes: int = Field(ge=0, description="Bytes this resync has to send.")
+    percent: float = Field(ge=0, le=100, description="Progress in percent.")
+    rate: float | None = Field(default=None, description="Recent speed in bytes per second.")
+    eta_seconds: float | None = Field(default=None, description="Seconds left at the recent speed.")
+
+
 class ReplicaStatus(ApiModel):
     node: str = Field(description="Node of the replica.")
     role: Literal["Primary", "Secondary", "Unknown"] = Field(
@@ -141,8 +152,28 @@ class ReplicaStatus(ApiModel):
     disk_state: Literal[
         "UpToDate", "Outdated", "Inconsistent", "Diskless", "Consistent", "Unknown"
     ] = Field(default="Unknown", description="Disk state, as DRBD's.")
-    connection: str = Field(default="Unknown", description="Connection state to the peer.")
-    sync_percent: float | None = Field(default=None, description="Resync progress in percent.")
+    connection: str = Field(
+        default="Unknown",
+        description=(
+            "Connection to the peer: StandAlone, Connecting, Connected, SyncSource, SyncTarget, "
+            "SplitBrain, Refused; Unknown when the replica does not run."
+        ),
+    )
+    peer_role: Literal["Primary", "Secondary"] | None = Field(
+        default=None, description="The connected peer's role, as this replica sees it."
+    )
+    sync: SyncProgress | None = Field(default=None, description="The resync under way, if any.")
+    out_of_sync_bytes: int = Field(
+        default=0, ge=0, description="Bytes this replica knows differ from its peer (bitmap)."
+    )
+    split_brain: bool = Field(
+        default=False,
+        description="Both sides changed the data apart; nothing is resynced until resolved.",
+    )
+    last_error: str | None = Field(default=None, description="The replica's last error.")
+    observed_at: datetime | None = Field(
+        default=None, description="When the node that runs this replica last wrote this entry."
+    )
 
 
 class ReplicatedVolumeStatus(Status):
