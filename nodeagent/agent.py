@@ -68,6 +68,8 @@ from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
 from nodeagent.selffence import WatchdogSettings
 from nodeagent.two_node import TwoNodeSurvivor
+from nodeagent.volumes.command import ReplicaFiles
+from nodeagent.volumes.supervisor import VolumeSupervisor, store_config_text, write_store_config
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,7 @@ class Agent:
             netns=self.netns,
         )
         self._spawn(self.reconciler.run(), "reconciler")
+        self._spawn(self._volume_supervisor().run(), "volumes")
         self._spawn(
             keep_local_status(
                 local_status_path(self.run_dir), self._local_status, self.liveness.subscribe()
@@ -180,6 +183,24 @@ class Agent:
             if join is not None:
                 self._closers.append(join.close)
                 log.info("serving joins on port %d", join.port)
+
+    def _volume_supervisor(self) -> VolumeSupervisor:
+        """The replicas of this node's volumes; they keep outdate records in the store with
+        this node's client certificate, and use its server certificate for TLS links."""
+        assert self.store is not None and self.informer is not None
+        p = self.config.pki
+        files = ReplicaFiles(
+            store_config=self.run_dir / "volumes" / "store.json",
+            tls_cert=p.server_cert,
+            tls_key=p.server_key,
+            tls_ca=p.ca_cert,
+        )
+        endpoints, cluster = list(self.config.etcd.client_urls), self.config.cluster
+        text = store_config_text(endpoints, cluster, p.ca_cert, p.client_cert, p.client_key)
+        write_store_config(files.store_config, text)
+        return VolumeSupervisor(
+            self.node, self.store, self.informer, self.run_dir, files, p.heartbeat_key
+        )
 
     def _start_two_node_roles(self) -> None:
         """In two-node mode: fence a lost peer and carry the store on alone; join the store

@@ -13,15 +13,10 @@ from controller.api.group import ResourceGroup
 from controller.api.meta import Object
 from controller.api.volume import ReplicatedVolume
 
-VOLUMES = (
-    "ReplicatedVolume objects are not available in this version of Vigil: no node runs a "
-    "replicated volume for Vigil yet. Replicate the disk with `blockrepl serve` (or DRBD) "
-    "outside Vigil until volume resources land"
-)
-VOLUME_RESOURCE = (
-    "volume resources are not available in this version of Vigil: no node has an actuator "
-    "for them yet. Promote the disk outside Vigil, or run DRBD's OCF agent as a service "
-    "(service: {ocf: {agent: linbit:drbd, ...}})"
+VOLUME_SIZE = (
+    "spec.size is not available in this version of Vigil: a replica uses its whole disk "
+    "minus the metadata area. Remove size, and give each replica a disk (a partition, a "
+    "logical volume or a file) of the size you want"
 )
 FILESYSTEM_RESOURCE = (
     "filesystem resources are not available in this version of Vigil: no node has an "
@@ -38,11 +33,10 @@ def unavailable(obj: Object) -> list[Problem]:
         found.append(Problem(path, message))
 
     if isinstance(obj, ReplicatedVolume):
-        refuse(("spec",), VOLUMES)
+        if obj.spec.size is not None:
+            refuse(("spec", "size"), VOLUME_SIZE)
     elif isinstance(obj, ResourceGroup):
         for i, resource in enumerate(obj.spec.resources):
-            if resource.volume is not None:
-                refuse(("spec", "resources", i, "volume"), VOLUME_RESOURCE)
             if resource.filesystem is not None:
                 refuse(("spec", "resources", i, "filesystem"), FILESYSTEM_RESOURCE)
     return found

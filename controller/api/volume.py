@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
 from controller.api.fields import AbsPath, HostPort, Name
-from controller.api.meta import ApiModel, Object, Status
+from controller.api.meta import ApiModel, Object, Status, Timestamp
 from controller.api.splitbrain import AFTER_SB_0PRI, DISCARD_NODE
 from controller.api.units import Duration, Size
 
@@ -99,7 +99,10 @@ class ReplicatedVolumeSpec(ApiModel):
     )
     secret_file: AbsPath | None = Field(
         default=None,
-        description="File with the shared secret that authenticates the peers (cram-hmac).",
+        description=(
+            "File with the shared secret that authenticates the peers (cram-hmac); by "
+            "default each node derives the volume's secret from the cluster key."
+        ),
     )
     resync_rate: Size = Field(
         default=200 << 20, description="Maximum resync bandwidth per second, e.g. 200M."
@@ -171,7 +174,7 @@ class ReplicaStatus(ApiModel):
         description="Both sides changed the data apart; nothing is resynced until resolved.",
     )
     last_error: str | None = Field(default=None, description="The replica's last error.")
-    observed_at: datetime | None = Field(
+    observed_at: Timestamp | None = Field(
         default=None, description="When the node that runs this replica last wrote this entry."
     )
 

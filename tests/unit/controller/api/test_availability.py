@@ -19,16 +19,33 @@ def refusals(directory: str) -> dict[str, list[str]]:
     return out
 
 
-def test_the_seed_scenario_asks_for_two_parts_not_built_yet() -> None:
-    # Two-node mode (nodeagent/two_node.py) and serial heartbeat links
-    # (nodeagent/heartbeat/serial.py) are built: not refused.
+def test_the_seed_scenario_asks_only_for_what_is_not_built_yet() -> None:
+    # Replicated volumes and volume resources run (nodeagent/volumes/, actuators/volume.py);
+    # two-node mode and serial heartbeat links too.
     found = refusals(str(EXAMPLES / "pg"))
-    assert sorted(found) == ["ReplicatedVolume/pgdata", "ResourceGroup/pg"]
-    assert found["ReplicatedVolume/pgdata"][0].startswith("spec: ReplicatedVolume objects")
+    assert sorted(found) == ["ResourceGroup/pg"]
     group = found["ResourceGroup/pg"]
-    assert group[0].startswith("spec.resources[0].volume: volume resources are not")
-    assert group[1].startswith("spec.resources[1].filesystem:")
-    assert "heartbeat:Filesystem" in group[1]
+    assert group[0].startswith("spec.resources[1].filesystem:")
+
+
+def test_a_volume_size_is_refused_until_replicas_can_use_part_of_a_disk() -> None:
+    volume = decode(
+        {
+            "apiVersion": "ha.vigil.dev/v1alpha1",
+            "kind": "ReplicatedVolume",
+            "metadata": {"name": "v"},
+            "spec": {
+                "size": "1G",
+                "replicas": [
+                    {"node": "a", "disk": "/dev/sdb", "address": "10.0.0.1:7789"},
+                    {"node": "b", "disk": "/dev/sdb", "address": "10.0.0.2:7789"},
+                ],
+            },
+        }
+    )
+    (problem,) = unavailable(volume)
+    assert problem.dotted == "spec.size"
+    assert "Remove size" in problem.message
 
 
 def test_what_runs_today_passes() -> None:

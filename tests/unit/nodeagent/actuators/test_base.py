@@ -16,7 +16,6 @@ from nodeagent.actuators import (
     NoActuatorError,
     Observation,
     State,
-    default_registry,
 )
 from nodeagent.actuators.base import actuator_kind
 
@@ -87,10 +86,9 @@ def test_registry_finds_kinds_and_service_variants_and_plugs_new_kinds() -> None
     assert actuator_kind(resource({"service": {"exec": {"command": ["a"]}}})) == "service.exec"
     assert actuator_kind(resource({"ip": {"address": "10.0.0.1/24"}})) == "ip"
     volume = resource({"volume": {"name": "pgdata"}})
-    with pytest.raises(NoActuatorError, match="grp/sw: volume resources have no actuator on this"):
-        default_registry.create(volume, ctx())
-
     registry = ActuatorRegistry()
+    with pytest.raises(NoActuatorError, match="grp/sw: volume resources have no actuator on this"):
+        registry.create(volume, ctx())
 
     @registry.register("volume")
     def make(r: Resource, c: ActuatorContext) -> Actuator:

@@ -26,6 +26,7 @@ from nodeagent.actuators.service_lsb import LsbActuator
 from nodeagent.actuators.service_ocf import OcfActuator
 from nodeagent.actuators.service_systemd import SystemdActuator
 from nodeagent.actuators.vip import VipActuator
+from nodeagent.actuators.volume import VolumeActuator
 from nodeagent.probes import ProbeRunner
 from tests.paths import EXAMPLES
 
@@ -80,7 +81,6 @@ SHAPES: list[dict[str, Any]] = [
 ]
 # Accepted by the API, with no actuator on any node yet (their own issue).
 NOT_YET = [
-    {"volume": {"name": "pgdata"}},
     {"filesystem": {"device": "/dev/sdb1", "mountPoint": "/srv/pg", "options": ["noatime"]}},
 ]
 
@@ -106,7 +106,10 @@ def test_the_examples_hold_ip_and_service_resources() -> None:
 
 @pytest.mark.parametrize(
     "resource",
-    [*SHAPES, *[r.to_dict() for r in example_resources() if r.type in ("ip", "service")]],
+    [
+        *SHAPES,
+        *[r.to_dict() for r in example_resources() if r.type in ("ip", "service", "volume")],
+    ],
     ids=lambda r: str(r)[:60],
 )
 def test_every_accepted_shape_makes_an_actuator(resource: dict[str, Any]) -> None:
@@ -117,6 +120,9 @@ def test_every_accepted_shape_makes_an_actuator(resource: dict[str, Any]) -> Non
         assert isinstance(actuator, VipActuator)
         assert actuator.address == ipaddress.ip_interface(spec.ip.address)
         assert actuator.refresh_interval == spec.ip.arp.refresh.total_seconds()
+    elif spec.volume is not None:
+        assert isinstance(actuator, VolumeActuator)
+        assert actuator.volume == spec.volume.name
     elif spec.service is not None:
         service = spec.service
         if service.systemd is not None:
