@@ -1,0 +1,95 @@
+"""A client that commits numbered transactions through the VIP without pause, and says
+which commits PostgreSQL acknowledged. Run in the lab's client namespace:
+
+    python -m lab.pg_client HOST [--port 5432] [--start N]
+
+Each line on stdout is `<monotonic time> ok <n>` once the COMMIT of row n returned, or
+`<monotonic time> err <n> <reason>` when it did not (n's fate is then unknown: the server
+may have committed it before the answer was lost, so it is never counted either way), or
+`<monotonic time> down <reason>` for a connection attempt that failed. After an error the
+client connects again and goes on with n + 1. The lab makes no time
+namespace, so the times compare with the test's time.monotonic().
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+
+import psycopg
+
+# Short tries: while the VIP moves, a connection attempt that went to the dead node is
+# given up soon and made again, so the first commit on the new node is seen at once.
+CONNECT_TIMEOUT = 0.5
+# A statement that gets no answer (the server's node lost power mid-commit).
+STATEMENT_TIMEOUT = 2.0
+TABLE = "CREATE TABLE IF NOT EXISTS commits (n bigint PRIMARY KEY, at timestamptz DEFAULT now())"
+
+
+def say(*parts: object) -> None:
+    print(f"{time.monotonic():.4f}", *parts, flush=True)
+
+
+def reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else type(exc).__name__
+
+
+async def connect(host: str, port: int) -> psycopg.AsyncConnection[tuple[object, ...]]:
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        conn = await psycopg.AsyncConnection.connect(
+            host=host, port=port, user="postgres", dbname="postgres", autocommit=True
+        )
+    async with asyncio.timeout(STATEMENT_TIMEOUT):
+        await conn.execute(TABLE)
+    return conn
+
+
+async def drop(conn: psycopg.AsyncConnection[tuple[object, ...]] | None) -> None:
+    if conn is not None:
+        try:
+            async with asyncio.timeout(0.2):
+                await conn.close()
+        except (TimeoutError, psycopg.Error, OSError):
+            pass
+
+
+async def run(host: str, port: int, start: int, count: int | None) -> None:
+    n = start
+    conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+    while count is None or n < start + count:
+        if conn is None:
+            try:
+                conn = await connect(host, port)
+            except (TimeoutError, psycopg.Error, OSError) as exc:
+                say("down", reason(exc))
+                await asyncio.sleep(0.02)
+                continue
+        try:
+            async with asyncio.timeout(STATEMENT_TIMEOUT):
+                await conn.execute("INSERT INTO commits (n) VALUES (%s)", (n,))
+            say("ok", n)
+        except (TimeoutError, psycopg.Error, OSError) as exc:
+            say("err", n, reason(exc))
+            await drop(conn)
+            conn = None
+        n += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="pg_client", description=__doc__.splitlines()[0])
+    ap.add_argument("host")
+    ap.add_argument("--port", type=int, default=5432)
+    ap.add_argument("--start", type=int, default=1, help="first row number")
+    ap.add_argument("--count", type=int, help="stop after this many (default: never)")
+    args = ap.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(args.host, args.port, args.start, args.count))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
