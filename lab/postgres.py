@@ -88,6 +88,7 @@ spec:
   placement:
     nodes: [{{name: {nodes[0]}, score: 100}}, {{name: {nodes[1]}, score: 50}}]
     restricted: true
+    stickiness: 100
   resources:
     - volume: {{name: {volume}}}
     - filesystem: {{device: "volume:{volume}", mountPoint: {mount}, fsType: ext4}}
@@ -183,9 +184,7 @@ with psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user="postgres",
 
 def committed_rows(vlab: VigilLab, address: str) -> set[int]:
     """Every row number in the table, read through the VIP from the client namespace."""
-    proc = vlab.lab.exec_in(
-        "client", [sys.executable, "-c", _ROWS, address, str(PORT)], timeout=30
-    )
+    proc = vlab.lab.exec_in("client", [sys.executable, "-c", _ROWS, address, str(PORT)], timeout=30)
     if proc.returncode != 0:
         raise LabError(f"reading the commits table through {address}: {proc.stderr.strip()}")
     return {int(x) for x in proc.stdout.split()}

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from lab.cluster import VigilLab
+from lab.volume_observer import VolumeObserver
 from lab.volumes import create_disks, initial_sync, replica, volume_manifest, wait_replicas
 from tests.integration.cluster.helpers import wait_until
 
@@ -64,6 +65,12 @@ def test_the_volume_is_primary_only_where_its_group_runs(vlab: VigilLab) -> None
     )
     assert set(reported) == set(nodes)
 
+    with VolumeObserver(vlab, "data", "/nonexistent") as observer:
+        moves(vlab, nodes)
+    observer.assert_never_twice()
+
+
+def moves(vlab: VigilLab, nodes: tuple[str, str]) -> None:
     assert vlab.apply(group(vlab, nodes)).code == 0
     active = vlab.wait_running("vg", 30)
     assert active == nodes[0]
