@@ -2,13 +2,18 @@
 
 Builds a lab (a namespace per node, a client, a bridge, and a BMC per node: an IPMI
 simulator that really powers its node off and on), boots `vigil-agent` with its own etcd
-member on every node, with fencing on through those BMCs, applies a ResourceGroup (an
-HTTP service behind a floating IP), then cuts the power of the node running it and
-measures, from the client, how long the floating IP did not answer: the lost node is
-fenced (power off through IPMI, read back off) before the service starts elsewhere.
-Everything it creates is removed on exit.
+member on every node, with fencing on through those BMCs, then runs a scenario:
 
-    .venv/bin/python -m lab.demo [--timing default|tuned] [--keep]
+- `postgres` (the default, lab/demo_pg.py): PostgreSQL on a replicated volume (protocol
+  C, ext4) behind a floating IP; a client commits numbered rows through it without pause,
+  the active node loses power, and the demo prints the outage and the commits lost (0).
+- `vip`: an HTTP service behind a floating IP; the active node loses power and the demo
+  measures, from the client, how long the floating IP did not answer.
+
+Either way the lost node is fenced (power off through IPMI, read back off) before the
+service starts elsewhere. Everything it creates is removed on exit.
+
+    .venv/bin/python -m lab.demo [--scenario postgres|vip] [--timing default|tuned] [--keep]
 """
 
 from __future__ import annotations
@@ -42,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timing", choices=("default", "tuned"), default="default")
     parser.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    parser.add_argument(
+        "--scenario",
+        choices=("postgres", "vip"),
+        default="postgres",
+        help="postgres: PostgreSQL on a replicated volume (default); vip: a web service",
+    )
     args = parser.parse_args(argv)
     timing = DEFAULT_TIMING if args.timing == "default" else TUNED_TIMING
     disks = tempfile.mkdtemp(prefix="vigil-demo-")
@@ -57,59 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"every agent connected and a leader elected in {time.monotonic() - started:.1f} s")
         show(lab, "status")
-        say(f"Applying a web service behind the floating IP {lab.vip()}")
-        spec = lab.web_group()
-        print(spec)
-        result = lab.apply(spec)
-        sys.stdout.write(result.out or result.err)
-        active = lab.wait_running("web")
-        show(lab, "status")
-        print(f"client -> http://{lab.vip()}/ answers: {lab.get(lab.vip())}")
+        if args.scenario == "postgres":
+            from lab.demo_pg import postgres_scenario
 
-        say(f"Power loss of {active}, the node running the service")
-        probe = lab.lab.popen_in(
-            "client",
-            [sys.executable, "-S", str(PROBE), lab.vip(), "--interval", "0.01", "--timeout", "0.3"],
-            stdout=-1,
-            text=True,
-        )
-        time.sleep(1.0)
-        killed_at = time.monotonic()
-        lab.lab.kill(active)
-        # The client's own answers say when the service is back; asking `ha status` in a
-        # loop meanwhile would only load the CPU during the failover being measured.
-        assert probe.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = probe.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            seen = json.loads(line)
-            if seen["node"] not in (None, active) and seen["t1"] > killed_at:
-                break
-        probe.send_signal(signal.SIGTERM)
-        out, _ = probe.communicate(timeout=30)
-        answers = [json.loads(x) for x in [*lines, *out.splitlines()] if x.startswith("{")]
-        first = min(
-            (a["t1"] for a in answers if a["node"] not in (None, active) and a["t1"] > killed_at),
-            default=None,
-        )
-        survivor = lab.wait_running("web", not_on=active, within=30)
-        show(lab, "status")
-        print(f"client -> http://{lab.vip()}/ answers: {lab.get(lab.vip())}")
-        if first is None:
-            print(f"the floating IP never answered from {survivor} in the probe window")
-            return 1
-        say(
-            f"The service answered from {survivor} {first - killed_at:.3f} s after {active} "
-            f"lost power ({len(answers)} connection attempts, one every 10 ms)"
-        )
-        show(lab, "events", "rg", "web")
-        say(f"How {active} was fenced before the service moved")
-        show(lab, "events", "node", active)
-        return 0
+            return postgres_scenario(lab)
+        return vip_scenario(lab)
     finally:
         if args.keep:
             print(
@@ -118,6 +81,62 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             lab.down()
+
+
+def vip_scenario(lab: VigilLab) -> int:
+    say(f"Applying a web service behind the floating IP {lab.vip()}")
+    spec = lab.web_group()
+    print(spec)
+    result = lab.apply(spec)
+    sys.stdout.write(result.out or result.err)
+    active = lab.wait_running("web")
+    show(lab, "status")
+    print(f"client -> http://{lab.vip()}/ answers: {lab.get(lab.vip())}")
+
+    say(f"Power loss of {active}, the node running the service")
+    probe = lab.lab.popen_in(
+        "client",
+        [sys.executable, "-S", str(PROBE), lab.vip(), "--interval", "0.01", "--timeout", "0.3"],
+        stdout=-1,
+        text=True,
+    )
+    time.sleep(1.0)
+    killed_at = time.monotonic()
+    lab.lab.kill(active)
+    # The client's own answers say when the service is back; asking `ha status` in a
+    # loop meanwhile would only load the CPU during the failover being measured.
+    assert probe.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = probe.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        seen = json.loads(line)
+        if seen["node"] not in (None, active) and seen["t1"] > killed_at:
+            break
+    probe.send_signal(signal.SIGTERM)
+    out, _ = probe.communicate(timeout=30)
+    answers = [json.loads(x) for x in [*lines, *out.splitlines()] if x.startswith("{")]
+    first = min(
+        (a["t1"] for a in answers if a["node"] not in (None, active) and a["t1"] > killed_at),
+        default=None,
+    )
+    survivor = lab.wait_running("web", not_on=active, within=30)
+    show(lab, "status")
+    print(f"client -> http://{lab.vip()}/ answers: {lab.get(lab.vip())}")
+    if first is None:
+        print(f"the floating IP never answered from {survivor} in the probe window")
+        return 1
+    say(
+        f"The service answered from {survivor} {first - killed_at:.3f} s after {active} "
+        f"lost power ({len(answers)} connection attempts, one every 10 ms)"
+    )
+    show(lab, "events", "rg", "web")
+    say(f"How {active} was fenced before the service moved")
+    show(lab, "events", "node", active)
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ runs, and every placement change is counted: a spurious failover is a failure.
 same with fencing through the lab's IPMI BMCs: the lost node is powered off and read back
 off before its group moves) and 2-node-ipmi (two-node mode: the survivor fences its peer
 through IPMI, restarts the store alone, then recovers the group). Fencing is "off" in the
-lab: a lab node would be back in a second, a server in minutes.
+lab: a lab node would be back in a second, a server in minutes. 3-node-pg is the seed
+scenario (failover_pg.py): PostgreSQL on a replicated volume with IPMI fencing, the gap
+measured from the power loss to the first new commit through the VIP, and the commits
+acknowledged and lost counted.
 
     .venv/bin/python -m tests.bench.failover [--kills 20] [--timing default tuned]
         [--clusters 3-node 2-node-ipmi] [--load] [--etcd-leader-share 0.5] [--soak 600]
@@ -44,11 +47,12 @@ from typing import Any
 from lab import state
 from lab.cluster import DEFAULT_TIMING, TUNED_TIMING, VigilLab
 from lab.testing import unique_lab_name
+from tests.bench.failover_pg import run_pg
 
 RESULTS = Path(__file__).parent / "results"
 PROBE = Path(__file__).resolve().parents[2] / "lab" / "probe_client.py"
 TIMINGS = {"default": DEFAULT_TIMING, "tuned": TUNED_TIMING}
-CLUSTERS = ("3-node", "3-node-ipmi", "2-node-ipmi")
+CLUSTERS = ("3-node", "3-node-ipmi", "2-node-ipmi", "3-node-pg")
 
 
 def make_lab(cluster: str, timing: dict[str, str], disks: str) -> VigilLab:
@@ -332,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     for cluster in args.clusters:
         for name in args.timing:
             print(f"== {cluster}, {name} timings: {TIMINGS[name]}", flush=True)
+            if cluster == "3-node-pg":
+                results[f"{cluster}/{name}"] = run_pg(
+                    TIMINGS[name], args.kills, args.seed, percentile,
+                    hog_cpus if args.load else list,
+                )  # fmt: skip
+                continue
             results[f"{cluster}/{name}"] = run_config(
                 cluster,
                 name,
@@ -364,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
             else "   n/a"
         )
         leader_kills = f"{r['etcd_leader_kills']} ({fmt(r['gap_max_etcd_leader_killed_s'])})"
+        if "commits_lost" in r:
+            soak_text = (
+                f"commits acknowledged {r['commits_acknowledged']}, lost {r['commits_lost']}"
+            )
         print(
             f"{name:<24} {r['answered']:>2}/{r['kills']:<2} {fmt(r['gap_min_s'])} "
             f"{fmt(r['gap_median_s'])} {fmt(r['gap_p95_s'])} {fmt(r['gap_max_s'])} "
