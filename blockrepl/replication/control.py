@@ -1,6 +1,7 @@
 """Control socket: one JSON request per line on a unix socket, one JSON answer per line.
 
-Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false}``, ``{"cmd": "demote"}``,
+Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false, "peer_lost": false}``
+(peer_lost: the cluster knows the peer is gone; node.py ``promote``), ``{"cmd": "demote"}``,
 ``{"cmd": "set-resync-rate", "rate": BYTES_PER_S}`` (0 = unlimited),
 ``{"cmd": "outdate"}`` (outdating.py),
 ``{"cmd": "verify", "resync": false, "start": 0}``, ``{"cmd": "verify-stop"}`` (verify.py),
@@ -63,7 +64,10 @@ class ControlServer:
                 raise ValueError("request must be a JSON object")
             cmd = req.get("cmd")
             if cmd == "promote":
-                await self.node.promote(force=bool(req.get("force", False)))
+                await self.node.promote(
+                    force=bool(req.get("force", False)),
+                    peer_lost=bool(req.get("peer_lost", False)),
+                )
             elif cmd == "demote":
                 await self.node.demote()
             elif cmd == "outdate":

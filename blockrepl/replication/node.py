@@ -404,14 +404,21 @@ class ReplicaNode:
             "last_error": self.last_error,
             "disk_error": diskless.error_status(self),
             "outdatePeer": self.outdate_status,
+            "peer_id": self.cfg.peer_id or None,
         }
 
     # ------------------------------------------------------------------ roles
-    async def promote(self, force: bool = False) -> None:
+    async def promote(self, force: bool = False, peer_lost: bool = False) -> None:
+        """`peer_lost`: the caller knows the peer is gone (the cluster fenced it, or its
+        lease ended), so its link is dropped now instead of after --timeout, and with
+        --outdate-peer resource-only the peer is outdated in the store before this replica
+        becomes Primary: a peer still alive then finds the record naming it."""
         if self.is_primary:
             return
         if self.disk.detached:
             raise RoleError(diskless.NO_RECONNECT)
+        if peer_lost:
+            await outdating.drop_lost_peer(self)
         conn = self.conn
         if conn is not None and conn.peer_primary:
             raise RoleError("the connected peer is Primary; demote it first (one Primary only)")

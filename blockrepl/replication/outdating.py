@@ -76,6 +76,28 @@ async def outdate_peer(node: ReplicaNode) -> None:
         log.warning("outdating peer %s: %s; writes continue (resource-only)", peer, result)
 
 
+async def drop_lost_peer(node: ReplicaNode, within: float = 5.0) -> None:
+    """Promotion after the cluster declared the peer lost: drop the link at once (it would
+    time out anyway) and, with resource-only, outdate the peer before promoting."""
+    conn = node.conn
+    if conn is not None:
+        conn.fail(ConnectionError("the cluster declared the peer lost"))
+        # The session's cleanup clears node.conn; nothing else signals it, and this runs
+        # once per failover.
+        async with asyncio.timeout(within):
+            while node.conn is not None:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    if not active(node):
+        return
+    assert node.outdater is not None
+    peer = node.cfg.peer_id
+    gen = node.store.generation.current
+    result = await node.outdater.outdate_peer(node.cfg.volume, peer, gen)
+    node.outdate_status = _describe(peer, gen, result)
+    if not result.peer_safe:
+        raise RoleError(f"cannot promote: outdating the lost peer {peer!r} failed: {result}")
+
+
 def _describe(peer: str, gen: int, result: OutdateResult) -> dict[str, Any]:
     return {
         "peer": peer,

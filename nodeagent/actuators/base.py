@@ -43,7 +43,8 @@ class ActuatorContext:
 
     `resource` is the cluster-wide resource name (used in messages, PID files and as the
     OCF instance name). `netns` runs the actuator inside a named network namespace
-    (tests, and nodes that keep service addresses in a namespace).
+    (tests, and nodes that keep service addresses in a namespace). `peer_dead` answers
+    from this node's heartbeat membership.
     """
 
     resource: str
@@ -51,6 +52,10 @@ class ActuatorContext:
     netns: str | None = None
     # Pacemaker's operation defaults are 20 s too.
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # Whether this node's membership counts a node dead: its serving lease is over, so it
+    # runs nothing of the cluster's (a volume promotes without waiting for the dead
+    # peer's replication link to time out). None: nothing is known.
+    peer_dead: Callable[[str], bool] | None = None
 
 
 def instance_name(resource: str) -> str:

@@ -37,9 +37,17 @@ class VolumeActuator(Actuator):
     def where(self) -> str:
         return f"replica of volume {self.volume}"
 
-    async def _ask(self, cmd: str) -> dict[str, object]:
+    async def _peer_is_dead(self) -> bool:
+        if self.ctx.peer_dead is None:
+            return False
+        answer = await self._ask("status")
+        status = answer.get("status")
+        peer = status.get("peer_id") if isinstance(status, dict) else None
+        return isinstance(peer, str) and bool(peer) and self.ctx.peer_dead(peer)
+
+    async def _ask(self, cmd: str, **extra: object) -> dict[str, object]:
         try:
-            return await request(self.control, cmd, timeout=5.0)
+            return await request(self.control, cmd, timeout=5.0, **extra)
         except ReplicaUnreachable as exc:
             raise self.error(
                 f"the replica does not answer ({exc})",
@@ -69,7 +77,15 @@ class VolumeActuator(Actuator):
             if answer.get("ok"):
                 return
             why = str(answer.get("error"))
-            if not any(why.startswith(p) for p in _PASSING):
+            if why.startswith(_PASSING) and await self._peer_is_dead():
+                # The peer's link would time out in a second or two; the membership
+                # already knows it is dead (and, with fencing on, the leader placed the
+                # group here only after fencing it).
+                answer = await self._ask("promote", peer_lost=True)
+                if answer.get("ok"):
+                    return
+                why = str(answer.get("error"))
+            if not why.startswith(_PASSING):
                 raise self.error(
                     f"promote refused: {why}",
                     "this replica's data must not be promoted; run the group where the "

@@ -166,6 +166,10 @@ class Reconciler:
         )
         return seen is not None and seen.alive and same
 
+    def _peer_dead(self, node: str) -> bool:
+        seen = self.liveness.liveness().get(node)
+        return seen is not None and seen.state == "dead"
+
     async def turn(self) -> None:
         async with self._lock:
             self.turns += 1
@@ -334,7 +338,11 @@ class Reconciler:
                 if managed is not None:
                     self._retired.append(managed)
                 ctx = ActuatorContext(
-                    resource=key, run_dir=self.run_dir, netns=self.netns, timeouts=resource.timeouts
+                    resource=key,
+                    run_dir=self.run_dir,
+                    netns=self.netns,
+                    timeouts=resource.timeouts,
+                    peer_dead=self._peer_dead,
                 )
                 try:
                     managed = Managed(spec_text, self.registry.create(resource, ctx))

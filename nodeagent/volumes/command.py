@@ -78,14 +78,9 @@ def serve_command(
     argv += ["--secret-file", spec.secret_file or str(derived_secret_file(run_dir, name))]
     if spec.checksum_resync:
         argv.append("--csums")
+    argv += ["--peer-id", peer.node, "--outdate-peer", spec.outdate_peer]
     if spec.outdate_peer == "resource-only":
-        argv += [
-            "--outdate-peer", "resource-only",
-            "--peer-id", peer.node,
-            "--store-config", str(files.store_config),
-        ]  # fmt: skip
-    else:
-        argv += ["--outdate-peer", "dont-care"]
+        argv += ["--store-config", str(files.store_config)]
     if spec.network.tls:
         argv += [
             "--tls-cert", files.tls_cert,

@@ -93,8 +93,8 @@ def moves(vlab: VigilLab, nodes: tuple[str, str]) -> None:
     vlab.lab.reboot(nodes[1])
     wait_replicas(
         vlab, "data", nodes, "the returned replica UpToDate again",
-        lambda s: s[nodes[1]]["role"] == "Secondary" and s[nodes[1]]["disk"] == "UpToDate"
-        and s[nodes[1]]["connection"] == "Connected",
+        lambda s: all(r["disk"] == "UpToDate" and r["connection"] == "Connected"
+                      for r in s.values()),
         60,
     )  # fmt: skip
     # `ha move` still asks for the second node: the group goes back there, and the

@@ -86,6 +86,7 @@ def test_every_setting_reaches_the_replica() -> None:
     assert args.resync_rate == str(10 << 20) and not args.csums
     assert args.on_io_error == "pass_on"
     assert args.outdate_peer == "dont-care" and args.store_config is None
+    assert args.peer_id == "n1"  # named in its status even without outdate records
     assert (args.after_sb_0pri, args.after_sb_1pri, args.after_sb_2pri) == (
         "discard-zero-changes",
         "discard-secondary",
