@@ -13,6 +13,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -255,3 +256,39 @@ def test_fence_peer_handler_outdates_peer_before_ack(tmp_path: Path) -> None:
         promoted = b.control("promote")
         assert promoted["ok"], promoted
         assert read_block(b.sock, 0) == b"\x44" * BLOCK
+
+
+def test_promotion_of_a_lost_peer_drops_the_link_and_outdates_it_first(
+    tmp_path: Path, etcd_server: EtcdServer
+) -> None:
+    """The cluster knows the Primary's node is gone (fenced, or its lease over) before the
+    replication link times out: `promote` with peer_lost drops the link at once, records
+    the peer Outdated in the store, then promotes. The old Primary, if it was only frozen,
+    finds that record naming it when it wakes and cannot outdate the new Primary."""
+    cluster = f"t-{uuid.uuid4().hex[:10]}"
+    opts = ["--store-cluster", cluster, "--store-timeout", "5s"]
+    with outdating_pair(tmp_path, opts, opts, etcd_server.client_port) as (_net, _l, a, b):
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGSTOP)  # a frozen node: its link stays up on B's side
+        try:
+            assert b.status()["connection"] == "Connected"
+            refused = b.control("promote")
+            assert not refused["ok"] and "peer is Primary" in refused["error"]
+            promoted = b.control("promote", peer_lost=True)
+            assert promoted["ok"], promoted
+            st = promoted["status"]
+            assert st["role"] == "Primary" and st["disk"] == "UpToDate"
+            assert st["connection"] != "Connected"
+            assert st["outdatePeer"]["peer_outdated"] and st["outdatePeer"]["peer"] == "a"
+            rec = outdate_record(etcd_server.endpoint, cluster)
+            assert rec is not None and rec["outdated"] == "a" and rec["by"] == "b"
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        # A wakes as a Primary without its peer: the record names it, so it cannot outdate
+        # B, and says so.
+        wait_for(
+            lambda: outdating_of(a).get("result") == "peer-primary", 30, "A to find the record"
+        )
+        assert not outdating_of(a)["peer_outdated"]
+        rec = outdate_record(etcd_server.endpoint, cluster)
+        assert rec is not None and rec["outdated"] == "a"
