@@ -16,7 +16,7 @@ from controller.api.group import ResourceGroupStatus
 from controller.api.liveness import UNKNOWN, Liveness
 from controller.leader.fencing_plan import awaiting_fence
 from controller.scheduler import Decision, DecisionStatus, Failure, schedule
-from controller.scheduler.from_api import node_states, to_scheduler_group
+from controller.scheduler.from_api import node_states, to_scheduler_group, volume_facts
 from controller.store.records import PlacementRecord
 from controller.store.view import ClusterView
 
@@ -55,7 +55,14 @@ def decide(
     ]
     waiting = awaiting_fence(view, liveness)
     states = node_states(view.cluster, view.nodes, liveness, waiting)
-    decisions = schedule(groups, states, failures=failures, current=current, now=now)
+    decisions = schedule(
+        groups,
+        states,
+        failures=failures,
+        current=current,
+        now=now,
+        volumes=volume_facts(view.volume_states()),
+    )
     writes: list[PlacementRecord] = []
     notes: list[str] = []
     for name in sorted(decisions):

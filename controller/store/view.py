@@ -39,6 +39,10 @@ class VolumeState:
             return ()
         return tuple(node for node in self.replicas if self.outdated.names(node))
 
+    def outdated_note(self) -> str:
+        """The record in words: ``Outdated since generation ... (record by n1)``."""
+        return self.outdated.describe() if self.outdated is not None else ""
+
     def peer(self, node: str) -> str | None:
         others = [n for n in self.replicas if n != node]
         return others[0] if others else None

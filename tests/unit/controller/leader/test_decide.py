@@ -13,6 +13,7 @@ from controller.api.liveness import Liveness
 from controller.api.manifest import load
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
+from controller.api.volume import ReplicatedVolume
 from controller.leader.decide import PlacementPlan, decide, next_deadline
 from controller.store.fence_record import FenceRecord
 from controller.store.records import FailureRecord, PlacementRecord
@@ -26,10 +27,16 @@ NOW = 1_800_000_000.0
 
 
 def pg_objects() -> tuple[Cluster, ResourceGroup]:
+    cluster, group, _ = pg_with_volume()
+    return cluster, group
+
+
+def pg_with_volume() -> tuple[Cluster, ResourceGroup, ReplicatedVolume]:
     objects = [decode(d.data) for d in load([str(EXAMPLES / "pg")])]
     cluster = next(o for o in objects if isinstance(o, Cluster))
     group = next(o for o in objects if isinstance(o, ResourceGroup))
-    return cluster, group
+    volume = next(o for o in objects if isinstance(o, ReplicatedVolume))
+    return cluster, group, volume
 
 
 def snap(
@@ -41,7 +48,7 @@ def snap(
     groups: bool = True,
     fenced: tuple[str, ...] = (),
 ) -> tuple[ClusterView, dict[str, Liveness]]:
-    cluster, group = pg_objects()
+    cluster, group, volume = pg_with_volume()
     nodes = {
         n: Node(
             api_version="ha.vigil.dev/v1alpha1",
@@ -59,6 +66,7 @@ def snap(
         group_status={"pg": status} if status else {},
         failures=failures,
         fencing={n: FenceRecord(n, "fenced", liveness[n].incarnation) for n in fenced},
+        volumes={"pgdata": volume},
     )
     return view, liveness
 
