@@ -1,0 +1,210 @@
+"""The replicated volumes in ``ha status``, ``ha get vol`` and ``ha describe vol``. Pure.
+
+One line per volume at a glance: each replica's node, role, disk and connection, the
+bytes out of sync, the resync under way; below it, only what needs a person: a split
+brain with the exact commands that resolve it, an outdate record, a replica's last error.
+Whether each replica may be promoted is the scheduler's own rule (``scheduler/volumes.py``),
+so what is shown here is what the leader decides on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.api.volume import ReplicaStatus
+from controller.cli.output import NONE, table
+from controller.cli.volume_text import human_bytes, human_seconds, resolve_command, sync_text
+from controller.scheduler.from_api import volume_facts, volumes_used
+from controller.scheduler.volumes import data_verdict
+from controller.store.view import ClusterView, VolumeState
+
+# A replica's entry is rewritten by its node when it changes and at least this often while
+# the node's agent runs; older than this with no agent connected, it is shown as stale.
+STALE_AFTER = 10.0
+
+
+def stale_for(view: ClusterView, entry: ReplicaStatus, now: float) -> float | None:
+    """How old a replica's entry is when it is stale (its node's agent not connected and
+    the entry older than STALE_AFTER), else None."""
+    phase = view.node_status.get(entry.node)
+    connected = entry.node in view.agents and not (phase is not None and phase.phase == "Fenced")
+    if connected:
+        return None
+    if entry.observed_at is None:
+        return float("inf")
+    age = now - entry.observed_at.timestamp()
+    return age if age > STALE_AFTER else None
+
+
+def _age_words(age: float) -> str:
+    return "no time recorded" if age == float("inf") else f"{human_seconds(age)} old"
+
+
+def replica_cell(state: VolumeState, node: str, view: ClusterView, now: float) -> str:
+    """``host-s Secondary/UpToDate Connected``, with what the reader must not miss."""
+    entry = state.entries.get(node)
+    if entry is None:
+        return f"{node} no report"
+    text = f"{node} {entry.role}/{entry.disk_state} {entry.connection}"
+    if node in state.outdated_nodes():
+        text += " OUTDATED(record)"
+    age = stale_for(view, entry, now)
+    if age is not None:
+        text += f" (stale: {_age_words(age)}, no agent)"
+    return text
+
+
+def _split_brain(state: VolumeState) -> bool:
+    return any(e.split_brain for e in state.entries.values())
+
+
+def _sync(state: VolumeState) -> str:
+    if _split_brain(state):
+        return "SPLIT BRAIN"
+    # The SyncSource knows the rate best; either side's entry will do.
+    syncing = [e for e in state.entries.values() if e.sync is not None]
+    syncing.sort(key=lambda e: e.sync is None or e.sync.direction != "SyncSource")
+    for entry in syncing:
+        if entry.sync is not None:
+            return sync_text(entry.node, state.peer(entry.node), entry.sync)
+    if len(state.entries) == len(state.replicas) and all(
+        e.connection == "Connected" and not e.out_of_sync_bytes for e in state.entries.values()
+    ):
+        return "in sync"
+    if any(e.connection in ("StandAlone", "Connecting", "Unknown") for e in state.entries.values()):
+        return "not connected"
+    return NONE
+
+
+def _out_of_sync(state: VolumeState) -> str:
+    most = max((e.out_of_sync_bytes for e in state.entries.values()), default=0)
+    return human_bytes(most) if most else "0"
+
+
+def volume_rows(view: ClusterView, now: float) -> list[list[str]]:
+    rows = []
+    for name, state in view.volume_states().items():
+        cells = [replica_cell(state, node, view, now) for node in state.replicas]
+        rows.append([name, ", ".join(cells), _out_of_sync(state), _sync(state)])
+    return rows
+
+
+def _runs_on(view: ClusterView, volume: str) -> dict[str, str]:
+    """Groups using the volume, by the node their placement names."""
+    out: dict[str, str] = {}
+    for group_name, group in sorted(view.groups.items()):
+        placement = view.placements.get(group_name)
+        if volume in volumes_used(group) and placement is not None and placement.node:
+            out[placement.node] = group_name
+    return out
+
+
+def split_brain_lines(state: VolumeState, view: ClusterView) -> list[str]:
+    """What a split brain means and the commands that end it, keeping one side's data."""
+    name = state.name
+    lines = [
+        f"SPLIT BRAIN on volume {name}: both replicas changed apart and nothing is "
+        "resynced until you choose whose changes to discard."
+    ]
+    running = _runs_on(view, name)
+    primaries = [n for n in state.replicas if (e := state.entries.get(n)) and e.role == "Primary"]
+    keep_first = [n for n in state.replicas if n in primaries or n in running]
+    choices = keep_first[:1] if len(keep_first) == 1 else list(state.replicas)
+    for keep in choices:
+        other = state.peer(keep)
+        if other is None:
+            continue
+        why = []
+        if keep in primaries:
+            why.append("Primary")
+        if keep in running:
+            why.append(f"runs {running[keep]}")
+        because = f" ({', '.join(why)})" if why else ""
+        lines.append(f"  to keep {keep}'s data{because}, discarding {other}'s changes:")
+        lines.append(f"    on {other}: {resolve_command(name, discard=True)}")
+        lines.append(f"    then on {keep}: {resolve_command(name, discard=False)}")
+    return lines
+
+
+def volume_notes(view: ClusterView) -> list[str]:
+    """Lines under the volume table: split brains, outdate records, last errors."""
+    lines: list[str] = []
+    for name, state in view.volume_states().items():
+        if _split_brain(state):
+            lines += split_brain_lines(state, view)
+        record = state.outdated
+        if record is not None:
+            who = ", ".join(state.outdated_nodes()) or (record.outdated or "?")
+            lines.append(
+                f"{name}: {who} {record.describe()}: not promoted until it resyncs from "
+                f"{record.by or 'its peer'}"
+            )
+        for node in state.replicas:
+            entry = state.entries.get(node)
+            if entry is not None and entry.last_error:
+                lines.append(f"{name} on {node}: last error: {entry.last_error}")
+    return lines
+
+
+def render_volumes(view: ClusterView, now: float, colour: bool = False) -> str:
+    """The Volumes section of ``ha status``; "" when the cluster has no volume."""
+    rows = volume_rows(view, now)
+    if not rows:
+        return ""
+    parts = ["\nVolumes:\n", table(rows, ["NAME", "REPLICAS", "OUT-OF-SYNC", "SYNC"], colour)]
+    parts += [f"  {line}\n" for line in volume_notes(view)]
+    return "".join(parts)
+
+
+def promotable(view: ClusterView) -> dict[str, dict[str, str | None]]:
+    """Per volume and replica node: None if a group may promote it there, else why not
+    (the scheduler's rule, as if no group ran there yet)."""
+    facts = volume_facts(view.volume_states())
+    return {
+        name: {node: data_verdict(fact, node, False) for node in fact.replicas}
+        for name, fact in facts.items()
+    }
+
+
+def volumes_json(view: ClusterView, now: float) -> list[dict[str, Any]]:
+    verdicts = promotable(view)
+    out = []
+    for name, state in view.volume_states().items():
+        replicas = []
+        for node in state.replicas:
+            entry = state.entries.get(node)
+            age = stale_for(view, entry, now) if entry is not None else None
+            replicas.append(
+                {
+                    "node": node,
+                    "status": entry.model_dump(mode="json", by_alias=True) if entry else None,
+                    "stale": age is not None,
+                    "outdated": node in state.outdated_nodes(),
+                    "promotable": verdicts[name][node] is None,
+                    "notPromotableBecause": verdicts[name][node],
+                }
+            )
+        record = state.outdated
+        out.append(
+            {
+                "name": name,
+                "replicas": replicas,
+                "splitBrain": _split_brain(state),
+                "resolve": (
+                    {n: resolve_command(name, discard=True) for n in state.replicas}
+                    if _split_brain(state)
+                    else None
+                ),
+                "outdateRecord": None
+                if record is None
+                else {
+                    "outdated": record.outdated,
+                    "generation": record.generation,
+                    "by": record.by,
+                    "since": record.since,
+                    "problem": record.problem or None,
+                },
+                "sync": _sync(state),
+            }
+        )
+    return out
