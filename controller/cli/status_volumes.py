@@ -157,13 +157,15 @@ def render_volumes(view: ClusterView, now: float, colour: bool = False) -> str:
 
 
 def promotable(view: ClusterView) -> dict[str, dict[str, str | None]]:
-    """Per volume and replica node: None if a group may promote it there, else why not
-    (the scheduler's rule, as if no group ran there yet)."""
+    """Per volume and replica node: None if its data may be promoted there (or stay
+    Primary where its group is placed), else why not: the scheduler's rule, node
+    liveness aside."""
     facts = volume_facts(view.volume_states())
-    return {
-        name: {node: data_verdict(fact, node, False) for node in fact.replicas}
-        for name, fact in facts.items()
-    }
+    out: dict[str, dict[str, str | None]] = {}
+    for name, fact in facts.items():
+        placed = _runs_on(view, name)
+        out[name] = {node: data_verdict(fact, node, node in placed) for node in fact.replicas}
+    return out
 
 
 def volumes_json(view: ClusterView, now: float) -> list[dict[str, Any]]:
@@ -208,3 +210,63 @@ def volumes_json(view: ClusterView, now: float) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _replica_detail(state: VolumeState, node: str, view: ClusterView, now: float) -> list[str]:
+    entry = state.entries.get(node)
+    if entry is None:
+        return [f"  {node}: no report (the replica has not run, or its node never wrote one)"]
+    peer = f" (peer {entry.peer_role})" if entry.peer_role else ""
+    when = (
+        f"reported {human_seconds(now - entry.observed_at.timestamp())} ago"
+        if entry.observed_at is not None
+        else "report time unknown"
+    )
+    age = stale_for(view, entry, now)
+    stale = f", STALE ({_age_words(age)}, its agent is not connected)" if age is not None else ""
+    lines = [
+        f"  {node}: {entry.role}, disk {entry.disk_state}, {entry.connection}{peer}, out of "
+        f"sync {human_bytes(entry.out_of_sync_bytes)}, {when}{stale}"
+    ]
+    if entry.sync is not None:
+        sync = entry.sync
+        lines.append(
+            f"    resync: {sync_text(node, state.peer(node), sync)} "
+            f"({human_bytes(sync.done_bytes)} of {human_bytes(sync.total_bytes)})"
+        )
+    if entry.split_brain:
+        lines.append("    split brain: yes")
+    if entry.last_error:
+        lines.append(f"    last error: {entry.last_error}")
+    return lines
+
+
+def describe_lines(view: ClusterView, name: str, now: float) -> list[str]:
+    """``ha describe vol``: every replica in full, whether a group may promote it, the
+    outdate record, and a split brain's commands."""
+    state = view.volume_states().get(name)
+    if state is None:
+        return []
+    lines = ["Replicas:"]
+    for node in state.replicas:
+        lines += _replica_detail(state, node, view, now)
+    lines.append("Data promotable (the scheduler's rule, node liveness aside):")
+    placed = _runs_on(view, name)
+    for node, why in promotable(view)[name].items():
+        entry = state.entries.get(node)
+        if why is None and node in placed and entry is not None and entry.role == "Primary":
+            lines.append(f"  {node}: yes (Primary where {placed[node]} is placed)")
+        else:
+            lines.append(f"  {node}: " + ("yes" if why is None else f"no: {why}"))
+    record = state.outdated
+    lines.append("Outdate record (volumes/" + name + "/outdated):")
+    if record is None:
+        lines.append("  <none>")
+    else:
+        lines.append(f"  {', '.join(state.outdated_nodes()) or '?'}: {record.describe()}")
+        if record.since:
+            lines.append(f"  since {record.since}, updated {record.updated or record.since}")
+    if _split_brain(state):
+        lines.append("Split brain:")
+        lines += ["  " + line for line in split_brain_lines(state, view)]
+    return lines

@@ -189,3 +189,29 @@ def test_get_vol_columns() -> None:
     assert (cells["CONNECTION"], cells["SYNC"], cells["PROTOCOL"]) == ("Connected", "in sync", "C")
     header, [row] = object_rows([volume], wide=False)
     assert dict(zip(header, row, strict=True))["ROLE"] == "<none>"
+
+
+def test_describe_vol_shows_each_replica_whether_it_may_be_promoted_and_the_record() -> None:
+    from controller.cli.status_volumes import describe_lines
+
+    record = OutdateRecord("pgdata", "host-s", "00000000000000AB", "host-m", "t0", "t1")
+    old = PRIMARY.model_copy(update={"observed_at": at(95), "connection": "Connecting"})
+    lost = view(
+        old, SECONDARY.model_copy(update={"connection": "Connecting", "peer_role": None}),
+        agents={"host-s": NodeRecord("host-s", 1, "v", "i", "s", True)},
+        outdate_records={"pgdata": record},
+    )  # fmt: skip
+    text = "\n".join(describe_lines(lost, "pgdata", NOW))
+    assert (
+        "  host-m: Primary, disk UpToDate, Connecting (peer Secondary), out of sync 0 B, "
+        "reported 1m35s ago, STALE (1m35s old, its agent is not connected)"
+    ) in text
+    assert "  host-m: yes (Primary where pg is placed)" in text
+    assert "  host-s: no: Outdated since generation 00000000000000AB (record by host-m)" in text
+    assert "  since t0, updated t1" in text
+    split = view(
+        PRIMARY.model_copy(update={"split_brain": True, "connection": "StandAlone"}), SECONDARY
+    )
+    text = "\n".join(describe_lines(split, "pgdata", NOW))
+    assert "Split brain:" in text and "on host-s: blockrepl resolve --discard-mine" in text
+    assert describe_lines(split, "nothing", NOW) == []
