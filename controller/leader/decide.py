@@ -4,7 +4,8 @@ heartbeat view to the placement records to write.
 The scheduler says where each group should run. This module turns that into the
 safe sequence of placement writes of docs/safety.md: a group leaves a live node in two
 steps (nowhere, then the new node once the old one reports it stopped); it is recovered
-from a lost node in one step; it waits while its node is silent but not yet lost.
+from a lost node in one step; it waits while its node is silent but not yet lost. A group
+that cannot be placed anywhere gets a placement of no node that says why.
 """
 
 from __future__ import annotations
@@ -112,6 +113,14 @@ def _next_record(
             recovered_incarnation=previous or (lost.incarnation if lost else None),
         )
 
+    if want is None and have is None:
+        stopping = record.stopping_from if record else None
+        if stopping is None and _says_more(view, decision, record):
+            # Held with nothing running and no stop to confirm: the record carries the
+            # scheduler's reason (no UpToDate replica, every node lost, ...) so that
+            # `ha status` can say why; no node acts on a placement of no node.
+            return record_for(None, decision.reason), ""
+        return None, ""
     if want == have:
         seen = liveness.get(have, UNKNOWN) if have else None
         if (
@@ -153,6 +162,17 @@ def _next_record(
         return record_for(None, decision.reason, stopping_from=have), ""
     reason = f"stopping on {have} first: {decision.reason}"
     return record_for(None, reason, stopping_from=have), ""
+
+
+def _says_more(view: ClusterView, decision: Decision, record: PlacementRecord | None) -> bool:
+    """An enabled group the scheduler cannot place, whose record does not say why yet."""
+    group = view.groups.get(decision.group)
+    return (
+        group is not None
+        and group.spec.enabled
+        and decision.status is DecisionStatus.UNPLACED
+        and (record is None or record.reason != decision.reason)
+    )
 
 
 def next_deadline(view: ClusterView, now: float) -> float | None:

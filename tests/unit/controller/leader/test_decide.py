@@ -214,3 +214,53 @@ def test_the_next_deadline_is_the_first_failure_expiry_or_move_end_ahead() -> No
     moved.spec.placement.move_to = MoveTo(node="host-s", until=until)
     view = replace(view, groups={"pg": moved})
     assert next_deadline(view, NOW) == min(NOW + 60, NOW - 5 + timeout)
+
+
+def test_a_group_held_for_want_of_an_up_to_date_replica_says_why_in_its_placement() -> None:
+    from controller.api.volume import ReplicaStatus, ReplicatedVolumeStatus
+    from controller.store.outdate_record import OutdateRecord
+
+    # host-m lost power while Primary; host-s was outdated by it before (a record names it).
+    record = OutdateRecord("pgdata", "host-s", "00000000000000AB", "host-m")
+    entries = [
+        ReplicaStatus(node="host-m", role="Primary", disk_state="UpToDate",
+                      connection="Connecting"),
+        ReplicaStatus(node="host-s", role="Secondary", disk_state="UpToDate",
+                      connection="Connecting"),
+    ]  # fmt: skip
+    view, liveness = snap({"host-m": LOST, "host-s": UP}, fenced=("host-m",))
+    view = replace(
+        view,
+        volume_status={"pgdata": ReplicatedVolumeStatus(replicas=entries)},
+        outdate_records={"pgdata": record},
+    )
+    reason = (
+        "not placed: no eligible node (host-m: lost; host-s: no UpToDate replica of pgdata: "
+        "Outdated since generation 00000000000000AB (record by host-m))"
+    )
+    [write] = decide(view, liveness, NOW, "host-s").writes
+    assert (write.node, write.epoch, write.reason, write.stopping_from) == (None, 1, reason, None)
+    # Written once: the same reason is not written again.
+    settled = replace(view, placements={"pg": write})
+    assert decide(settled, liveness, NOW, "host-s").writes == []
+    # Recovering from the lost Primary: the group waits on no node, saying why.
+    on_m = replace(view, placements={"pg": PlacementRecord("pg", "host-m", 3, "best")})
+    [write] = decide(on_m, liveness, NOW, "host-s").writes
+    assert (write.node, write.recovered_from, write.reason) == (None, "host-m", reason)
+    # Power loss of a connected Primary, no record: host-s, UpToDate and Connected at
+    # its last report, takes the group.
+    connected = [e.model_copy(update={"connection": "Connected"}) for e in entries]
+    power_loss = replace(
+        on_m,
+        volume_status={"pgdata": ReplicatedVolumeStatus(replicas=connected)},
+        outdate_records={},
+    )
+    [write] = decide(power_loss, liveness, NOW, "host-s").writes
+    assert (write.node, write.recovered_from) == ("host-s", "host-m")
+
+
+def test_a_disabled_group_gets_no_reason_record() -> None:
+    view, liveness = snap({"host-m": UP, "host-s": UP})
+    group = view.groups["pg"]
+    off = group.model_copy(update={"spec": group.spec.model_copy(update={"enabled": False})})
+    assert decide(replace(view, groups={"pg": off}), liveness, NOW, "host-s").writes == []
