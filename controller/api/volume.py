@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
 from controller.api.fields import AbsPath, HostPort, Name
-from controller.api.meta import ApiModel, Object, Status
+from controller.api.meta import ApiModel, Object, Status, Timestamp
 from controller.api.splitbrain import AFTER_SB_0PRI, DISCARD_NODE
 from controller.api.units import Duration, Size
 
@@ -171,7 +171,9 @@ class ReplicaStatus(ApiModel):
         description="Both sides changed the data apart; nothing is resynced until resolved.",
     )
     last_error: str | None = Field(default=None, description="The replica's last error.")
-    observed_at: datetime | None = Field(
+    # Timestamp, not datetime: the strict models read no datetime from a JSON string, and
+    # a status read back from the store is JSON (one bad entry hid every replica's).
+    observed_at: Timestamp | None = Field(
         default=None, description="When the node that runs this replica last wrote this entry."
     )
 

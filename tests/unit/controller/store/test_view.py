@@ -78,3 +78,22 @@ async def test_the_view_holds_each_volume_its_replicas_entries_and_outdate_recor
     )
     # A dry run replaces the volume specs too.
     assert view.with_specs([]).volume_states() == {}
+
+
+async def test_a_replica_entry_written_as_json_reads_back_with_its_time() -> None:
+    # The strict API models read no plain datetime from a JSON string: observedAt is a
+    # Timestamp, or one entry's time would hide every replica's entry from the view.
+    from datetime import UTC, datetime
+
+    from controller.api.volume import ReplicaStatus, ReplicatedVolumeStatus
+
+    when = datetime(2026, 12, 5, 12, 0, 1, 500000, tzinfo=UTC)
+    written = ReplicatedVolumeStatus(
+        replicas=[ReplicaStatus(node="host-m", role="Primary", observed_at=when)]
+    ).model_dump(mode="json", by_alias=True)
+    store = MemoryStore("pg-cluster")
+    await store.put(keys.status_key("ReplicatedVolume", "pgdata"), written)
+    informer = Informer(store)
+    informer.load(*await store.list(""))
+    [entry] = informer.view().volume_status["pgdata"].replicas
+    assert (entry.role, entry.observed_at) == ("Primary", when)
