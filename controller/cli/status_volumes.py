@@ -18,8 +18,9 @@ from controller.scheduler.from_api import volume_facts, volumes_used
 from controller.scheduler.volumes import data_verdict
 from controller.store.view import ClusterView, VolumeState
 
-# A replica's entry is rewritten by its node when it changes and at least this often while
-# the node's agent runs; older than this with no agent connected, it is shown as stale.
+# An entry older than this whose node has no agent connected is shown as stale: nothing
+# there can update it. (A connected node's entry may be old simply because nothing
+# changed: entries are written on change.)
 STALE_AFTER = 10.0
 
 
@@ -62,9 +63,9 @@ def _sync(state: VolumeState) -> str:
     if _split_brain(state):
         return "SPLIT BRAIN"
     # The SyncSource knows the rate best; either side's entry will do.
-    syncing = [e for e in state.entries.values() if e.sync is not None]
-    syncing.sort(key=lambda e: e.sync is None or e.sync.direction != "SyncSource")
-    for entry in syncing:
+    sources = [e for e in state.entries.values() if e.sync and e.sync.direction == "SyncSource"]
+    targets = [e for e in state.entries.values() if e.sync and e.sync.direction == "SyncTarget"]
+    for entry in sources + targets:
         if entry.sync is not None:
             return sync_text(entry.node, state.peer(entry.node), entry.sync)
     if len(state.entries) == len(state.replicas) and all(
@@ -118,7 +119,7 @@ def split_brain_lines(state: VolumeState, view: ClusterView) -> list[str]:
         if keep in primaries:
             why.append("Primary")
         if keep in running:
-            why.append(f"runs {running[keep]}")
+            why.append(f"{running[keep]} placed there")
         because = f" ({', '.join(why)})" if why else ""
         lines.append(f"  to keep {keep}'s data{because}, discarding {other}'s changes:")
         lines.append(f"    on {other}: {resolve_command(name, discard=True)}")
@@ -192,8 +193,13 @@ def volumes_json(view: ClusterView, now: float) -> list[dict[str, Any]]:
                 "name": name,
                 "replicas": replicas,
                 "splitBrain": _split_brain(state),
+                # The same path on either node: run discardMine on the node whose changes
+                # are thrown away, then connect on the other.
                 "resolve": (
-                    {n: resolve_command(name, discard=True) for n in state.replicas}
+                    {
+                        "discardMine": resolve_command(name, discard=True),
+                        "connect": resolve_command(name, discard=False),
+                    }
                     if _split_brain(state)
                     else None
                 ),

@@ -127,7 +127,7 @@ def test_a_split_brain_says_so_with_the_exact_commands() -> None:
     assert (
         "  SPLIT BRAIN on volume pgdata: both replicas changed apart and nothing is resynced "
         "until you choose whose changes to discard.\n"
-        "    to keep host-m's data (Primary, runs pg), discarding host-s's changes:\n"
+        "    to keep host-m's data (Primary, pg placed there), discarding host-s's changes:\n"
         f"      on host-s: blockrepl resolve --discard-mine --control {SOCKET}\n"
         f"      then on host-m: blockrepl resolve --connect --control {SOCKET}\n"
     ) in text
