@@ -174,6 +174,8 @@ class ReplicaStatus(ApiModel):
         description="Both sides changed the data apart; nothing is resynced until resolved.",
     )
     last_error: str | None = Field(default=None, description="The replica's last error.")
+    # Timestamp, not datetime: the strict models read no datetime from a JSON string, and
+    # a status read back from the store is JSON (one bad entry hid every replica's).
     observed_at: Timestamp | None = Field(
         default=None, description="When the node that runs this replica last wrote this entry."
     )

@@ -13,7 +13,12 @@ from collections.abc import Iterable, Mapping
 from controller.api.liveness import Liveness, from_phase
 from controller.api.meta import Object
 from controller.scheduler import Decision, PlacementChange, diff_placements, schedule
-from controller.scheduler.from_api import group_start_order, node_states, to_scheduler_group
+from controller.scheduler.from_api import (
+    group_start_order,
+    node_states,
+    to_scheduler_group,
+    volume_facts,
+)
 from controller.store.view import ClusterView
 
 
@@ -34,6 +39,7 @@ def _schedule(view: ClusterView, now: float) -> dict[str, Decision]:
             node_states(view.cluster, view.nodes, published_liveness(view)),
             current=current,
             now=now,
+            volumes=volume_facts(view.volume_states()),
         )
     )
 

@@ -357,7 +357,16 @@ def _check_group(
         holders = {r.node for r in volume.spec.replicas}
         if spec.placement.restricted:
             outside = sorted(set(listed) - holders)
-            if outside:
+            if listed and not set(listed) & holders:
+                # Said apart from the per-node message: the group could never start at all.
+                out.add(
+                    group,
+                    ("spec", "placement", "nodes"),
+                    f"the group can run on none of the replica nodes of volume {ref!r} "
+                    f"({', '.join(sorted(holders))}): placement.nodes lists only "
+                    f"{', '.join(outside)}; list the replica nodes instead",
+                )
+            elif outside:
                 out.add(
                     group,
                     ("spec", "placement", "nodes"),

@@ -15,15 +15,19 @@ from controller.api.fencing import FenceDevice
 from controller.api.group import ResourceGroup
 from controller.api.meta import Object, format_timestamp
 from controller.api.registry import KINDS, resolve_kind
+from controller.api.volume import ReplicatedVolume
 from controller.cli.output import NONE, age, render, table, to_yaml, use_colour
 from controller.cli.protection import protection
 from controller.cli.selectors import parse_selector
 from controller.cli.status_view import active_failures
+from controller.cli.status_volumes import describe_lines
 from controller.store import keys
 from controller.store.base import Store
 from controller.store.client_config import ClientConfig
+from controller.store.informer import Informer
 from controller.store.objects import Event, ObjectStore, StoredObject
 from controller.store.records import FailureRecord, LeaderRecord
+from controller.store.view import ClusterView
 
 
 def _kinds(text: str) -> list[str]:
@@ -203,6 +207,14 @@ async def _failure_lines(store: Store, group: ResourceGroup) -> list[str]:
     return lines if len(lines) > 1 else [*lines, "  <none>"]
 
 
+async def _cluster_view(store: Store) -> ClusterView:
+    """The cluster as `ha status` reads it: for a volume, each replica's entry, the outdate
+    record, which agents are connected and where its group is placed."""
+    informer = Informer(store)
+    informer.load(*await store.list(""))
+    return informer.view()
+
+
 async def run_describe(args: argparse.Namespace, config: ClientConfig) -> int:
     model = resolve_kind(args.kind)
     async with config.open_store() as store:
@@ -223,11 +235,14 @@ async def run_describe(args: argparse.Namespace, config: ClientConfig) -> int:
             match = parse_selector(args.selector)
             found = [s for s in found if match(s.obj.metadata.labels)]
         protection_lines = await _protection_lines(objects_store) if model is Cluster else []
+        view = await _cluster_view(store) if model is ReplicatedVolume else None
         for i, stored in enumerate(found):
             events = await objects_store.events(model.KIND, stored.obj.name)
             extra = protection_lines
             if isinstance(stored.obj, ResourceGroup):
                 extra = await _failure_lines(store, stored.obj)
+            if isinstance(stored.obj, ReplicatedVolume) and view is not None:
+                extra = describe_lines(view, stored.obj.name, time.time())
             sys.stdout.write(("\n" if i else "") + _describe_one(stored, events, extra))
     return 0
 

@@ -2,7 +2,7 @@
 
 Like crm_mon or clustat: the members and how they are seen, the leader, each group with
 where it should run, where it runs, its health and its failures, and what the controller
-is waiting for.
+is waiting for. The volumes' section is ``status_volumes.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from controller.api.group import ResourceGroup
 from controller.cli.output import NONE, table
 from controller.cli.protection import protection
+from controller.cli.status_volumes import render_volumes, volumes_json
 from controller.scheduler import Failure
 from controller.scheduler.from_api import to_scheduler_group
 from controller.scheduler.scoring import failure_counts
@@ -214,6 +215,7 @@ def render(cluster_name: str, view: ClusterView, now: float, colour: bool = Fals
     if fencing:
         parts.append("\nFencing:\n")
         parts.append(table(fencing, ["NODE", "STATE", "ATTEMPTS", "WHEN", "DETAIL"], colour))
+    parts.append(render_volumes(view, now, colour))
     parts.append("\nGroups:\n")
     rows = _group_rows(view, now)
     if rows:
@@ -246,6 +248,7 @@ def to_json(cluster_name: str, view: ClusterView, now: float) -> dict[str, Any]:
         "links": link_rows(view, now),
         "linkCounters": {node: dict(agent.links) for node, agent in sorted(view.agents.items())},
         "fencing": [record.to_dict() for _, record in sorted(view.fencing.items())],
+        "volumes": volumes_json(view, now),
         "groups": [
             {
                 "name": name,

@@ -4,7 +4,8 @@ heartbeat view to the placement records to write.
 The scheduler says where each group should run. This module turns that into the
 safe sequence of placement writes of docs/safety.md: a group leaves a live node in two
 steps (nowhere, then the new node once the old one reports it stopped); it is recovered
-from a lost node in one step; it waits while its node is silent but not yet lost.
+from a lost node in one step; it waits while its node is silent but not yet lost. A group
+that cannot be placed anywhere gets a placement of no node that says why.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from controller.api.group import ResourceGroupStatus
 from controller.api.liveness import UNKNOWN, Liveness
 from controller.leader.fencing_plan import awaiting_fence
 from controller.scheduler import Decision, DecisionStatus, Failure, schedule
-from controller.scheduler.from_api import node_states, to_scheduler_group
+from controller.scheduler.from_api import node_states, to_scheduler_group, volume_facts
 from controller.store.records import PlacementRecord
 from controller.store.view import ClusterView
 
@@ -55,7 +56,14 @@ def decide(
     ]
     waiting = awaiting_fence(view, liveness)
     states = node_states(view.cluster, view.nodes, liveness, waiting)
-    decisions = schedule(groups, states, failures=failures, current=current, now=now)
+    decisions = schedule(
+        groups,
+        states,
+        failures=failures,
+        current=current,
+        now=now,
+        volumes=volume_facts(view.volume_states()),
+    )
     writes: list[PlacementRecord] = []
     notes: list[str] = []
     for name in sorted(decisions):
@@ -105,6 +113,14 @@ def _next_record(
             recovered_incarnation=previous or (lost.incarnation if lost else None),
         )
 
+    if want is None and have is None:
+        stopping = record.stopping_from if record else None
+        if stopping is None and _says_more(view, decision, record):
+            # Held with nothing running and no stop to confirm: the record carries the
+            # scheduler's reason (no UpToDate replica, every node lost, ...) so that
+            # `ha status` can say why; no node acts on a placement of no node.
+            return record_for(None, decision.reason), ""
+        return None, ""
     if want == have:
         seen = liveness.get(have, UNKNOWN) if have else None
         if (
@@ -146,6 +162,17 @@ def _next_record(
         return record_for(None, decision.reason, stopping_from=have), ""
     reason = f"stopping on {have} first: {decision.reason}"
     return record_for(None, reason, stopping_from=have), ""
+
+
+def _says_more(view: ClusterView, decision: Decision, record: PlacementRecord | None) -> bool:
+    """An enabled group the scheduler cannot place, whose record does not say why yet."""
+    group = view.groups.get(decision.group)
+    return (
+        group is not None
+        and group.spec.enabled
+        and decision.status is DecisionStatus.UNPLACED
+        and (record is None or record.reason != decision.reason)
+    )
 
 
 def next_deadline(view: ClusterView, now: float) -> float | None:

@@ -206,7 +206,11 @@ class Leader:
                 make_event(
                     "ResourceGroup",
                     record.group,
-                    "Placed" if record.node else "Stopping",
+                    "Placed"
+                    if record.node
+                    else "Stopping"
+                    if record.stopping_from
+                    else "NotPlaced",
                     f"epoch {record.epoch}: {where}: {record.reason}",
                     component="controller",
                 )

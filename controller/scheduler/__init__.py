@@ -13,6 +13,9 @@ Contract with the caller (the controller's adapter from the API models):
 - Stickiness is a bonus, as Pacemaker's resource-stickiness: a group leaves an eligible
   node only for one scoring more than ``stickiness`` above it (or for an ``ha move``, an
   anti-colocation clash or a colocated partner that cannot run there).
+- A group that uses a replicated volume (``Group.volumes``) runs only on a node that holds
+  a replica whose data may be promoted (``volumes.py``, docs/safety.md); ``volumes`` gives
+  each volume's replicas, their last reports and the outdate record.
 - Rerunning ``schedule`` with its own result as ``current`` changes nothing (no flapping).
 """
 
@@ -24,7 +27,9 @@ from controller.scheduler.model import (
     Group,
     Move,
     NodeState,
+    ReplicaReport,
     SchedulerInputError,
+    VolumeFacts,
 )
 from controller.scheduler.order import DependencyCycleError, start_order, stop_order
 from controller.scheduler.schedule import schedule
@@ -40,7 +45,9 @@ __all__ = [
     "NodeState",
     "PlacementChange",
     "PlacementChangeKind",
+    "ReplicaReport",
     "SchedulerInputError",
+    "VolumeFacts",
     "diff_placements",
     "schedule",
     "start_order",

@@ -70,9 +70,13 @@ class Group:
     anti_colocate: tuple[str, ...] = ()
     enabled: bool = True
     move_to: Move | None = None
+    # ReplicatedVolumes the group promotes or mounts: it runs only where their data is.
+    volumes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name(self.name, "group name")
+        for volume in self.volumes:
+            _check_name(volume, f"group {self.name!r}: volume")
         seen: set[str] = set()
         for entry in self.nodes:
             if not (isinstance(entry, tuple) and len(entry) == 2):
@@ -156,6 +160,54 @@ class NodeState:
                 f"node {self.name!r}: fenced_pending=True needs alive=False (only a lost node"
                 " waits for fencing)"
             )
+
+
+@dataclass(frozen=True)
+class ReplicaReport:
+    """A replica's last reported state (status/ReplicatedVolume/<name>), as plain words.
+
+    ``role``: Primary, Secondary or Unknown; ``disk``: DRBD's disk states (UpToDate,
+    Outdated, Inconsistent, Diskless, Consistent, Unknown); ``connection``: Connected,
+    StandAlone, Connecting, SyncSource, SyncTarget, ...; ``syncing``: the direction of a
+    resync under way (SyncSource or SyncTarget), else None.
+    """
+
+    node: str
+    role: str = "Unknown"
+    disk: str = "Unknown"
+    connection: str = "Unknown"
+    syncing: str | None = None
+    split_brain: bool = False
+
+
+@dataclass(frozen=True)
+class VolumeFacts:
+    """What the scheduler knows of one replicated volume (see ``scheduler.volumes``).
+
+    ``replicas``: the nodes that hold one; ``reports``: each replica's last report (a
+    replica that never reported has none); ``outdated``: the replicas blockrepl's outdate
+    record names, and ``outdated_note`` its words ("Outdated since generation ...").
+    """
+
+    name: str
+    replicas: tuple[str, ...]
+    reports: tuple[ReplicaReport, ...] = ()
+    outdated: tuple[str, ...] = ()
+    outdated_note: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "volume name")
+
+    def report(self, node: str) -> ReplicaReport:
+        """The replica's last report; an unreported one is all Unknown."""
+        for report in self.reports:
+            if report.node == node:
+                return report
+        return ReplicaReport(node)
+
+    def peer(self, node: str) -> str | None:
+        others = [n for n in self.replicas if n != node]
+        return others[0] if others else None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from controller.scheduler import explain
 from controller.scheduler.candidates import Candidate, candidate
-from controller.scheduler.model import Decision, DecisionStatus, Failure, Group, NodeState
+from controller.scheduler.model import (
+    Decision,
+    DecisionStatus,
+    Failure,
+    Group,
+    NodeState,
+    VolumeFacts,
+)
 from controller.scheduler.snapshot import Snapshot, build
 
 
@@ -23,14 +30,17 @@ def schedule(
     failures: Iterable[Failure] = (),
     current: Mapping[str, str | None] | None = None,
     now: float,
+    volumes: Mapping[str, VolumeFacts] | None = None,
 ) -> dict[str, Decision]:
     """Decide where every group runs; returns one Decision per group, keyed and sorted by name.
 
     ``current`` maps groups to the node they run on now (missing or None: not running).
-    ``now`` (epoch seconds) expires failures and ``ha move`` requests. Raises
+    ``now`` (epoch seconds) expires failures and ``ha move`` requests. ``volumes``: the
+    replicated volumes by name; a group that uses one runs only where its data is
+    (``volumes.py``; a volume missing here makes every node ineligible). Raises
     SchedulerInputError for contradictory specs (see ``snapshot.validate``).
     """
-    snap = build(groups, nodes, failures, current or {}, now)
+    snap = build(groups, nodes, failures, current or {}, now, volumes)
     placed: dict[str, Decision] = {}
     load: Counter[str] = Counter()
     for members in snap.bundles:

@@ -1,8 +1,9 @@
 """Which nodes a group may run on, and how much it wants each one.
 
 A node is ineligible for a group when it is not a cluster member, dead, waiting for
-fencing, in standby, excluded by a restricted placement, or when the group failed there
-``migrationThreshold`` times within ``failureTimeout``. Each verdict carries the words used
+fencing, in standby, excluded by a restricted placement, when it holds no replica (or no
+promotable replica, ``volumes.py``) of a volume the group uses, or when the group failed
+there ``migrationThreshold`` times within ``failureTimeout``. Each verdict carries the words used
 in placement reasons.
 """
 
@@ -13,7 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from controller.scheduler.model import Failure, Group, NodeState
+from controller.scheduler.model import Failure, Group, NodeState, VolumeFacts
+from controller.scheduler.volumes import data_verdict
 
 
 class Why(enum.Enum):
@@ -24,6 +26,8 @@ class Why(enum.Enum):
     STANDBY = "standby"
     EXCLUDED = "not in placement.nodes (restricted)"
     BANNED = "banned"
+    NO_REPLICA = "holds no replica"
+    NO_DATA = "holds no UpToDate replica"
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,18 @@ class Ineligible:
     why: Why
     failures: int = 0
     threshold: int = 0
+    volume: str = ""  # NO_REPLICA, NO_DATA: of which volume
+    detail: str = ""  # NO_DATA: why its replica is not promotable
 
     @property
     def short(self) -> str:
         """Words for a list: ``host-s: failed 3 times, migration threshold 3``."""
         if self.why is Why.BANNED:
             return f"failed {self.failures} times, migration threshold {self.threshold}"
+        if self.why is Why.NO_REPLICA:
+            return f"no replica of {self.volume}" + (f" ({self.detail})" if self.detail else "")
+        if self.why is Why.NO_DATA:
+            return f"no UpToDate replica of {self.volume}: {self.detail}"
         return str(self.why.value)
 
     def sentence(self, group: str) -> str:
@@ -57,6 +67,8 @@ class Ineligible:
             return f"{self.node} is in standby"
         if self.why is Why.LOST:
             return f"{self.node} is lost (no majority hears it)"
+        if self.why in (Why.NO_REPLICA, Why.NO_DATA):
+            return f"{self.node} holds {self.short}"
         return f"{self.node} is {self.why.value}"
 
 
@@ -82,8 +94,11 @@ def verdict(
     node: str,
     nodes: Mapping[str, NodeState],
     failures: Mapping[tuple[str, str], int],
+    volumes: Mapping[str, VolumeFacts] | None = None,
+    current: str | None = None,
 ) -> Ineligible | None:
-    """None when ``group`` may run on ``node``, else the first reason it may not."""
+    """None when ``group`` may run on ``node``, else the first reason it may not.
+    ``current``: the node the group runs on now (its Primary may stay Primary)."""
     state = nodes.get(node)
     if state is None:
         return Ineligible(node, Why.NOT_MEMBER)
@@ -95,6 +110,15 @@ def verdict(
         return Ineligible(node, Why.STANDBY)
     if group.restricted and not group.lists(node):
         return Ineligible(node, Why.EXCLUDED)
+    for name in group.volumes:
+        facts = (volumes or {}).get(name)
+        if facts is None:
+            return Ineligible(node, Why.NO_REPLICA, volume=name, detail="it does not exist")
+        if node not in facts.replicas:
+            return Ineligible(node, Why.NO_REPLICA, volume=name)
+        why = data_verdict(facts, node, current == node)
+        if why is not None:
+            return Ineligible(node, Why.NO_DATA, volume=name, detail=why)
     count = failures.get((group.name, node), 0)
     if count >= group.migration_threshold:
         return Ineligible(node, Why.BANNED, count, group.migration_threshold)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from controller.scheduler.model import Failure, Group, NodeState, SchedulerInputError
+from controller.scheduler.model import Failure, Group, NodeState, SchedulerInputError, VolumeFacts
 from controller.scheduler.order import DependencyCycleError, start_order, topological
 from controller.scheduler.scoring import Ineligible, failure_counts, verdict
 
@@ -115,6 +115,7 @@ def build(
     failures: Iterable[Failure],
     current: Mapping[str, str | None],
     now: float,
+    volumes: Mapping[str, VolumeFacts] | None = None,
 ) -> Snapshot:
     group_list = list(groups)
     node_list = list(nodes)
@@ -138,7 +139,10 @@ def build(
 
     counts = failure_counts(failures, by_group, now)
     verdicts = {
-        name: {node: verdict(group, node, by_node, counts) for node in by_node}
+        name: {
+            node: verdict(group, node, by_node, counts, volumes or {}, current.get(name))
+            for node in by_node
+        }
         for name, group in by_group.items()
     }
     return Snapshot(

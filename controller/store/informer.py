@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,10 +22,12 @@ from controller.api.fencing import FenceDevice
 from controller.api.group import ResourceGroup, ResourceGroupStatus
 from controller.api.meta import Object, Status
 from controller.api.node import Node, NodeStatus
+from controller.api.volume import ReplicatedVolume, ReplicatedVolumeStatus
 from controller.store import keys
 from controller.store.base import KeyValue, Store
 from controller.store.errors import CompactedError, StoreError
 from controller.store.fence_record import FenceRecord
+from controller.store.outdate_record import OutdateRecord
 from controller.store.records import FailureRecord, LeaderRecord, NodeRecord, PlacementRecord
 from controller.store.view import ClusterView
 
@@ -191,6 +194,15 @@ class Informer:
         records = (self._cached(kv, FenceRecord.from_dict) for kv in self.under(keys.FENCING))
         return {record.node: record for record in records}
 
+    def outdate_records(self) -> dict[str, OutdateRecord]:
+        """blockrepl's volumes/<volume>/outdated records, by volume."""
+        out: dict[str, OutdateRecord] = {}
+        for kv in self.under(keys.VOLUMES):
+            volume, _, leaf = kv.key[len(keys.VOLUMES) :].partition("/")
+            if leaf == keys.OUTDATED and volume:
+                out[volume] = self._cached(kv, functools.partial(OutdateRecord.from_dict, volume))
+        return out
+
     def leader(self) -> LeaderRecord | None:
         kv = self.get(keys.LEADER)
         return LeaderRecord.from_dict(kv.value) if kv else None
@@ -216,6 +228,13 @@ class Informer:
             placements=self.placements(),
             failures=self.failures(),
             fencing=self.fencing(),
+            volumes={
+                n: o
+                for n, o in self.objects(ReplicatedVolume.KIND).items()
+                if isinstance(o, ReplicatedVolume)
+            },
+            volume_status=self.statuses(ReplicatedVolume.KIND, ReplicatedVolumeStatus),
+            outdate_records=self.outdate_records(),
         )
 
     def status_revision(self, kind: str, name: str) -> int:

@@ -14,7 +14,9 @@ PLACEMENT = "placement/"
 EVENTS = "events/"
 FENCING = "fencing/"
 FAILURES = "failures/"
+VOLUMES = "volumes/"  # blockrepl's outdate records: volumes/<volume>/outdated
 SPECS_GUARD = "specs-guard"
+OUTDATED = "outdated"
 
 
 def _check_name(what: str, name: str) -> str:
@@ -62,7 +64,7 @@ def fencing_key(node: str) -> str:
 
 def volume_outdate_key(volume: str) -> str:
     """blockrepl's resource-level outdate records of one volume (blockrepl/outdate.py)."""
-    return f"volumes/{_check_name('volume name', volume)}/outdated"
+    return f"{VOLUMES}{_check_name('volume name', volume)}/{OUTDATED}"
 
 
 def failure_prefix(group: str) -> str:

@@ -168,3 +168,55 @@ def test_dry_run_shows_placement_changes(pg: Cli, tmp_path: Path) -> None:
     assert lines[0] == "resourcegroup/pg configured (dry run)"
     assert lines[1].startswith("placement: move pg host-m -> host-s")
     assert pg.revision() == before
+
+
+def test_status_get_and_describe_show_a_volume_its_split_brain_and_outdate_record(
+    pg: Cli,
+) -> None:
+    from controller.api.decode import decode
+    from controller.api.manifest import load
+    from controller.api.volume import ReplicaStatus, ReplicatedVolumeStatus
+    from tests.paths import EXAMPLES
+
+    # Written as an agent and blockrepl would: apply refuses volumes until nodes run them.
+    [volume] = [decode(d.data) for d in load([str(EXAMPLES / "pg" / "03-volume.yaml")])]
+    now = datetime.now(UTC)
+    entries = [
+        ReplicaStatus(
+            node="host-m", role="Primary", disk_state="UpToDate", connection="StandAlone",
+            split_brain=True, out_of_sync_bytes=3 << 20, observed_at=now,
+        ),
+        ReplicaStatus(
+            node="host-s", role="Secondary", disk_state="UpToDate", connection="StandAlone",
+            split_brain=True, observed_at=now,
+        ),
+    ]  # fmt: skip
+    status = ReplicatedVolumeStatus(replicas=entries).model_dump(mode="json", by_alias=True)
+    outdated = {"volume": "pgdata", "outdated": "host-s", "generation": "00000000000000AB",
+                "by": "host-m", "since": "2026-12-05T12:00:00.000+00:00"}  # fmt: skip
+
+    async def write() -> None:
+        async with EtcdStore([pg.endpoint], pg.cluster) as store:
+            await store.put(keys.spec_key("ReplicatedVolume", "pgdata"), volume.to_dict())
+            await store.put(keys.status_key("ReplicatedVolume", "pgdata"), status)
+            await store.put(keys.volume_outdate_key("pgdata"), outdated)
+
+    asyncio.run(write())
+    socket = "/run/vigil/volumes/pgdata/control.sock"
+    text = pg("status").out
+    assert "\nVolumes:\n" in text
+    [row] = [line for line in text.splitlines() if line.startswith("pgdata ")]
+    assert "host-m Primary/UpToDate StandAlone" in row and row.endswith("SPLIT BRAIN")
+    assert "host-s Secondary/UpToDate StandAlone OUTDATED(record)" in row
+    assert f"on host-s: blockrepl resolve --discard-mine --control {socket}" in text
+    assert f"then on host-m: blockrepl resolve --connect --control {socket}" in text
+    data = json.loads(pg("status", "-o", "json").out)["volumes"][0]
+    assert data["splitBrain"] and data["outdateRecord"]["outdated"] == "host-s"
+    got = pg("get", "vol").out.splitlines()
+    assert got[0].split() == ["NAME", "REPLICAS", "ROLE", "DISK", "CONNECTION", "SYNC", "AGE"]
+    assert "host-m:Primary,host-s:Secondary" in got[1] and "SPLIT BRAIN" in got[1]
+    described = pg("describe", "vol", "pgdata").out
+    assert "  host-s: no: Outdated since generation 00000000000000AB (record by host-m)" in (
+        described
+    )
+    assert f"on host-s: blockrepl resolve --discard-mine --control {socket}" in described

@@ -340,11 +340,23 @@ spec:
     - ip: {address: 10.0.0.101/24}
     - volume: {name: pgdata}
 """
+# The group's volume exists (the scheduler places a group that uses a volume only where a
+# replica of it is): what blocks it is the node, which has no actuator for it.
+PGDATA = """
+apiVersion: ha.vigil.dev/v1alpha1
+kind: ReplicatedVolume
+metadata: {name: pgdata, generation: 1, uid: u-pgdata}
+spec:
+  replicas:
+    - {node: n1, disk: /dev/vdb, address: "10.0.0.1:7789"}
+    - {node: n2, disk: /dev/vdb, address: "10.0.0.2:7789"}
+"""
 
 
 async def test_a_group_this_node_cannot_run_never_stops_the_others(cluster: Cluster) -> None:
     # A kind with no actuator here (written by a newer `ha`, say): that group is Blocked,
     # with its reason and an event; every other group is reconciled as before.
+    await cluster.store.put(keys.spec_key("ReplicatedVolume", "pgdata"), yaml.safe_load(PGDATA))
     data = yaml.safe_load(BLOCKED)
     await cluster.store.put(keys.spec_key("ResourceGroup", "data"), data)
 

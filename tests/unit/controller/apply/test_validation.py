@@ -291,3 +291,16 @@ def test_witness_runs_no_resources() -> None:
         "is a witness and runs no resources"
         in messages(web)["ResourceGroup/www:spec.placement.nodes[2].name"]
     )
+
+
+def test_group_whose_nodes_exclude_both_replicas(pg: dict[tuple[str, str], dict[str, Any]]) -> None:
+    pg["Cluster", "pg-cluster"]["spec"]["nodes"].append({"name": "host-w", "address": "10.9.9.9"})
+    pg["Cluster", "pg-cluster"]["spec"]["quorum"]["mode"] = "majority"
+    pg["FenceDevice", "bmc-host-s"]["spec"]["targets"].append("host-w")
+    pg["ResourceGroup", "pg"]["spec"]["placement"]["nodes"] = [{"name": "host-w"}]
+    found = messages(pg)["ResourceGroup/pg:spec.placement.nodes"]
+    assert (
+        "the group can run on none of the replica nodes of volume 'pgdata' (host-m, host-s): "
+        "placement.nodes lists only host-w; list the replica nodes instead"
+    ) in found
+    assert "has no replica there" not in found

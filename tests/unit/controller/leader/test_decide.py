@@ -13,6 +13,7 @@ from controller.api.liveness import Liveness
 from controller.api.manifest import load
 from controller.api.meta import ObjectMeta
 from controller.api.node import Node, NodeSpec
+from controller.api.volume import ReplicatedVolume
 from controller.leader.decide import PlacementPlan, decide, next_deadline
 from controller.store.fence_record import FenceRecord
 from controller.store.records import FailureRecord, PlacementRecord
@@ -26,10 +27,16 @@ NOW = 1_800_000_000.0
 
 
 def pg_objects() -> tuple[Cluster, ResourceGroup]:
+    cluster, group, _ = pg_with_volume()
+    return cluster, group
+
+
+def pg_with_volume() -> tuple[Cluster, ResourceGroup, ReplicatedVolume]:
     objects = [decode(d.data) for d in load([str(EXAMPLES / "pg")])]
     cluster = next(o for o in objects if isinstance(o, Cluster))
     group = next(o for o in objects if isinstance(o, ResourceGroup))
-    return cluster, group
+    volume = next(o for o in objects if isinstance(o, ReplicatedVolume))
+    return cluster, group, volume
 
 
 def snap(
@@ -41,7 +48,7 @@ def snap(
     groups: bool = True,
     fenced: tuple[str, ...] = (),
 ) -> tuple[ClusterView, dict[str, Liveness]]:
-    cluster, group = pg_objects()
+    cluster, group, volume = pg_with_volume()
     nodes = {
         n: Node(
             api_version="ha.vigil.dev/v1alpha1",
@@ -59,6 +66,7 @@ def snap(
         group_status={"pg": status} if status else {},
         failures=failures,
         fencing={n: FenceRecord(n, "fenced", liveness[n].incarnation) for n in fenced},
+        volumes={"pgdata": volume},
     )
     return view, liveness
 
@@ -206,3 +214,53 @@ def test_the_next_deadline_is_the_first_failure_expiry_or_move_end_ahead() -> No
     moved.spec.placement.move_to = MoveTo(node="host-s", until=until)
     view = replace(view, groups={"pg": moved})
     assert next_deadline(view, NOW) == min(NOW + 60, NOW - 5 + timeout)
+
+
+def test_a_group_held_for_want_of_an_up_to_date_replica_says_why_in_its_placement() -> None:
+    from controller.api.volume import ReplicaStatus, ReplicatedVolumeStatus
+    from controller.store.outdate_record import OutdateRecord
+
+    # host-m lost power while Primary; host-s was outdated by it before (a record names it).
+    record = OutdateRecord("pgdata", "host-s", "00000000000000AB", "host-m")
+    entries = [
+        ReplicaStatus(node="host-m", role="Primary", disk_state="UpToDate",
+                      connection="Connecting"),
+        ReplicaStatus(node="host-s", role="Secondary", disk_state="UpToDate",
+                      connection="Connecting"),
+    ]  # fmt: skip
+    view, liveness = snap({"host-m": LOST, "host-s": UP}, fenced=("host-m",))
+    view = replace(
+        view,
+        volume_status={"pgdata": ReplicatedVolumeStatus(replicas=entries)},
+        outdate_records={"pgdata": record},
+    )
+    reason = (
+        "not placed: no eligible node (host-m: lost; host-s: no UpToDate replica of pgdata: "
+        "Outdated since generation 00000000000000AB (record by host-m))"
+    )
+    [write] = decide(view, liveness, NOW, "host-s").writes
+    assert (write.node, write.epoch, write.reason, write.stopping_from) == (None, 1, reason, None)
+    # Written once: the same reason is not written again.
+    settled = replace(view, placements={"pg": write})
+    assert decide(settled, liveness, NOW, "host-s").writes == []
+    # Recovering from the lost Primary: the group waits on no node, saying why.
+    on_m = replace(view, placements={"pg": PlacementRecord("pg", "host-m", 3, "best")})
+    [write] = decide(on_m, liveness, NOW, "host-s").writes
+    assert (write.node, write.recovered_from, write.reason) == (None, "host-m", reason)
+    # Power loss of a connected Primary, no record: host-s, UpToDate and Connected at
+    # its last report, takes the group.
+    connected = [e.model_copy(update={"connection": "Connected"}) for e in entries]
+    power_loss = replace(
+        on_m,
+        volume_status={"pgdata": ReplicatedVolumeStatus(replicas=connected)},
+        outdate_records={},
+    )
+    [write] = decide(power_loss, liveness, NOW, "host-s").writes
+    assert (write.node, write.recovered_from) == ("host-s", "host-m")
+
+
+def test_a_disabled_group_gets_no_reason_record() -> None:
+    view, liveness = snap({"host-m": UP, "host-s": UP})
+    group = view.groups["pg"]
+    off = group.model_copy(update={"spec": group.spec.model_copy(update={"enabled": False})})
+    assert decide(replace(view, groups={"pg": off}), liveness, NOW, "host-s").writes == []

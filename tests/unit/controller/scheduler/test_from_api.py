@@ -65,3 +65,28 @@ def test_node_states_from_the_heartbeat_view() -> None:
 def test_start_order_of_api_groups() -> None:
     _, group = pg()
     assert group_start_order([group]) == ["pg"]
+
+
+def test_a_groups_volumes_and_each_volumes_facts_come_from_the_view() -> None:
+    from controller.api.volume import ReplicaStatus, SyncProgress
+    from controller.scheduler import ReplicaReport
+    from controller.scheduler.from_api import volume_facts
+    from controller.store.outdate_record import OutdateRecord
+    from controller.store.view import VolumeState
+
+    _, group = pg()
+    assert to_scheduler_group(group).volumes == ("pgdata",)
+    sync = SyncProgress(direction="SyncTarget", done_bytes=1, total_bytes=2, percent=50.0)
+    entry = ReplicaStatus(
+        node="host-s", role="Secondary", disk_state="Inconsistent", connection="SyncTarget",
+        sync=sync,
+    )  # fmt: skip
+    record = OutdateRecord("pgdata", "host-s", "00000000000000AB", "host-m")
+    state = VolumeState("pgdata", ("host-m", "host-s"), {"host-s": entry}, record)
+    facts = volume_facts({"pgdata": state})["pgdata"]
+    assert facts.replicas == ("host-m", "host-s") and facts.outdated == ("host-s",)
+    assert facts.outdated_note == "Outdated since generation 00000000000000AB (record by host-m)"
+    assert facts.report("host-s") == ReplicaReport(
+        "host-s", "Secondary", "Inconsistent", "SyncTarget", "SyncTarget"
+    )
+    assert facts.report("host-m") == ReplicaReport("host-m")

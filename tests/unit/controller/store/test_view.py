@@ -47,3 +47,53 @@ def test_with_specs_replaces_the_specs_and_keeps_the_records() -> None:
     after = view.with_specs(without_group)
     assert after.cluster is not None and after.groups == {} and after.placements == placed
     assert ClusterView.of_specs(objects).groups.keys() == {"pg"}
+
+
+async def test_the_view_holds_each_volume_its_replicas_entries_and_outdate_record() -> None:
+    store = MemoryStore("pg-cluster")
+    for obj in (decode(d.data) for d in load([str(EXAMPLES / "pg")])):
+        await store.put(keys.spec_key(obj.KIND, obj.name), obj.to_dict())
+    entry = {"node": "host-m", "role": "Primary", "diskState": "UpToDate"}
+    await store.put(keys.status_key("ReplicatedVolume", "pgdata"), {"replicas": [entry]})
+    record = {"volume": "pgdata", "outdated": "host-s", "generation": "00000000000000ab",
+              "by": "host-m", "since": "2026-12-05T12:00:00.000+00:00"}  # fmt: skip
+    await store.put(keys.volume_outdate_key("pgdata"), record)
+    # A record of a volume that has no spec any more, and a stray key under volumes/.
+    await store.put(keys.volume_outdate_key("gone"), record)
+    await store.put("volumes/pgdata/other", {"x": 1})
+    informer = Informer(store)
+    informer.load(*await store.list(""))
+
+    view = informer.view()
+    assert set(view.outdate_records) == {"pgdata", "gone"}
+    states = view.volume_states()
+    assert list(states) == ["pgdata"]
+    pgdata = states["pgdata"]
+    assert pgdata.replicas == ("host-m", "host-s") and pgdata.peer("host-m") == "host-s"
+    assert pgdata.entries["host-m"].role == "Primary" and "host-s" not in pgdata.entries
+    assert pgdata.outdated_nodes() == ("host-s",)
+    assert pgdata.outdated is not None
+    assert pgdata.outdated.describe() == (
+        "Outdated since generation 00000000000000AB (record by host-m)"
+    )
+    # A dry run replaces the volume specs too.
+    assert view.with_specs([]).volume_states() == {}
+
+
+async def test_a_replica_entry_written_as_json_reads_back_with_its_time() -> None:
+    # The strict API models read no plain datetime from a JSON string: observedAt is a
+    # Timestamp, or one entry's time would hide every replica's entry from the view.
+    from datetime import UTC, datetime
+
+    from controller.api.volume import ReplicaStatus, ReplicatedVolumeStatus
+
+    when = datetime(2026, 12, 5, 12, 0, 1, 500000, tzinfo=UTC)
+    written = ReplicatedVolumeStatus(
+        replicas=[ReplicaStatus(node="host-m", role="Primary", observed_at=when)]
+    ).model_dump(mode="json", by_alias=True)
+    store = MemoryStore("pg-cluster")
+    await store.put(keys.status_key("ReplicatedVolume", "pgdata"), written)
+    informer = Informer(store)
+    informer.load(*await store.list(""))
+    [entry] = informer.view().volume_status["pgdata"].replicas
+    assert (entry.role, entry.observed_at) == ("Primary", when)
