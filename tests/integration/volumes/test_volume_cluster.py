@@ -5,6 +5,8 @@ loss of the Primary's node, and the returned node back as an UpToDate Secondary.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -64,10 +66,36 @@ def test_the_volume_is_primary_only_where_its_group_runs(vlab: VigilLab) -> None
         20,
     )
     assert set(reported) == set(nodes)
+    adopted_after_agent_restart(vlab, nodes[1])
 
     with VolumeObserver(vlab, "data", "/nonexistent") as observer:
         moves(vlab, nodes)
     observer.assert_never_twice()
+
+
+def serve_pid(vlab: VigilLab, node: str) -> int:
+    proc = vlab.lab.exec_in(node, ["cat", "/run/vigil/volumes/data/serve.pid"])
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout)
+
+
+def adopted_after_agent_restart(vlab: VigilLab, node: str) -> None:
+    """The agent dies (SIGKILL) and comes back: the replica it started runs on untouched,
+    and the new agent reports it again."""
+    before = serve_pid(vlab, node)
+    agent, _ = vlab.agent_processes(node)
+    assert agent is not None
+    os.kill(agent, signal.SIGKILL)
+    wait_until("a new agent", lambda: vlab.agent_processes(node)[0] not in (None, agent), 30)
+    vlab.wait_ready(60)
+    assert serve_pid(vlab, node) == before
+    assert replica(vlab, node, "data")["connection"] == "Connected"
+    stamp = volume_status(vlab)[node]["observedAt"]
+    wait_until(
+        "the new agent reporting the adopted replica",
+        lambda: volume_status(vlab)[node]["observedAt"] != stamp,
+        30,
+    )
 
 
 def moves(vlab: VigilLab, nodes: tuple[str, str]) -> None:
