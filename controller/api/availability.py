@@ -9,7 +9,7 @@ Each rule goes when its part lands.
 from __future__ import annotations
 
 from controller.api.decode import Problem
-from controller.api.group import ResourceGroup
+from controller.api.group import VOLUME_DEVICE_PREFIX, ResourceGroup
 from controller.api.meta import Object
 from controller.api.volume import ReplicatedVolume
 
@@ -23,10 +23,12 @@ VOLUME_RESOURCE = (
     "for them yet. Promote the disk outside Vigil, or run DRBD's OCF agent as a service "
     "(service: {ocf: {agent: linbit:drbd, ...}})"
 )
-FILESYSTEM_RESOURCE = (
-    "filesystem resources are not available in this version of Vigil: no node has an "
-    "actuator for them yet. Use the OCF agent as a service: service: {ocf: {agent: "
-    "heartbeat:Filesystem, params: {device: ..., directory: ..., fstype: ...}}}"
+FILESYSTEM_ON_VOLUME = (
+    "a filesystem on a volume:<name> device is not available in this version of Vigil: no "
+    "node runs a replicated volume for Vigil yet, so there is no NBD export to attach. "
+    "Give a block device path (device: /dev/drbd0, promoted outside Vigil), or use the OCF "
+    "agent as a service: service: {ocf: {agent: heartbeat:Filesystem, params: {device: "
+    "..., directory: ..., fstype: ...}}}"
 )
 
 
@@ -43,6 +45,9 @@ def unavailable(obj: Object) -> list[Problem]:
         for i, resource in enumerate(obj.spec.resources):
             if resource.volume is not None:
                 refuse(("spec", "resources", i, "volume"), VOLUME_RESOURCE)
-            if resource.filesystem is not None:
-                refuse(("spec", "resources", i, "filesystem"), FILESYSTEM_RESOURCE)
+            # Block device paths and network mounts run (nodeagent/actuators/filesystem.py);
+            # a volume: device waits for the volume actuator, which serves its NBD export.
+            fs = resource.filesystem
+            if fs is not None and fs.device.startswith(VOLUME_DEVICE_PREFIX):
+                refuse(("spec", "resources", i, "filesystem", "device"), FILESYSTEM_ON_VOLUME)
     return found

@@ -3,8 +3,11 @@ to do it today; everything else passes."""
 
 from __future__ import annotations
 
+import pytest
+
 from controller.api.availability import unavailable
 from controller.api.decode import decode
+from controller.api.group import ResourceGroup
 from controller.api.manifest import load
 from tests.paths import EXAMPLES, PG_TODAY
 
@@ -27,8 +30,43 @@ def test_the_seed_scenario_asks_for_two_parts_not_built_yet() -> None:
     assert found["ReplicatedVolume/pgdata"][0].startswith("spec: ReplicatedVolume objects")
     group = found["ResourceGroup/pg"]
     assert group[0].startswith("spec.resources[0].volume: volume resources are not")
-    assert group[1].startswith("spec.resources[1].filesystem:")
+    assert group[1].startswith("spec.resources[1].filesystem.device: a filesystem on a volume:")
     assert "heartbeat:Filesystem" in group[1]
+
+
+def group_with(filesystem: dict[str, object]) -> ResourceGroup:
+    obj = decode(
+        {
+            "apiVersion": "ha.vigil.dev/v1alpha1",
+            "kind": "ResourceGroup",
+            "metadata": {"name": "g"},
+            "spec": {"resources": [{"filesystem": {"mountPoint": "/srv/data", **filesystem}}]},
+        }
+    )
+    assert isinstance(obj, ResourceGroup)
+    return obj
+
+
+@pytest.mark.parametrize(
+    "filesystem",
+    [
+        {"device": "/dev/sdb1"},
+        {"device": "/dev/loop3", "fsType": "xfs", "fsck": "never"},
+        {"device": "nfs1:/export/data", "fsType": "nfs4"},
+        {"device": "//files/share", "fsType": "cifs", "options": ["ro"]},
+    ],
+)
+def test_a_filesystem_on_a_block_device_or_a_network_mount_is_accepted(
+    filesystem: dict[str, object],
+) -> None:
+    # nodeagent/actuators/filesystem.py mounts them.
+    assert unavailable(group_with(filesystem)) == []
+
+
+def test_a_filesystem_on_a_volume_is_refused_until_volumes_run() -> None:
+    found = unavailable(group_with({"device": "volume:pgdata"}))
+    assert [p.dotted for p in found] == ["spec.resources[0].filesystem.device"]
+    assert "/dev/drbd0" in found[0].message
 
 
 def test_what_runs_today_passes() -> None:
