@@ -231,8 +231,9 @@ class FilesystemResource(ApiModel):
             "journaled one (ext3, ext4, xfs, ...) only when its superblock says the kernel "
             "found errors in it (ext family), since the mount's journal replay is the "
             "recovery after a crash and a full check could outlast timeouts.start. force: "
-            "preen at every start. never: no check. A check that leaves errors uncorrected "
-            "fails the start. Network filesystems are never checked."
+            "a full check in preen mode (e2fsck -f -p, fsck -p) at every start. never: no "
+            "check. A check that leaves errors uncorrected fails the start. Network "
+            "filesystems are never checked."
         ),
     )
 

@@ -1,13 +1,20 @@
 """Actuators: observe, start and stop one resource on this node.
 
 Importing this package registers the built-in kinds in `default_registry`:
-`ip` (VipActuator) and `service` with variants systemd, lsb, ocf and exec.
-New kinds (volume, filesystem) register themselves with `@register("kind")`; each
+`ip` (VipActuator), `filesystem` (FilesystemActuator) and `service` with variants
+systemd, lsb, ocf and exec. New kinds (volume) register themselves with `@register("kind")`; each
 factory receives the typed `Resource` (controller/api/group.py): one schema from YAML to
 the node.
 """
 
-from nodeagent.actuators import service_exec, service_lsb, service_ocf, service_systemd, vip
+from nodeagent.actuators import (
+    filesystem,
+    service_exec,
+    service_lsb,
+    service_ocf,
+    service_systemd,
+    vip,
+)
 from nodeagent.actuators.base import (
     Actuator,
     ActuatorContext,
@@ -28,6 +35,7 @@ __all__ = [
     "Observation",
     "State",
     "default_registry",
+    "filesystem",
     "register",
     "service_exec",
     "service_lsb",

@@ -73,6 +73,7 @@ class Reconciler:
         *,
         registry: ActuatorRegistry = default_registry,
         run_dir: Path = Path("/run/vigil"),
+        lib_dir: Path = Path("/var/lib/vigil"),
         netns: str | None = None,
     ) -> None:
         self.node = node
@@ -81,6 +82,7 @@ class Reconciler:
         self.liveness = liveness
         self.registry = registry
         self.run_dir = run_dir
+        self.lib_dir = lib_dir
         self.netns = netns
         self.reporter = Reporter(node, store, informer)
         self._managed: dict[str, Managed] = {}
@@ -334,7 +336,11 @@ class Reconciler:
                 if managed is not None:
                     self._retired.append(managed)
                 ctx = ActuatorContext(
-                    resource=key, run_dir=self.run_dir, netns=self.netns, timeouts=resource.timeouts
+                    resource=key,
+                    run_dir=self.run_dir,
+                    lib_dir=self.lib_dir,
+                    netns=self.netns,
+                    timeouts=resource.timeouts,
                 )
                 try:
                     managed = Managed(spec_text, self.registry.create(resource, ctx))
