@@ -48,7 +48,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
         if not sep:
             raise ValueError(f"malformed mountinfo line (no ' - '): {line[:120]!r}")
         fields = head.split()
-        rest = tail.split()
+        rest = tail.split(" ")  # one space apart: an empty source stays a field
         major, _, minor = fields[2].partition(":")
         mounts.append(
             Mount(
