@@ -134,11 +134,14 @@ def make(
 
 
 @contextlib.contextmanager
-def served_volume(root: Path, run_dir: Path, name: str = "vol1") -> Iterator[Path]:
+def served_volume(
+    root: Path, run_dir: Path, name: str = "vol1", create: bool = True
+) -> Iterator[Path]:
     """`blockrepl serve` in non-replicated mode on the NBD socket the filesystem actuator
     looks for; yields the socket. Stopped (SIGTERM, then SIGKILL) at the end."""
     backing = root / f"{name}.img"
-    run(str(BLOCKREPL), "create-md", "--backing", str(backing), "--size", "64M")
+    if create:
+        run(str(BLOCKREPL), "create-md", "--backing", str(backing), "--size", "64M")
     sock = nbd_socket(run_dir, name)
     sock.parent.mkdir(parents=True, exist_ok=True)
     log = (root / f"{name}.serve.log").open("wb")
@@ -158,3 +161,22 @@ def served_volume(root: Path, run_dir: Path, name: str = "vol1") -> Iterator[Pat
             proc.kill()
             proc.wait()
         log.close()
+
+
+def mkfs_volume(root: Path, sock: Path, parts: Parts | None = None) -> None:
+    """A new volume is blank: attach it once by hand (nbdfuse, no loop) for mkfs, as an
+    operator makes the filesystem on a new volume."""
+    fuse = root / "mkfs-fuse"
+    fuse.mkdir()
+    nbd = subprocess.Popen(["nbdfuse", str(fuse / "disk"), "--unix", str(sock)])
+    if parts is not None:
+        parts.pids.append(nbd.pid)
+    try:
+        deadline = time.monotonic() + 20
+        while not (fuse / "disk").exists():
+            assert time.monotonic() < deadline and nbd.poll() is None, "nbdfuse did not serve"
+            time.sleep(0.05)
+        run("mkfs.ext4", "-q", "-F", "-E", "nodiscard", str(fuse / "disk"))
+    finally:
+        run("fusermount3", "-u", str(fuse), check=False)
+        nbd.wait(timeout=10)

@@ -23,6 +23,7 @@ from tests.integration.actuators.fsparts import (
     image,
     loop_is_attached,
     make,
+    mkfs_volume,
     mounts_under,
     require_parts,
     run,
@@ -217,24 +218,6 @@ async def test_fsck_policy_on_a_corrupted_ext4(
     assert "errors left uncorrected" in message and "not mounted" in message, message
     assert "UNEXPECTED INCONSISTENCY" in message and "fsck: never" in message
     assert not mounted(mp)
-
-
-def mkfs_volume(root: Path, sock: Path, parts: Parts) -> None:
-    """A new volume is blank: attach it once by hand (nbdfuse, no loop) for mkfs, as an
-    operator makes the filesystem on a new volume."""
-    fuse = root / "mkfs-fuse"
-    fuse.mkdir()
-    nbd = subprocess.Popen(["nbdfuse", str(fuse / "disk"), "--unix", str(sock)])
-    parts.pids.append(nbd.pid)
-    try:
-        deadline = time.monotonic() + 20
-        while not (fuse / "disk").exists():
-            assert time.monotonic() < deadline and nbd.poll() is None, "nbdfuse did not serve"
-            time.sleep(0.05)
-        run("mkfs.ext4", "-q", "-F", "-E", "nodiscard", str(fuse / "disk"))
-    finally:
-        run("fusermount3", "-u", str(fuse), check=False)
-        nbd.wait(timeout=10)
 
 
 async def test_volume_device_through_nbdfuse_and_a_loop(root: Path, parts: Parts) -> None:
