@@ -159,9 +159,11 @@ class FilesystemActuator(Actuator):
                 )
             return Observation.stopped(f"nothing is mounted on {self.mount_point}")
         if not self._ours(mount, record):
-            return Observation.failed(
-                f"{self.mount_point} holds {mount.source} ({mount.fs_type}), not {self.device}; "
-                "unmount it by hand or choose another mountPoint"
+            # Not failed: that would make the reconciler stop it, and a stop leaves what is
+            # not ours alone, so the stop would "fail" and fence the node. Ours is simply
+            # not mounted; start says what is in the way.
+            return Observation.stopped(
+                f"{self.mount_point} holds {mount.source} ({mount.fs_type}), not {self.device}"
             )
         if record is not None and not record.nbdfuse_alive():
             return Observation.failed(
