@@ -39,7 +39,13 @@ from controller.api.group import (
 )
 from nodeagent.actuators import attach
 from nodeagent.actuators.attach import AttachError, Attachment
-from nodeagent.actuators.base import Actuator, ActuatorContext, instance_name, register
+from nodeagent.actuators.base import (
+    Actuator,
+    ActuatorContext,
+    ActuatorError,
+    instance_name,
+    register,
+)
 from nodeagent.actuators.commands import run_command
 from nodeagent.actuators.fsck import fsck_failure, needs_superblock, parse_dumpe2fs, plan_fsck
 from nodeagent.actuators.holders import Holder, describe_all, find_holders
@@ -77,6 +83,15 @@ def _alive(pid: int) -> bool:
     return found is not None and found.alive
 
 
+def _canonical(path: str) -> str:
+    """The mount point as mountinfo spells it: symlinks in its parent resolved. Not the
+    mount point itself: a stat on the root of a hung NFS mount would hang."""
+    if path == "/":
+        return path
+    parent, name = os.path.split(path)
+    return os.path.join(os.path.realpath(parent), name)
+
+
 def _rdev(path: str) -> tuple[int, int] | None:
     """major:minor of a block device node; None if missing or not a block device."""
     try:
@@ -93,7 +108,7 @@ class FilesystemActuator(Actuator):
         super().__init__(ctx)
         self.spec = spec
         self.device = spec.device
-        self.mount_point = normal_path(spec.mount_point)
+        self.mount_point = _canonical(normal_path(spec.mount_point))
         self.instance = instance_name(ctx.resource)
         if spec.device.startswith(VOLUME_DEVICE_PREFIX):
             self.volume: str | None = spec.device[len(VOLUME_DEVICE_PREFIX) :]
@@ -109,7 +124,10 @@ class FilesystemActuator(Actuator):
 
     @property
     def where(self) -> str:
-        record = self._record()
+        try:
+            record = self._record()
+        except ActuatorError:  # where is part of that very error's message
+            record = None
         via = f" via {record.loop}" if record and record.loop else ""
         return f"{self.device}{via} on {self.mount_point}"
 

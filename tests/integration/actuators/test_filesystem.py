@@ -92,6 +92,20 @@ async def test_block_device_start_observe_stop(root: Path, parts: Parts) -> None
     await fs.stop()
 
 
+async def test_a_mount_point_through_a_symlink_is_recognised(root: Path, parts: Parts) -> None:
+    # mountinfo spells the resolved path; a mismatch would mount it again on top.
+    loop = parts.attach(image(root / "disk.img"))
+    (root / "real").mkdir()
+    (root / "link").symlink_to(root / "real")
+    fs = make(context(root), loop, root / "link" / "m")
+    await fs.start()
+    assert (await fs.observe()).state is State.RUNNING
+    await fs.start()  # no second mount on top
+    assert len([m for m in read_mountinfo() if m.mount_point == str(root / "real" / "m")]) == 1
+    await fs.stop()
+    assert not mounts_under(root)
+
+
 async def test_an_image_file_or_a_missing_device_is_refused(root: Path, parts: Parts) -> None:
     img = image(root / "disk.img")
     with pytest.raises(ActuatorError, match="is not a block device.*losetup -f --show"):
