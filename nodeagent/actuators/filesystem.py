@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import stat
@@ -92,6 +93,20 @@ def _canonical(path: str) -> str:
     return os.path.join(os.path.realpath(parent), name)
 
 
+def _free(device: str) -> bool:
+    """Whether nothing holds the block device exclusively (a mount, anywhere, does)."""
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            return False
+        raise
+    os.close(fd)
+    return True
+
+
 def _rdev(path: str) -> tuple[int, int] | None:
     """major:minor of a block device node; None if missing or not a block device."""
     try:
@@ -119,6 +134,7 @@ class FilesystemActuator(Actuator):
         self.record_file, self.lib_record = attach.record_paths(
             self.instance, ctx.run_dir, ctx.lib_dir
         )
+        self._busy_elsewhere: str | None = None  # see _check_released
         # Processes never signalled: this agent itself, its parent and the namespace's init.
         self.spare = {os.getpid(), os.getppid(), 1}
 
@@ -169,6 +185,11 @@ class FilesystemActuator(Actuator):
         mount = mount_at(read_mountinfo(), self.mount_point)
         record = self._record()
         if mount is None:
+            if self._busy_elsewhere is not None and not _free(self._busy_elsewhere):
+                return Observation.failed(
+                    f"unmounted on {self.mount_point}, but {self._busy_elsewhere} is still "
+                    "in use elsewhere (another mount namespace?); stop checks again"
+                )
             if record is not None:
                 return Observation.failed(
                     f"nothing is mounted on {self.mount_point}, but {record.loop or 'nbdfuse'} "
@@ -310,8 +331,31 @@ class FilesystemActuator(Actuator):
                     + ", ".join(m.mount_point for m in others),
                     "unmount those (a bind mount of it, or a second mount) by hand",
                 )
+            path = record.loop if record and record.loop else self.device
+            if dev and not self.network:
+                await self._check_released(path, self._deadline("stop", UNMOUNT_SHARE))
         if record is not None:
             await self._detach(record, self._deadline("stop", DETACH_SHARE))
+
+    async def _check_released(self, device: str, deadline: float) -> None:
+        """After umount, the device must be free: an exclusive open fails (EBUSY) while
+        the filesystem is mounted anywhere, also in a mount namespace this agent cannot
+        see (a container, a lab node booted while it was mounted), which mountinfo does
+        not show. Remembered: observe() reports it failed until the device is free, so
+        the failed stop is not forgotten at the next turn."""
+        while True:
+            if _free(device):
+                self._busy_elsewhere = None
+                return
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(POLL)
+        self._busy_elsewhere = device
+        raise self.error(
+            f"unmounted here, but {device} is still in use (an exclusive open fails): "
+            "mounted in another mount namespace, or held by another user of the device",
+            f"find it with grep -l ' {device} ' /proc/*/mountinfo, or lsblk; unmount it",
+        )
 
     async def _detach(self, record: Attachment, deadline: float) -> None:
         try:

@@ -166,6 +166,41 @@ async def test_a_bind_mount_elsewhere_fails_the_stop(root: Path, parts: Parts) -
     assert not mounted(mp)
 
 
+async def test_a_mount_left_in_another_namespace_fails_the_stop_until_gone(
+    root: Path, parts: Parts
+) -> None:
+    # A mount namespace made while it is mounted (a container, a lab node) keeps a copy of
+    # the mount that this namespace's table does not show: umount here succeeds, but the
+    # filesystem is still live on the device.
+    loop = parts.attach(image(root / "disk.img"))
+    mp = root / "m"
+    fs = make(context(root, stop=3), loop, mp)
+    await fs.start()
+    other = holder(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 120",
+        ],
+        parts,
+    )
+    with pytest.raises(ActuatorError, match=f"unmounted here, but {loop} is still in use"):
+        await fs.stop()
+    assert not mounted(mp)
+    seen = await fs.observe()
+    assert seen.state is State.FAILED and "in use elsewhere" in seen.detail, seen
+    with pytest.raises(ActuatorError, match="in use elsewhere"):
+        await fs.stop()  # still there: the stop still fails
+    other.kill()
+    other.wait()
+    await fs.stop()
+    assert (await fs.observe()).state is State.STOPPED
+
+
 async def test_a_foreign_mount_on_the_mount_point_is_not_ours(root: Path, parts: Parts) -> None:
     ours = parts.attach(image(root / "a.img"))
     theirs = parts.attach(image(root / "b.img"))
