@@ -49,7 +49,7 @@ from nodeagent.actuators.base import (
 )
 from nodeagent.actuators.commands import run_command
 from nodeagent.actuators.fsck import fsck_failure, needs_superblock, parse_dumpe2fs, plan_fsck
-from nodeagent.actuators.holders import Holder, describe_all, find_holders
+from nodeagent.actuators.holders import Holder, describe_all, find_holders, namespaces_mounting
 from nodeagent.actuators.mountinfo import (
     Mount,
     mount_argv,
@@ -351,10 +351,17 @@ class FilesystemActuator(Actuator):
                 break
             await asyncio.sleep(POLL)
         self._busy_elsewhere = device
+        dev = _rdev(device)
+        others = await asyncio.to_thread(namespaces_mounting, dev) if dev else []
+        where = (
+            f"still mounted in the mount namespace of {describe_all(others)}"
+            if others
+            else "held by another user of the device"
+        )
         raise self.error(
-            f"unmounted here, but {device} is still in use (an exclusive open fails): "
-            "mounted in another mount namespace, or held by another user of the device",
-            f"find it with grep -l ' {device} ' /proc/*/mountinfo, or lsblk; unmount it",
+            f"unmounted here, but {device} is still in use (an exclusive open fails): {where}",
+            "unmount it there (nsenter -m -t PID umount ...), or end that namespace's "
+            "processes; lsblk and /proc/*/mountinfo show other users",
         )
 
     async def _detach(self, record: Attachment, deadline: float) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodeagent.actuators.mountinfo import unescape
+
 PROC = Path("/proc")
 
 
@@ -125,4 +127,31 @@ def find_holders(
         holder = holder_of(int(entry), mount_id, dev, proc)
         if holder is not None:
             found.append(holder)
+    return found
+
+
+def namespaces_mounting(dev: tuple[int, int], proc: Path = PROC) -> list[Holder]:
+    """One process per other mount namespace in which the filesystem on dev is mounted
+    (mountinfo is per namespace: this one's does not show those copies)."""
+    own = _readlink(proc / "self" / "ns" / "mnt")
+    seen: set[str] = {own}
+    found: list[Holder] = []
+    needle = f" {dev[0]}:{dev[1]} "
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        pid_dir = proc / entry
+        ns = _readlink(pid_dir / "ns" / "mnt")
+        if ns in seen or ns == "?":
+            continue
+        seen.add(ns)
+        try:
+            lines = (pid_dir / "mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        points = [unescape(line.split()[4]) for line in lines if needle in f" {line.split()[2]} "]
+        if points:
+            found.append(
+                Holder(int(entry), _comm(pid_dir), tuple(f"mounted at {p}" for p in points))
+            )
     return found

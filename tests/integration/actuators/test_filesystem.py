@@ -188,8 +188,9 @@ async def test_a_mount_left_in_another_namespace_fails_the_stop_until_gone(
         ],
         parts,
     )
-    with pytest.raises(ActuatorError, match=f"unmounted here, but {loop} is still in use"):
+    with pytest.raises(ActuatorError, match=f"unmounted here, but {loop} is still in use") as info:
         await fs.stop()
+    assert f"mount namespace of pid {other.pid} (sleep: mounted at {mp})" in str(info.value)
     assert not mounted(mp)
     seen = await fs.observe()
     assert seen.state is State.FAILED and "in use elsewhere" in seen.detail, seen
