@@ -79,6 +79,17 @@ class Parts:
     root: Path
     pids: list[int] = field(default_factory=list)
     loops: list[Attachment] = field(default_factory=list)
+    shared: bool = False
+
+    def share(self) -> None:
+        """Make root a shared mount, so that an umount under it propagates into the
+        mount namespaces other processes make meanwhile. This machine's / is private:
+        every `ip netns exec` (a slave copy of the tree) that another test on the machine
+        runs while a filesystem is mounted here would otherwise keep that filesystem
+        mounted, and the actuator would rightly refuse to call it stopped."""
+        run("mount", "--bind", str(self.root), str(self.root))
+        run("mount", "--make-rshared", str(self.root))
+        self.shared = True
 
     def attach(self, img: Path) -> str:
         loop = run("losetup", "-f", "--show", str(img)).strip()
@@ -105,6 +116,8 @@ class Parts:
                 run("losetup", "-d", attachment.loop, check=False)
         with contextlib.suppress(AssertionError):
             wait_until(lambda: not any(still_attached(a) for a in self.loops), 20, "detach")
+        if self.shared:
+            run("umount", "-l", str(self.root), check=False)
         assert not errors, errors
 
 

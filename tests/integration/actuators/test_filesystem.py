@@ -52,6 +52,7 @@ def parts(root: Path) -> Iterator[Parts]:
     """Processes and loop devices a test made, and every mount under root, undone at the
     end whatever happens."""
     made = Parts(root)
+    made.share()
     try:
         yield made
     finally:

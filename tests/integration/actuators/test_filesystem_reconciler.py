@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 def parts(tmp_path: Path) -> Iterator[Parts]:
     require_parts()
     made = Parts(tmp_path)
+    made.share()
     try:
         yield made
     finally:
