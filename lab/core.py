@@ -33,6 +33,8 @@ from lab.names import (
 )
 from lab.node import Booted, boot, enter_netns_argv, enter_node_argv, is_running, power_off
 from lab.shell import check_prerequisites
+from nodeagent.actuators.attach import RECORDS as ATTACHMENT_RECORDS
+from nodeagent.actuators.attach import detach_recorded
 
 NODE_MOUNTPOINT = "/var/lib/vigil"
 
@@ -400,6 +402,12 @@ class Lab:
             return
         power_off(rt.pid, rt.pid_start, self._wrappers.pop(node, None))
         rt.pid = rt.pid_start = rt.wrapper_pid = None
+        # The node's mounts went with its namespaces, but loop devices are global: those
+        # its filesystem actuator attached stay bound to a FUSE file whose nbdfuse is
+        # gone, as a real machine's would not after a power loss. Detach them.
+        errors = detach_recorded(self.disk_dir(node) / ATTACHMENT_RECORDS)
+        if errors:
+            raise LabError(f"node {node!r} powered off, but: " + "; ".join(errors))
 
     def _teardown(self) -> list[str]:
         """Best effort: every step runs even if an earlier one failed; returns the errors."""

@@ -153,6 +153,7 @@ class Agent:
             self.informer,
             self.liveness,
             run_dir=self.run_dir,
+            lib_dir=self.lib_dir,
             netns=self.netns,
         )
         self._spawn(self.reconciler.run(), "reconciler")

@@ -9,7 +9,6 @@ Each rule goes when its part lands.
 from __future__ import annotations
 
 from controller.api.decode import Problem
-from controller.api.group import ResourceGroup
 from controller.api.meta import Object
 from controller.api.volume import ReplicatedVolume
 
@@ -17,11 +16,6 @@ VOLUME_SIZE = (
     "spec.size is not available in this version of Vigil: a replica uses its whole disk "
     "minus the metadata area. Remove size, and give each replica a disk (a partition, a "
     "logical volume or a file) of the size you want"
-)
-FILESYSTEM_RESOURCE = (
-    "filesystem resources are not available in this version of Vigil: no node has an "
-    "actuator for them yet. Use the OCF agent as a service: service: {ocf: {agent: "
-    "heartbeat:Filesystem, params: {device: ..., directory: ..., fstype: ...}}}"
 )
 
 
@@ -32,11 +26,8 @@ def unavailable(obj: Object) -> list[Problem]:
     def refuse(path: tuple[str | int, ...], message: str) -> None:
         found.append(Problem(path, message))
 
-    if isinstance(obj, ReplicatedVolume):
-        if obj.spec.size is not None:
-            refuse(("spec", "size"), VOLUME_SIZE)
-    elif isinstance(obj, ResourceGroup):
-        for i, resource in enumerate(obj.spec.resources):
-            if resource.filesystem is not None:
-                refuse(("spec", "resources", i, "filesystem"), FILESYSTEM_RESOURCE)
+    if isinstance(obj, ReplicatedVolume) and obj.spec.size is not None:
+        refuse(("spec", "size"), VOLUME_SIZE)
+    # Every resource of a ResourceGroup runs now: volumes, filesystems (block devices,
+    # network mounts, volume: devices), VIPs and services.
     return found

@@ -24,16 +24,29 @@ def _exactly_one(model: ApiModel, names: tuple[str, ...], what: str) -> None:
         raise ValueError(f"{what} needs exactly one of {', '.join(names)}{found}")
 
 
+NETWORK_FS_TYPES = ("nfs", "nfs4", "glusterfs", "cifs")
+# host:/export (nfs, glusterfs: host:/volume or host:volume) and //host/share (cifs).
+_NETWORK_DEVICE = re.compile(r"^(//[A-Za-z0-9_.:\[\]-]+/\S+|[A-Za-z0-9_.\[\]-]+:\S+)$")
+
+
+def is_network_device(value: str) -> bool:
+    """host:/export or //host/share: a network filesystem's source, mounted without attach."""
+    return not value.startswith(VOLUME_DEVICE_PREFIX) and bool(_NETWORK_DEVICE.match(value))
+
+
 def _check_device(value: str) -> str:
     if value.startswith(VOLUME_DEVICE_PREFIX):
         name = value[len(VOLUME_DEVICE_PREFIX) :]
         if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
             raise ValueError(f"invalid volume reference {value!r}: expected volume:<name>")
         return value
-    if not value.startswith("/"):
+    if is_network_device(value):
+        return value
+    if not value.startswith("/") or value.startswith("//"):
         raise ValueError(
-            f"invalid device {value!r}: expected an absolute path (/dev/sdb1) "
-            "or volume:<ReplicatedVolume name>"
+            f"invalid device {value!r}: expected an absolute path (/dev/sdb1), "
+            "volume:<ReplicatedVolume name>, or for a network filesystem host:/export "
+            "(nfs, nfs4, glusterfs) or //host/share (cifs)"
         )
     return value
 
@@ -192,15 +205,58 @@ class VolumeResource(ApiModel):
     name: Name = Field(description="ReplicatedVolume to promote to Primary on the group's node.")
 
 
+FsckPolicy = Literal["auto", "force", "never"]
+
+
 class FilesystemResource(ApiModel):
     device: Device = Field(
-        description="Block device to mount: a path, or volume:<name> for a ReplicatedVolume."
+        description=(
+            "What to mount: a block device path (/dev/sdb1; a regular image file is refused: "
+            "attach it with losetup first), volume:<name> for a ReplicatedVolume (its "
+            "Primary's NBD export on this node, attached through nbdfuse and a loop device), "
+            "or for a network filesystem host:/export (nfs, nfs4, glusterfs) or //host/share "
+            "(cifs)."
+        )
     )
-    mount_point: AbsPath = Field(description="Directory to mount on.")
+    mount_point: AbsPath = Field(description="Directory to mount on; created if missing.")
     fs_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.]+$")] = Field(
         default="ext4", description="Filesystem type, as mount -t."
     )
     options: list[str] = Field(default_factory=list, description="Mount options, as mount -o.")
+    fsck: FsckPolicy = Field(
+        default="auto",
+        description=(
+            "Check before mounting. auto: a filesystem without a journal (ext2, vfat, ...) "
+            "is preened (fsck -p) at every start, as the OCF Filesystem agent does; a "
+            "journaled one (ext3, ext4, xfs, ...) only when its superblock says the kernel "
+            "found errors in it (ext family), since the mount's journal replay is the "
+            "recovery after a crash and a full check could outlast timeouts.start. force: "
+            "a full check in preen mode (e2fsck -f -p, fsck -p) at every start. never: no "
+            "check. A check that leaves errors uncorrected fails the start. Network "
+            "filesystems are never checked."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _device_fits_type(self) -> FilesystemResource:
+        network_type = self.fs_type in NETWORK_FS_TYPES
+        if is_network_device(self.device) and not network_type:
+            raise ValueError(
+                f"device {self.device!r} is a network source, which fsType {self.fs_type!r} "
+                f"cannot mount: set fsType to one of {', '.join(NETWORK_FS_TYPES)}, or device "
+                "to a block device path or volume:<name>"
+            )
+        if network_type and not is_network_device(self.device):
+            raise ValueError(
+                f"fsType {self.fs_type!r} is a network filesystem, so device must be "
+                "host:/export (nfs, nfs4, glusterfs) or //host/share (cifs), not "
+                f"{self.device!r}"
+            )
+        if network_type and self.fsck == "force":
+            raise ValueError(
+                f"fsck: force cannot check a network filesystem ({self.fs_type}): use auto or never"
+            )
+        return self
 
 
 class ArpSettings(ApiModel):

@@ -43,12 +43,15 @@ class ActuatorContext:
 
     `resource` is the cluster-wide resource name (used in messages, PID files and as the
     OCF instance name). `netns` runs the actuator inside a named network namespace
-    (tests, and nodes that keep service addresses in a namespace). `peer_dead` answers
-    from this node's heartbeat membership.
+    (tests, and nodes that keep service addresses in a namespace). `run_dir` (tmpfs) holds
+    what an agent restart must find and a reboot must forget; `lib_dir` (disk) what must
+    survive the node's power loss (the loop devices a filesystem attached, for the lab).
+    `peer_dead` answers from this node's heartbeat membership.
     """
 
     resource: str
     run_dir: Path = Path("/run/vigil")
+    lib_dir: Path = Path("/var/lib/vigil")
     netns: str | None = None
     # Pacemaker's operation defaults are 20 s too.
     timeouts: Timeouts = field(default_factory=Timeouts)

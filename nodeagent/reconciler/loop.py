@@ -73,6 +73,7 @@ class Reconciler:
         *,
         registry: ActuatorRegistry = default_registry,
         run_dir: Path = Path("/run/vigil"),
+        lib_dir: Path = Path("/var/lib/vigil"),
         netns: str | None = None,
     ) -> None:
         self.node = node
@@ -81,6 +82,7 @@ class Reconciler:
         self.liveness = liveness
         self.registry = registry
         self.run_dir = run_dir
+        self.lib_dir = lib_dir
         self.netns = netns
         self.reporter = Reporter(node, store, informer)
         self._managed: dict[str, Managed] = {}
@@ -340,6 +342,7 @@ class Reconciler:
                 ctx = ActuatorContext(
                     resource=key,
                     run_dir=self.run_dir,
+                    lib_dir=self.lib_dir,
                     netns=self.netns,
                     timeouts=resource.timeouts,
                     peer_dead=self._peer_dead,

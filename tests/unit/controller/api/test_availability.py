@@ -3,8 +3,11 @@ to do it today; everything else passes."""
 
 from __future__ import annotations
 
+import pytest
+
 from controller.api.availability import unavailable
 from controller.api.decode import decode
+from controller.api.group import ResourceGroup
 from controller.api.manifest import load
 from tests.paths import EXAMPLES, PG_TODAY
 
@@ -19,13 +22,11 @@ def refusals(directory: str) -> dict[str, list[str]]:
     return out
 
 
-def test_the_seed_scenario_asks_only_for_what_is_not_built_yet() -> None:
-    # Replicated volumes and volume resources run (nodeagent/volumes/, actuators/volume.py);
-    # two-node mode and serial heartbeat links too.
+def test_the_seed_scenario_is_accepted_now_that_every_part_runs() -> None:
+    # Replicated volumes, volume and filesystem resources run (nodeagent/volumes/,
+    # actuators/volume.py, filesystem.py); two-node mode and serial heartbeat links too.
     found = refusals(str(EXAMPLES / "pg"))
-    assert sorted(found) == ["ResourceGroup/pg"]
-    group = found["ResourceGroup/pg"]
-    assert group[0].startswith("spec.resources[1].filesystem:")
+    assert found == {}
 
 
 def test_a_volume_size_is_refused_until_replicas_can_use_part_of_a_disk() -> None:
@@ -46,6 +47,36 @@ def test_a_volume_size_is_refused_until_replicas_can_use_part_of_a_disk() -> Non
     (problem,) = unavailable(volume)
     assert problem.dotted == "spec.size"
     assert "Remove size" in problem.message
+
+
+def group_with(filesystem: dict[str, object]) -> ResourceGroup:
+    obj = decode(
+        {
+            "apiVersion": "ha.vigil.dev/v1alpha1",
+            "kind": "ResourceGroup",
+            "metadata": {"name": "g"},
+            "spec": {"resources": [{"filesystem": {"mountPoint": "/srv/data", **filesystem}}]},
+        }
+    )
+    assert isinstance(obj, ResourceGroup)
+    return obj
+
+
+@pytest.mark.parametrize(
+    "filesystem",
+    [
+        {"device": "/dev/sdb1"},
+        {"device": "/dev/loop3", "fsType": "xfs", "fsck": "never"},
+        {"device": "nfs1:/export/data", "fsType": "nfs4"},
+        {"device": "//files/share", "fsType": "cifs", "options": ["ro"]},
+        {"device": "volume:pgdata"},
+    ],
+)
+def test_a_filesystem_on_a_block_device_a_volume_or_a_network_mount_is_accepted(
+    filesystem: dict[str, object],
+) -> None:
+    # nodeagent/actuators/filesystem.py mounts them.
+    assert unavailable(group_with(filesystem)) == []
 
 
 def test_what_runs_today_passes() -> None:

@@ -102,6 +102,39 @@ SVC = {"service": {"lsb": "apache2"}}
             "greater than or equal to 1",
         ),
         ({**SVC, "probe": {"tcp": {"port": 1}, "perod": "1s"}}, "probe.perod", "did you mean"),
+        # A network source needs a network fsType, and the other way round.
+        (
+            {"filesystem": {"device": "nfs1:/export", "mountPoint": "/srv"}},
+            "filesystem",
+            "device 'nfs1:/export' is a network source, which fsType 'ext4' cannot mount",
+        ),
+        (
+            {"filesystem": {"device": "/dev/sdb1", "mountPoint": "/srv", "fsType": "nfs4"}},
+            "filesystem",
+            "so device must be host:/export",
+        ),
+        (
+            {
+                "filesystem": {
+                    "device": "//h/s",
+                    "mountPoint": "/srv",
+                    "fsType": "cifs",
+                    "fsck": "force",
+                }
+            },
+            "filesystem",
+            "fsck: force cannot check a network filesystem",
+        ),
+        (
+            {"filesystem": {"device": "disk.img", "mountPoint": "/srv"}},
+            "filesystem.device",
+            "expected an absolute path (/dev/sdb1)",
+        ),
+        (
+            {"filesystem": {"device": "/dev/sdb1", "mountPoint": "/srv", "fsck": "always"}},
+            "filesystem.fsck",
+            "'auto', 'force' or 'never'",
+        ),
     ],
 )
 def test_refused_with_the_field_and_the_fix(

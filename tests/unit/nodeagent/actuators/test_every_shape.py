@@ -18,9 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.api.decode import SchemaError, decode
-from controller.api.group import Resource, ResourceGroup
+from controller.api.group import NETWORK_FS_TYPES, Resource, ResourceGroup
 from controller.api.manifest import load
-from nodeagent.actuators import Actuator, ActuatorContext, NoActuatorError, default_registry
+from nodeagent.actuators import Actuator, ActuatorContext, default_registry
+from nodeagent.actuators.filesystem import FilesystemActuator
 from nodeagent.actuators.service_exec import ExecActuator
 from nodeagent.actuators.service_lsb import LsbActuator
 from nodeagent.actuators.service_ocf import OcfActuator
@@ -78,10 +79,19 @@ SHAPES: list[dict[str, Any]] = [
         "service": {"systemd": "postgresql.service"},
         "probe": {"exec": {"command": ["pg_isready", "-h", "127.0.0.1"]}, **FULL_PROBE},
     },
-]
-# Accepted by the API, with no actuator on any node yet (their own issue).
-NOT_YET = [
     {"filesystem": {"device": "/dev/sdb1", "mountPoint": "/srv/pg", "options": ["noatime"]}},
+    {"filesystem": {"device": "volume:pgdata", "mountPoint": "/srv/pg/", "fsck": "force"}},
+    {
+        "filesystem": {
+            "device": "nfs1:/export/data",
+            "mountPoint": "/srv/data",
+            "fsType": "nfs4",
+            "options": ["hard", "vers=4.2"],
+            "fsck": "never",
+        },
+        "timeouts": {"stop": "60s"},
+    },
+    {"filesystem": {"device": "//files/share", "mountPoint": "/srv/share", "fsType": "cifs"}},
 ]
 
 
@@ -108,7 +118,11 @@ def test_the_examples_hold_ip_and_service_resources() -> None:
     "resource",
     [
         *SHAPES,
-        *[r.to_dict() for r in example_resources() if r.type in ("ip", "service", "volume")],
+        *[
+            r.to_dict()
+            for r in example_resources()
+            if r.type in ("ip", "service", "volume", "filesystem")
+        ],
     ],
     ids=lambda r: str(r)[:60],
 )
@@ -138,16 +152,15 @@ def test_every_accepted_shape_makes_an_actuator(resource: dict[str, Any]) -> Non
             assert isinstance(actuator, ExecActuator) and service.exec is not None
             assert list(actuator.command) == service.exec.command
             assert actuator.stop_signal is signal.Signals[service.exec.stop_signal]
+    elif spec.filesystem is not None:
+        fs = spec.filesystem
+        assert isinstance(actuator, FilesystemActuator)
+        assert actuator.mount_point == fs.mount_point.rstrip("/")
+        assert actuator.network == (fs.fs_type in NETWORK_FS_TYPES)
+        assert (actuator.volume is not None) == fs.device.startswith("volume:")
     if spec.probe is not None:
         runner = ProbeRunner(spec.probe, lambda status: None)
         assert 0 < runner.timeout <= runner.period
-
-
-@pytest.mark.parametrize("resource", NOT_YET, ids=lambda r: next(iter(r)))
-def test_kinds_without_an_actuator_say_so_by_name(resource: dict[str, Any]) -> None:
-    spec = Resource.model_validate(resource)
-    with pytest.raises(NoActuatorError, match=f"{spec.type} resources have no actuator"):
-        make(spec)
 
 
 def test_no_hand_parser_is_left_on_the_node() -> None:
