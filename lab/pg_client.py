@@ -6,9 +6,10 @@ which commits PostgreSQL acknowledged. Run in the lab's client namespace:
 Each line on stdout is `<monotonic time> ok <n>` once the COMMIT of row n returned, or
 `<monotonic time> err <n> <reason>` when it did not (n's fate is then unknown: the server
 may have committed it before the answer was lost, so it is never counted either way), or
-`<monotonic time> down <reason>` for a connection attempt that failed. After an error the
-client connects again and goes on with n + 1. The lab makes no time
-namespace, so the times compare with the test's time.monotonic().
+`<monotonic time> down <reason>` for a connection attempt that failed, or `<monotonic
+time> conn <server>` for a new connection, <server> telling PostgreSQL instances apart
+(their start time). After an error the client connects again and goes on with n + 1.
+The lab makes no time namespace, so the times compare with the test's time.monotonic().
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ async def connect(host: str, port: int) -> psycopg.AsyncConnection[tuple[object,
         )
     async with asyncio.timeout(STATEMENT_TIMEOUT):
         await conn.execute(TABLE)
+        cur = await conn.execute("SELECT pg_postmaster_start_time()::text")
+        row = await cur.fetchone()
+    # Which server answers from now on: a PostgreSQL started elsewhere after a failover has
+    # another start time, however the VIP moved.
+    say("conn", str(row[0] if row else "?").replace(" ", "T"))
     return conn
 
 

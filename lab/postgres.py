@@ -107,9 +107,10 @@ spec:
 @dataclass
 class Line:
     time: float
-    what: str  # ok, err, down
+    what: str  # ok, err, down, conn
     n: int | None
     detail: str = ""
+    server: str = ""  # the PostgreSQL instance the client was connected to
 
 
 class CommitClient:
@@ -134,13 +135,16 @@ class CommitClient:
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
+        server = ""
         for raw in self.proc.stdout:
             parts = raw.split(maxsplit=3)
             if len(parts) < 2:
                 continue
             number = int(parts[2]) if parts[1] in ("ok", "err") and len(parts) > 2 else None
             rest = parts[3] if number is not None and len(parts) > 3 else " ".join(parts[2:])
-            self.lines.append(Line(float(parts[0]), parts[1], number, rest.strip()))
+            if parts[1] == "conn":
+                server = rest.strip()
+            self.lines.append(Line(float(parts[0]), parts[1], number, rest.strip(), server))
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -161,7 +165,15 @@ class CommitClient:
         return max(oks) if oks else None
 
     def first_ok_after(self, moment: float) -> Line | None:
-        return next((x for x in list(self.lines) if x.what == "ok" and x.time > moment), None)
+        """The first commit acknowledged after `moment` by another PostgreSQL than the one
+        that acknowledged the last commit before it (answers in flight at `moment` from
+        the server that lost its power do not count)."""
+        lines = list(self.lines)
+        before = [x.server for x in lines if x.what == "ok" and x.time <= moment]
+        old = before[-1] if before else None
+        return next(
+            (x for x in lines if x.what == "ok" and x.time > moment and x.server != old), None
+        )
 
     def wait_commits(self, more: int, within: float = 30.0) -> None:
         """Until `more` further commits were acknowledged."""

@@ -42,6 +42,7 @@ def test_no_acknowledged_commit_is_lost_over_power_losses(vlab: VigilLab) -> Non
     vip = vlab.vip()
     rnd = random.Random()
     gaps = []
+    kills: list[float] = []
     with (
         VolumeObserver(vlab, "pgdata", MOUNT_POINT) as observer,
         CommitClient(vlab, vip) as client,
@@ -52,6 +53,7 @@ def test_no_acknowledged_commit_is_lost_over_power_losses(vlab: VigilLab) -> Non
             assert active in nodes
             time.sleep(rnd.uniform(0.0, 1.5))
             killed = time.monotonic()
+            kills.append(killed)
             vlab.lab.kill(active)
             survivor = vlab.wait_running("pg", 60, not_on=active)
             client.wait_commits(5, 60)
@@ -79,5 +81,23 @@ def test_no_acknowledged_commit_is_lost_over_power_losses(vlab: VigilLab) -> Non
         f"first commit after power loss: median {sorted(gaps)[len(gaps) // 2]:.2f} s, "
         f"max {max(gaps):.2f} s\n"
     )
+    if lost:
+        when = {x.n: x.time for x in client.lines if x.what == "ok"}
+        runs: list[list[int]] = []
+        for n in lost:
+            if runs and n == runs[-1][-1] + 1:
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        for run in runs:
+            sys.stderr.write(
+                f"lost {run[0]}..{run[-1]}: acknowledged from {when[run[0]] - kills[0]:.2f} "
+                f"to {when[run[-1]] - kills[0]:.2f} s after the first kill; kills at "
+                f"{[round(k - kills[0], 2) for k in kills]}\n"
+            )
+        where = vlab.where("pg")
+        if where is not None:
+            log = vlab.lab.exec_in(where, ["sh", "-c", "tail -n 40 /run/vigil/exec/*.log"])
+            sys.stderr.write(f"PostgreSQL's log on {where}:\n{log.stdout}\n")
     assert not lost, f"acknowledged but missing: {lost[:20]}"
     observer.assert_never_twice()
