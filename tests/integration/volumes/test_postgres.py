@@ -12,16 +12,22 @@ import time
 
 import pytest
 
+from lab import state
 from lab.cluster import VigilLab
 from lab.postgres import MOUNT_POINT, CommitClient, committed_rows, group_manifest, prepare
 from lab.volume_observer import VolumeObserver
-from lab.volumes import create_disks, initial_sync, volume_manifest, wait_replicas
+from lab.volumes import create_disks, initial_sync, replica, volume_manifest, wait_replicas
 from tests.integration.cluster.helpers import wait_until
 
 from .conftest import needs_root
 
 pytestmark = [pytest.mark.slow, needs_root]
 KILLS = 10
+
+
+def brief(status: dict[str, object]) -> dict[str, object]:
+    keys = ("role", "connection", "disk", "out_of_sync_bytes", "generation", "outdatePeer")
+    return {k: status.get(k) for k in keys}
 
 
 def in_sync(nodes: tuple[str, str]) -> object:
@@ -43,6 +49,7 @@ def test_no_acknowledged_commit_is_lost_over_power_losses(vlab: VigilLab) -> Non
     rnd = random.Random()
     gaps = []
     kills: list[float] = []
+    snapshots: list[dict[str, dict[str, object]]] = []
     with (
         VolumeObserver(vlab, "pgdata", MOUNT_POINT) as observer,
         CommitClient(vlab, vip) as client,
@@ -51,6 +58,7 @@ def test_no_acknowledged_commit_is_lost_over_power_losses(vlab: VigilLab) -> Non
         for round_ in range(KILLS):
             active = vlab.where("pg")
             assert active in nodes
+            snapshots.append({n: brief(replica(vlab, n, "pgdata")) for n in nodes})
             time.sleep(rnd.uniform(0.0, 1.5))
             killed = time.monotonic()
             kills.append(killed)
@@ -95,8 +103,13 @@ def test_no_acknowledged_commit_is_lost_over_power_losses(vlab: VigilLab) -> Non
                 f"to {when[run[-1]] - kills[0]:.2f} s after the first kill; kills at "
                 f"{[round(k - kills[0], 2) for k in kills]}\n"
             )
+        for i, snapshot in enumerate(snapshots):
+            sys.stderr.write(f"replicas before kill {i + 1}: {snapshot}\n")
         where = vlab.where("pg")
         if where is not None:
+            agent_log = state.log_path(vlab.name, where).read_text().splitlines()
+            volume_lines = [x for x in agent_log if "volume" in x or "replica" in x]
+            sys.stderr.write("agent log:\n" + "\n".join(volume_lines[-40:]) + "\n")
             log = vlab.lab.exec_in(where, ["sh", "-c", "tail -n 40 /run/vigil/exec/*.log"])
             sys.stderr.write(f"PostgreSQL's log on {where}:\n{log.stdout}\n")
     assert not lost, f"acknowledged but missing: {lost[:20]}"
