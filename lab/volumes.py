@@ -121,14 +121,9 @@ def initial_sync(vlab: VigilLab, name: str, nodes: tuple[str, str], within: floa
         vlab, name, nodes, "the replicas to connect",
         lambda s: all(r["connection"] == "Connected" for r in s.values()), within,
     )  # fmt: skip
+    # Forced beside an Inconsistent peer, the replica reconnects and sends it everything.
     control(vlab, nodes[0], name, "promote", "--force")
     control(vlab, nodes[0], name, "demote")
-    # blockrepl decides a resync when a connection starts: restart the peer's replica
-    # (the agent's supervisor starts it again) so that the handshake sends it everything.
-    pid_file = f"/run/vigil/volumes/{name}/serve.pid"
-    proc = vlab.lab.exec_in(nodes[1], ["sh", "-c", f"kill $(cat {pid_file})"])
-    if proc.returncode != 0:
-        raise LabError(f"restarting the replica on {nodes[1]}: {proc.stderr.strip()}")
     wait_replicas(
         vlab, name, nodes, "the initial sync",
         lambda s: all(r["disk"] == "UpToDate" and r["connection"] == "Connected"

@@ -430,6 +430,10 @@ class ReplicaNode:
         await self.disk.run_blocking(self.store.promote, conn is not None, force)
         self.is_primary = True
         self._announce()
+        if force and conn is not None and not conn.peer.consistent and not conn.syncing:
+            # DRBD's `primary --force` on a new pair: the connected peer holds nothing yet.
+            # A resync is decided when a connection starts, so start one that sends it all.
+            conn.fail(ConnectionError("forced promotion: reconnecting to resync the peer"))
 
     async def demote(self) -> None:
         if not self.is_primary:
