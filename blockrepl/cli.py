@@ -18,6 +18,7 @@ from blockrepl.errors import BlockReplError
 from blockrepl.generation import MdFlag
 from blockrepl.layout import AL_DEFAULT_EXTENTS, BM_BYTES_PER_BIT, MdKind
 from blockrepl.metadata import MetadataStore
+from blockrepl.nbd.server import HANDSHAKE_TIMEOUT
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -194,6 +195,7 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
             if args.metrics_listen
             else None,
             outdater=outdater,
+            handshake_timeout=args.nbd_handshake_timeout,
         )
     except BaseException:
         md.close_fd()
@@ -232,7 +234,9 @@ async def _serve(args: argparse.Namespace, listens: list[tuple[str, int]]) -> in
         md.close_fd()
         raise
     backend = LocalDiskBackend(md, args.backing, on_io_error=parse_on_io_error(args.on_io_error))
-    server = NbdServer([Export(args.export_name, backend)])
+    server = NbdServer(
+        [Export(args.export_name, backend)], handshake_timeout=args.nbd_handshake_timeout
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -304,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="detach",
         help="backing-disk I/O error: detach (go Diskless, serve via the peer; default) "
         "or pass_on (EIO for that request, stay attached)",
+    )
+    p.add_argument(
+        "--nbd-handshake-timeout",
+        type=float,
+        default=HANDSHAKE_TIMEOUT,
+        metavar="SECONDS",
+        help="an NBD client that has not chosen an export by then is disconnected "
+        f"(default {HANDSHAKE_TIMEOUT:g})",
     )
     p.add_argument("--pidfile")
     p.add_argument("-v", "--verbose", action="store_true")
