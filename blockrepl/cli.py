@@ -161,12 +161,18 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
         raise UsageError("--peer/--listen-repl need --secret-file F (the volume's shared secret)")
     if args.csums_after_crash_only and not args.csums:
         raise UsageError("--csums-after-crash-only restricts --csums: add --csums as well")
+    if args.listen_repl and not args.peer and not args.allow_peer:
+        raise UsageError(
+            "--listen-repl without --peer needs --allow-peer HOST: the address the peer "
+            "connects from (connections from any other address are closed)"
+        )
     cfg = ReplConfig(
         volume=args.volume or args.export_name,
         secret=read_secret(args.secret_file),
         protocol=args.protocol,
         listen=_parse_listen(args.listen_repl, "--listen-repl") if args.listen_repl else None,
         peer=_parse_listen(args.peer, "--peer") if args.peer else None,
+        allow_peers=tuple(h.strip("[]") for h in args.allow_peer or ()),
         ping_interval=args.ping_interval,
         timeout=args.timeout,
         resync_rate=parse_size(args.resync_rate),
@@ -322,6 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("replication (any of --peer/--listen-repl enables it)")
     r.add_argument("--peer", metavar="HOST:PORT", help="the other replica's --listen-repl")
     r.add_argument("--listen-repl", metavar="HOST:PORT", help="accept the peer here")
+    r.add_argument(
+        "--allow-peer",
+        action="append",
+        metavar="HOST",
+        help="also accept the peer's link from HOST (repeatable; --peer's HOST is always "
+        "accepted, others are closed at once; required with --listen-repl without --peer)",
+    )
     r.add_argument("--secret-file", metavar="F", help="shared secret of the volume")
     r.add_argument("--protocol", choices=["A", "B", "C"], default="C")
     r.add_argument("--role", choices=["primary", "secondary"], default="secondary")
