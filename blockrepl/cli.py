@@ -211,8 +211,12 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
 def cmd_control(args: argparse.Namespace) -> int:
     from blockrepl.replication.control import request
 
-    extra = {"force": True} if getattr(args, "force", False) else {}
-    answer = request(args.control, args.command, **extra)
+    extra: dict[str, Any] = {"force": True} if getattr(args, "force", False) else {}
+    timeout = 30.0
+    if args.command == "demote" and args.wait is not None:
+        extra["wait"] = args.wait
+        timeout += args.wait
+    answer = request(args.control, args.command, timeout=timeout, **extra)
     if not answer.get("ok"):
         raise UsageError(f"{args.command} refused: {answer.get('error')}")
     st = answer["status"]
@@ -384,6 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "promote":
             p.add_argument("--force", action="store_true", help="promote an Inconsistent disk")
+        if name == "demote":
+            p.add_argument(
+                "--wait",
+                type=float,
+                metavar="SECONDS",
+                help="wait this long for attached NBD clients to go before refusing "
+                "(default 1; a demote is refused while a client holds the device open)",
+            )
         p.set_defaults(func=cmd_control)
     from blockrepl.replication.verify_cli import add_parser as add_verify
 

@@ -1,6 +1,8 @@
 """Control socket: one JSON request per line on a unix socket, one JSON answer per line.
 
-Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false}``, ``{"cmd": "demote"}``,
+Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false}``,
+``{"cmd": "demote", "wait": SECONDS}`` (refused while NBD clients stay attached after
+``wait``; default :data:`DEMOTE_WAIT`),
 ``{"cmd": "set-resync-rate", "rate": BYTES_PER_S}`` (0 = unlimited),
 ``{"cmd": "outdate"}`` (outdating.py),
 ``{"cmd": "verify", "resync": false, "start": 0}``, ``{"cmd": "verify-stop"}`` (verify.py),
@@ -21,6 +23,9 @@ from blockrepl.errors import BlockReplError
 from blockrepl.replication.node import ReplicaNode
 
 MAX_REQUEST = 4096
+# An NBD client stopped just before the demote (its socket closed) is seen gone within
+# milliseconds; this covers that race without making a real refusal slow.
+DEMOTE_WAIT = 1.0
 
 
 class ControlError(BlockReplError):
@@ -65,7 +70,10 @@ class ControlServer:
             if cmd == "promote":
                 await self.node.promote(force=bool(req.get("force", False)))
             elif cmd == "demote":
-                await self.node.demote()
+                wait = req.get("wait", DEMOTE_WAIT)
+                if not isinstance(wait, (int, float)) or isinstance(wait, bool) or wait < 0:
+                    raise ValueError('demote "wait" must be seconds >= 0')
+                await self.node.demote(wait=float(wait))
             elif cmd == "outdate":
                 from blockrepl.replication.outdating import outdate_self
 

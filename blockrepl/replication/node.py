@@ -128,7 +128,8 @@ class ReplicaNode:
         self.bound_port = 0
         self.resync_rate = cfg.resync_rate  # adjustable at run time (control socket)
         self.discard_mine = False  # `resolve --discard-mine`: be sync target next time
-        self.in_use: Callable[[], int] = lambda: 0  # open NBD clients (set by serve)
+        self.in_use: Callable[[], int] = lambda: 0  # attached NBD clients (set by serve)
+        self.demoting = False  # new NBD clients are turned away while a demote runs
         self.outdater = outdater
         self.outdate_status: dict[str, Any] | None = None  # the last outdating of the peer
         self.outdate_tasks: set[asyncio.Task[None]] = set()
@@ -472,13 +473,36 @@ class ReplicaNode:
         self.is_primary = True
         self._announce()
 
-    async def demote(self) -> None:
+    async def demote(self, wait: float = 0.0) -> None:
+        """Become Secondary, refused while an NBD client is attached (DRBD: "Device is
+        held open by someone"): its next write would fail. ``wait`` gives clients that
+        were just stopped that long to be seen gone."""
         if not self.is_primary:
             return
-        await self.disk.flush()
-        self.is_primary = False
-        if not self.disk.detached:  # Diskless: the failing device is not touched
-            await self.disk.run_blocking(self.store.demote)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        clients = self.in_use()
+        while clients and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            clients = self.in_use()
+        if not self.is_primary:
+            return
+        if clients:
+            raise RoleError(
+                f"the device is held open: {clients} NBD client(s) attached to the export; "
+                "detach them first (umount, then nbd-client -d or end the NBD client), "
+                "then demote"
+            )
+        # From here on no client attaches (serve's refuse), so none can write to a
+        # Secondary; set in the same step as the check above, with no await between.
+        self.demoting = True
+        try:
+            await self.disk.flush()
+            self.is_primary = False
+            if not self.disk.detached:  # Diskless: the failing device is not touched
+                await self.disk.run_blocking(self.store.demote)
+        finally:
+            self.demoting = False
         self._announce()
 
     def _announce(self) -> None:

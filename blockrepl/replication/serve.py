@@ -64,7 +64,7 @@ async def serve_replicated(
         [Export(export_name, backend, refuse=lambda: _refuse(node))],
         handshake_timeout=handshake_timeout,
     )
-    node.in_use = lambda: nbd.clients
+    node.in_use = lambda: nbd.attached
     ctl = ControlServer(node, control)
     metrics = MetricsServer(lambda: render_metrics(node.status()))
     stop = asyncio.Event()
@@ -106,4 +106,6 @@ async def serve_replicated(
 def _refuse(node: ReplicaNode) -> str | None:
     if not node.is_primary:
         return "this replica is Secondary; promote it (blockrepl promote) to serve"
+    if node.demoting:
+        return "this replica is being demoted to Secondary"
     return None
