@@ -24,6 +24,9 @@ TOTAL_BYTES = 256 * MiB
 # not read can spend that budget, and another client's small requests must still pass.
 # Per connection it is of the order of its receive buffer (bufstream.SMALL).
 CONNECTION_RESERVE = 1 * MiB
+# Idle WRITE buffers kept for reuse by all connections together (one connection keeps at
+# most 32 MiB: bufstream.BufferPool); outside the budgets above, so bounded on its own.
+POOLED_BYTES = 64 * MiB
 
 
 class ByteBudget:

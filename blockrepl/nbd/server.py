@@ -20,8 +20,14 @@ from dataclasses import dataclass, field
 
 from blockrepl.backend import BlockBackend
 from blockrepl.nbd import protocol as p
-from blockrepl.nbd.budget import CONNECTION_BYTES, CONNECTION_RESERVE, TOTAL_BYTES, ByteBudget
-from blockrepl.nbd.bufstream import BufferPool, Conn
+from blockrepl.nbd.budget import (
+    CONNECTION_BYTES,
+    CONNECTION_RESERVE,
+    POOLED_BYTES,
+    TOTAL_BYTES,
+    ByteBudget,
+)
+from blockrepl.nbd.bufstream import BufferPool, Conn, PoolShare
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,7 @@ class NbdServer:
         self.max_in_flight = max_in_flight
         self.connection_bytes = connection_bytes
         self.budget = ByteBudget(total_bytes)
+        self.pooled = PoolShare(POOLED_BYTES)
         self.handshake_timeout = handshake_timeout
         self._servers: list[asyncio.Server] = []
         self._conns: set[asyncio.Task[None]] = set()
@@ -83,7 +90,7 @@ class NbdServer:
 
     @property
     def clients(self) -> int:
-        """Open client connections (a Primary with clients cannot give up its role)."""
+        """Open client connections, negotiating or attached."""
         return len(self._conns)
 
     @property
@@ -241,7 +248,7 @@ class NbdServer:
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[None]] = set()
         room: list[asyncio.Future[None]] = []  # set when max_in_flight was reached
-        pool = BufferPool()
+        pool = BufferPool(share=self.pooled)
         mine = ByteBudget(self.connection_bytes)
 
         def finished(task: asyncio.Task[None]) -> None:
@@ -284,6 +291,7 @@ class NbdServer:
             # Complete everything already accepted (DISC semantics; also on errors).
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            pool.clear()
 
     async def _take(self, mine: ByteBudget, n: int) -> tuple[int, int]:
         """Bytes taken from the connection's budget and from the server-wide one."""
