@@ -18,6 +18,7 @@ from blockrepl.errors import BlockReplError
 from blockrepl.generation import MdFlag
 from blockrepl.layout import AL_DEFAULT_EXTENTS, BM_BYTES_PER_BIT, MdKind
 from blockrepl.metadata import MetadataStore
+from blockrepl.nbd.server import HANDSHAKE_TIMEOUT
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -160,12 +161,18 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
         raise UsageError("--peer/--listen-repl need --secret-file F (the volume's shared secret)")
     if args.csums_after_crash_only and not args.csums:
         raise UsageError("--csums-after-crash-only restricts --csums: add --csums as well")
+    if args.listen_repl and not args.peer and not args.allow_peer:
+        raise UsageError(
+            "--listen-repl without --peer needs --allow-peer HOST: the address the peer "
+            "connects from (connections from any other address are closed)"
+        )
     cfg = ReplConfig(
         volume=args.volume or args.export_name,
         secret=read_secret(args.secret_file),
         protocol=args.protocol,
         listen=_parse_listen(args.listen_repl, "--listen-repl") if args.listen_repl else None,
         peer=_parse_listen(args.peer, "--peer") if args.peer else None,
+        allow_peers=tuple(h.strip("[]") for h in args.allow_peer or ()),
         ping_interval=args.ping_interval,
         timeout=args.timeout,
         resync_rate=parse_size(args.resync_rate),
@@ -194,6 +201,7 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
             if args.metrics_listen
             else None,
             outdater=outdater,
+            handshake_timeout=args.nbd_handshake_timeout,
         )
     except BaseException:
         md.close_fd()
@@ -203,8 +211,12 @@ async def _serve_replicated(args: argparse.Namespace, listens: list[tuple[str, i
 def cmd_control(args: argparse.Namespace) -> int:
     from blockrepl.replication.control import request
 
-    extra = {"force": True} if getattr(args, "force", False) else {}
-    answer = request(args.control, args.command, **extra)
+    extra: dict[str, Any] = {"force": True} if getattr(args, "force", False) else {}
+    timeout = 30.0
+    if args.command == "demote" and args.wait is not None:
+        extra["wait"] = args.wait
+        timeout += args.wait
+    answer = request(args.control, args.command, timeout=timeout, **extra)
     if not answer.get("ok"):
         raise UsageError(f"{args.command} refused: {answer.get('error')}")
     st = answer["status"]
@@ -232,7 +244,9 @@ async def _serve(args: argparse.Namespace, listens: list[tuple[str, int]]) -> in
         md.close_fd()
         raise
     backend = LocalDiskBackend(md, args.backing, on_io_error=parse_on_io_error(args.on_io_error))
-    server = NbdServer([Export(args.export_name, backend)])
+    server = NbdServer(
+        [Export(args.export_name, backend)], handshake_timeout=args.nbd_handshake_timeout
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -305,11 +319,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="backing-disk I/O error: detach (go Diskless, serve via the peer; default) "
         "or pass_on (EIO for that request, stay attached)",
     )
+    p.add_argument(
+        "--nbd-handshake-timeout",
+        type=float,
+        default=HANDSHAKE_TIMEOUT,
+        metavar="SECONDS",
+        help="an NBD client that has not chosen an export by then is disconnected "
+        f"(default {HANDSHAKE_TIMEOUT:g})",
+    )
     p.add_argument("--pidfile")
     p.add_argument("-v", "--verbose", action="store_true")
     r = p.add_argument_group("replication (any of --peer/--listen-repl enables it)")
     r.add_argument("--peer", metavar="HOST:PORT", help="the other replica's --listen-repl")
     r.add_argument("--listen-repl", metavar="HOST:PORT", help="accept the peer here")
+    r.add_argument(
+        "--allow-peer",
+        action="append",
+        metavar="HOST",
+        help="also accept the peer's link from HOST (repeatable; --peer's HOST is always "
+        "accepted, others are closed at once; required with --listen-repl without --peer)",
+    )
     r.add_argument("--secret-file", metavar="F", help="shared secret of the volume")
     r.add_argument("--protocol", choices=["A", "B", "C"], default="C")
     r.add_argument("--role", choices=["primary", "secondary"], default="secondary")
@@ -359,6 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "promote":
             p.add_argument("--force", action="store_true", help="promote an Inconsistent disk")
+        if name == "demote":
+            p.add_argument(
+                "--wait",
+                type=float,
+                metavar="SECONDS",
+                help="wait this long for attached NBD clients to go before refusing "
+                "(default 1; a demote is refused while a client holds the device open)",
+            )
         p.set_defaults(func=cmd_control)
     from blockrepl.replication.verify_cli import add_parser as add_verify
 

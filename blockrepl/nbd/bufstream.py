@@ -254,6 +254,15 @@ class Conn(asyncio.BufferedProtocol):
         return default if self.transport is None else self.transport.get_extra_info(name, default)
 
 
+class PoolShare:
+    """What the pools of all connections may keep together: an idle connection's cached
+    buffers are memory too, and they are outside the byte budgets of requests."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max = max_bytes
+        self.bytes = 0
+
+
 class BufferPool:
     """Payload buffers of big WRITEs, reused once their request has completed.
 
@@ -261,15 +270,16 @@ class BufferPool:
     pages (mmap / heap trimmed on free) which fault in while being zeroed. Backends must not
     keep a reference to a payload after ``pwrite`` returned (BlockBackend contract)."""
 
-    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024, share: PoolShare | None = None) -> None:
         self._free: dict[int, list[bytearray]] = {}
         self._bytes = 0
         self._max = max_bytes
+        self._share = share
 
     def get(self, n: int) -> bytearray:
         free = self._free.get(n)
         if free:
-            self._bytes -= n
+            self._count(-n)
             return free.pop()
         return bytearray(n)
 
@@ -277,5 +287,17 @@ class BufferPool:
         n = len(buf)
         if n < DIRECT_MIN or self._bytes + n > self._max:
             return
+        if self._share is not None and self._share.bytes + n > self._share.max:
+            return
         self._free.setdefault(n, []).append(buf)
+        self._count(n)
+
+    def clear(self) -> None:
+        """Drop every cached buffer (the connection ended)."""
+        self._free.clear()
+        self._count(-self._bytes)
+
+    def _count(self, n: int) -> None:
         self._bytes += n
+        if self._share is not None:
+            self._share.bytes += n

@@ -1,7 +1,9 @@
 """Control socket: one JSON request per line on a unix socket, one JSON answer per line.
 
 Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false, "peer_lost": false}``
-(peer_lost: the cluster knows the peer is gone; node.py ``promote``), ``{"cmd": "demote"}``,
+(peer_lost: the cluster knows the peer is gone; node.py ``promote``),
+``{"cmd": "demote", "wait": SECONDS}`` (refused while NBD clients stay attached after
+``wait``; default :data:`DEMOTE_WAIT`),
 ``{"cmd": "set-resync-rate", "rate": BYTES_PER_S}`` (0 = unlimited),
 ``{"cmd": "outdate"}`` (outdating.py),
 ``{"cmd": "verify", "resync": false, "start": 0}``, ``{"cmd": "verify-stop"}`` (verify.py),
@@ -22,6 +24,9 @@ from blockrepl.errors import BlockReplError
 from blockrepl.replication.node import ReplicaNode
 
 MAX_REQUEST = 4096
+# An NBD client stopped just before the demote (its socket closed) is seen gone within
+# milliseconds; this covers that race without making a real refusal slow.
+DEMOTE_WAIT = 1.0
 
 
 class ControlError(BlockReplError):
@@ -69,7 +74,10 @@ class ControlServer:
                     peer_lost=bool(req.get("peer_lost", False)),
                 )
             elif cmd == "demote":
-                await self.node.demote()
+                wait = req.get("wait", DEMOTE_WAIT)
+                if not isinstance(wait, (int, float)) or isinstance(wait, bool) or wait < 0:
+                    raise ValueError('demote "wait" must be seconds >= 0')
+                await self.node.demote(wait=float(wait))
             elif cmd == "outdate":
                 from blockrepl.replication.outdating import outdate_self
 

@@ -1,7 +1,11 @@
 """A replica: role, connection management (listen/dial), state changes and status.
 
 Exactly one side dials: the node whose ``--listen-repl`` address sorts lower (or the only
-one given ``--peer`` without ``--listen-repl``); the other accepts. A Primary that loses its
+one given ``--peer`` without ``--listen-repl``); the other accepts. The listener takes
+connections only from the peer's addresses (``--peer`` HOST and ``--allow-peer``), closing
+others at once, and a connection claims the node's single link only once it passed the
+HMAC authentication, which must end within ``auth_timeout``: a stranger, or a stalled
+attempt, cannot keep the replicas apart. A Primary that loses its
 peer starts a new data generation (DRBD: B := C, C := new) before acknowledging further
 writes, so on reconnect the UUIDs say which side changed and the bitmap says what.
 """
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,7 +29,7 @@ from blockrepl.generation import MdFlag
 from blockrepl.layout import BM_BYTES_PER_BIT
 from blockrepl.metadata import MetadataStore
 from blockrepl.replicated import ReplicatedBackend
-from blockrepl.replication import diskless, outdating, splitbrain, tls, wire
+from blockrepl.replication import accept, diskless, outdating, splitbrain, tls, wire
 from blockrepl.replication.conflicts import Conflicts
 from blockrepl.replication.handshake import (
     Identity,
@@ -47,6 +52,10 @@ log = logging.getLogger(__name__)
 # Above the largest frame: with asyncio's 64 KiB default a 1 MiB frame pauses and resumes
 # the transport many times per frame.
 STREAM_LIMIT = 2 * wire.MAX_PAYLOAD
+# Unauthenticated connections from the peer's address served at once; more are closed.
+# A real peer needs one; the cap bounds what a misbehaving process on the peer's host can
+# make us hold, each for at most auth_timeout.
+MAX_PENDING_AUTH = 16
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,17 @@ class ReplConfig:
     peer_id: str = ""  # the peer's replica id, named in the outdate records
     on_io_error: OnIoError = OnIoError.DETACH  # backing-disk errors (blockrepl/diskerror.py)
     tls: ReplTLS | None = None  # mutual TLS on the link (blockrepl/replication/tls.py)
+    # Hosts the listener accepts besides --peer's (--allow-peer; needed without --peer).
+    allow_peers: tuple[str, ...] = ()
+    # HELLO/AUTH exchange of an accepted connection: two round trips on the replication
+    # network, so seconds are plenty; a stalled attempt only holds its own connection.
+    auth_timeout: float = 2.0
+
+    @property
+    def peer_hosts(self) -> tuple[str, ...]:
+        """Who may connect to --listen-repl."""
+        own = (self.peer[0],) if self.peer is not None else ()
+        return own + tuple(h for h in self.allow_peers if h not in own)
 
 
 class Refused(BlockReplError):
@@ -101,13 +121,15 @@ class ReplicaNode:
         self.last_verify: dict[str, Any] | None = None
         self.totals = {"bytes_in": 0, "bytes_out": 0, "connections": 0}
         self._busy = False  # a connection is being set up or is up
+        self._pending_auth = 0  # accepted connections not authenticated yet
         self._server: asyncio.Server | None = None
         self._dialer: asyncio.Task[None] | None = None
         self._stopping = False
         self.bound_port = 0
         self.resync_rate = cfg.resync_rate  # adjustable at run time (control socket)
         self.discard_mine = False  # `resolve --discard-mine`: be sync target next time
-        self.in_use: Callable[[], int] = lambda: 0  # open NBD clients (set by serve)
+        self.in_use: Callable[[], int] = lambda: 0  # attached NBD clients (set by serve)
+        self.demoting = False  # new NBD clients are turned away while a demote runs
         self.outdater = outdater
         self.outdate_status: dict[str, Any] | None = None  # the last outdating of the peer
         self.outdate_tasks: set[asyncio.Task[None]] = set()
@@ -117,6 +139,16 @@ class ReplicaNode:
 
     # ------------------------------------------------------------------ lifecycle
     @property
+    def busy(self) -> bool:
+        """A replication link is being set up or is up."""
+        return self._busy
+
+    @property
+    def tls_contexts(self) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
+        """(server, client) TLS contexts of the link, if it uses TLS."""
+        return self._tls_ctx
+
+    @property
     def dials(self) -> bool:
         if self.cfg.peer is None:
             return False
@@ -125,6 +157,8 @@ class ReplicaNode:
         return self.cfg.listen < self.cfg.peer
 
     async def start(self) -> None:
+        if self.cfg.listen is not None and not self.cfg.peer_hosts:
+            raise Refused("--listen-repl needs --peer or --allow-peer: whom to accept")
         if self.cfg.listen is not None:
             host, port = self.cfg.listen
             self._server = await asyncio.start_server(
@@ -184,16 +218,30 @@ class ReplicaNode:
         return {"ssl": self._tls_ctx[1], "server_hostname": self.cfg.tls.peer_name or ""}
 
     async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.cfg.tls is not None and self._tls_ctx is not None:
-            try:
-                await tls.accept(writer, self._tls_ctx[0], self.cfg.tls, self.cfg.timeout)
-            except tls.TLSPeerError as exc:
-                if not self._busy:  # a stray handshake does not blame a working link
-                    self.last_error = f"TLSPeerError: {exc}"
-                log.warning("replication link from %s: %s", writer.get_extra_info("peername"), exc)
-                writer.close()
-                return
-        link = ReplicationLink(reader, writer)
+        addr = accept.address(writer.get_extra_info("peername"))
+        if not await accept.is_peer(addr, self.cfg.peer_hosts):
+            log.warning(
+                "replication link: closed a connection from %s: not the peer (%s)",
+                addr,
+                ", ".join(self.cfg.peer_hosts),
+            )
+            writer.close()
+            return
+        if self._pending_auth >= MAX_PENDING_AUTH or self._stopping:
+            log.warning(
+                "replication link from %s: %d unauthenticated already", addr, MAX_PENDING_AUTH
+            )
+            writer.close()
+            return
+        self._pending_auth += 1
+        try:
+            link = await accept.authenticate(self, reader, writer)
+        finally:
+            self._pending_auth -= 1
+        if link is None:
+            return
+        # Only an authenticated peer gets here; from the checks below to _session setting
+        # _busy there is no await, so two links can never both be up.
         if self._busy or self._stopping:
             await link.refuse("this node already has a replication connection")
             return
@@ -250,7 +298,8 @@ class ReplicaNode:
             self._busy = False
 
     async def _handshake(self, link: ReplicationLink, dialer: bool) -> Connection:
-        await link.authenticate(self.cfg.secret, dialer, self.cfg.timeout)
+        if not link.authenticated:  # an accepted link authenticated before it got here
+            await link.authenticate(self.cfg.secret, dialer, self.cfg.timeout)
         me = self.identity()
         link.send(MsgType.HANDSHAKE, me.encode())
         async with asyncio.timeout(self.cfg.timeout):
@@ -435,13 +484,36 @@ class ReplicaNode:
             # A resync is decided when a connection starts, so start one that sends it all.
             conn.fail(ConnectionError("forced promotion: reconnecting to resync the peer"))
 
-    async def demote(self) -> None:
+    async def demote(self, wait: float = 0.0) -> None:
+        """Become Secondary, refused while an NBD client is attached (DRBD: "Device is
+        held open by someone"): its next write would fail. ``wait`` gives clients that
+        were just stopped that long to be seen gone."""
         if not self.is_primary:
             return
-        await self.disk.flush()
-        self.is_primary = False
-        if not self.disk.detached:  # Diskless: the failing device is not touched
-            await self.disk.run_blocking(self.store.demote)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        clients = self.in_use()
+        while clients and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            clients = self.in_use()
+        if not self.is_primary:
+            return
+        if clients:
+            raise RoleError(
+                f"the device is held open: {clients} NBD client(s) attached to the export; "
+                "detach them first (umount, then nbd-client -d or end the NBD client), "
+                "then demote"
+            )
+        # From here on no client attaches (serve's refuse), so none can write to a
+        # Secondary; set in the same step as the check above, with no await between.
+        self.demoting = True
+        try:
+            await self.disk.flush()
+            self.is_primary = False
+            if not self.disk.detached:  # Diskless: the failing device is not touched
+                await self.disk.run_blocking(self.store.demote)
+        finally:
+            self.demoting = False
         self._announce()
 
     def _announce(self) -> None:

@@ -13,7 +13,7 @@ from blockrepl.generation import MdFlag
 from blockrepl.metadata import MetadataStore
 from blockrepl.metrics import render as render_metrics
 from blockrepl.metrics_http import MetricsServer
-from blockrepl.nbd.server import Export, NbdServer
+from blockrepl.nbd.server import HANDSHAKE_TIMEOUT, Export, NbdServer
 from blockrepl.outdate import PeerOutdater
 from blockrepl.replicated import ReplicatedBackend
 from blockrepl.replication.control import ControlServer
@@ -51,6 +51,7 @@ async def serve_replicated(
     on_ready: Callable[[], None],
     metrics_listen: tuple[str, int] | None = None,
     outdater: PeerOutdater | None = None,
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
 ) -> int:
     md.attach()
     if role == "secondary" and md.sb.has(MdFlag.PRIMARY_IND):
@@ -59,8 +60,11 @@ async def serve_replicated(
     node = ReplicaNode(md, backend, cfg, outdater)
     if role == "primary":
         await node.promote(force=force)
-    nbd = NbdServer([Export(export_name, backend, refuse=lambda: _refuse(node))])
-    node.in_use = lambda: nbd.clients
+    nbd = NbdServer(
+        [Export(export_name, backend, refuse=lambda: _refuse(node))],
+        handshake_timeout=handshake_timeout,
+    )
+    node.in_use = lambda: nbd.attached
     ctl = ControlServer(node, control)
     metrics = MetricsServer(lambda: render_metrics(node.status()))
     stop = asyncio.Event()
@@ -102,4 +106,6 @@ async def serve_replicated(
 def _refuse(node: ReplicaNode) -> str | None:
     if not node.is_primary:
         return "this replica is Secondary; promote it (blockrepl promote) to serve"
+    if node.demoting:
+        return "this replica is being demoted to Secondary"
     return None

@@ -103,6 +103,9 @@ class Replica:
     proc: subprocess.Popen[str] | None = None
     extra: list[str] = field(default_factory=list)
     al_extents: int = 7
+    # --listen-repl / --peer on the command line (a pair needs one side with each)
+    listens: bool = True
+    dials: bool = True
 
     @property
     def backing(self) -> str:
@@ -150,10 +153,8 @@ class Replica:
             self.sock,
             "--control",
             self.ctl,
-            "--listen-repl",
-            f"{self.ip}:{REPL_PORT}",
-            "--peer",
-            f"{self.peer_ip}:{REPL_PORT}",
+            *(["--listen-repl", f"{self.ip}:{REPL_PORT}"] if self.listens else []),
+            *(["--peer", f"{self.peer_ip}:{REPL_PORT}"] if self.dials else []),
             "--secret-file",
             secret,
             "--role",

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from blockrepl.nbd.bufstream import DIRECT_MIN, SMALL, BufferPool, Conn
+from blockrepl.nbd.bufstream import DIRECT_MIN, SMALL, BufferPool, Conn, PoolShare
 
 
 async def _conn_pair() -> tuple[Conn, socket.socket]:
@@ -126,3 +126,16 @@ async def test_link_adopts_the_stream_with_bytes_already_received() -> None:
     with pytest.raises(asyncio.IncompleteReadError):
         await b.recv()
     await b.close()
+
+
+def test_pools_of_all_connections_share_one_bound() -> None:
+    share = PoolShare(max_bytes=3 * DIRECT_MIN)
+    one, two = BufferPool(share=share), BufferPool(share=share)
+    for pool in (one, two):
+        for buf in [pool.get(DIRECT_MIN) for _ in range(2)]:
+            pool.put(buf)
+    assert share.bytes == 3 * DIRECT_MIN  # the fourth buffer did not fit the share
+    one.clear()
+    assert share.bytes == DIRECT_MIN
+    two.get(DIRECT_MIN)
+    assert share.bytes == 0
