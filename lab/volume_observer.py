@@ -13,15 +13,15 @@ only when the first one, asked again after the second answered, still holds: a h
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
+from blockrepl.errors import BlockReplError
+from blockrepl.replication.control import request
 from lab.core import Lab
 
 
@@ -39,19 +39,8 @@ class VolumeSample:
 def _role(pid: int, volume: str) -> str | None:
     path = f"/proc/{pid}/root/run/vigil/volumes/{volume}/control.sock"
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(0.5)
-            s.connect(path)
-            s.sendall(b'{"cmd": "status"}\n')
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        role = json.loads(buf)["status"]["role"]
-        return str(role)
-    except (OSError, ValueError, KeyError, TypeError):
+        return str(request(path, "status", timeout=0.5)["status"]["role"])
+    except (BlockReplError, OSError, ValueError, KeyError, TypeError):
         return None
 
 
