@@ -264,11 +264,6 @@ class VolumeSupervisor:
         await self._terminate(replica)
         del self.replicas[name]
 
-    async def stop_all(self) -> None:
-        """Stop the replicas this agent started itself (tests; the agent leaves them)."""
-        for name in list(self.replicas):
-            await self._terminate(self.replicas[name])
-
     # -- reporting ------------------------------------------------------------------------
 
     async def _report(self, volume: ReplicatedVolume) -> None:

@@ -1,0 +1,164 @@
+"""The volume supervisor with a real `blockrepl serve` and the in-memory store: it starts
+the replica, reports it into the volume's status, starts it again when it dies, restarts
+it on a spec change, a new supervisor adopts the running one, and a deleted volume's
+replica is stopped. (The peer never answers: a lone replica is enough here.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.api.decode import decode
+from controller.api.volume import ReplicatedVolume, ReplicatedVolumeStatus
+from controller.store import keys
+from controller.store.informer import Informer
+from controller.store.memory import MemoryStore
+from controller.store.objects import spec_document
+from nodeagent.volumes.command import ReplicaFiles, pid_file
+from nodeagent.volumes.supervisor import VolumeSupervisor
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (as the agent)")
+BLOCKREPL = str(Path(sys.executable).parent / "blockrepl")
+
+
+def volume(disk: Path, protocol: str = "C") -> ReplicatedVolume:
+    obj = decode(
+        {
+            "apiVersion": "ha.vigil.dev/v1alpha1",
+            "kind": "ReplicatedVolume",
+            "metadata": {"name": "data"},
+            "spec": {
+                "protocol": protocol,
+                "outdatePeer": "dont-care",
+                "replicas": [
+                    {"node": "n1", "disk": str(disk), "address": "127.0.0.1:17789"},
+                    {"node": "n2", "disk": str(disk) + ".peer", "address": "127.0.0.2:17789"},
+                ],
+            },
+        }
+    )
+    assert isinstance(obj, ReplicatedVolume)
+    return obj
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[tuple[Path, MemoryStore, Informer]]:
+    with tempfile.TemporaryDirectory(prefix="sup-") as tmp:  # short: unix socket paths
+        root = Path(tmp)
+        made = await asyncio.create_subprocess_exec(
+            BLOCKREPL, "create-md", "--backing", str(root / "disk"), "--size", "16M",
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert await made.wait() == 0
+        (root / "cluster.key").write_text("k" * 64)
+        store = MemoryStore("t")
+        informer = Informer(store)
+        task = asyncio.create_task(informer.run())
+        try:
+            yield root, store, informer
+        finally:
+            task.cancel()
+            kill_leftovers(root)
+
+
+def kill_leftovers(root: Path) -> None:
+    for pidfile in root.glob("run/volumes/*/serve.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def cmdline(pid: int) -> list[bytes]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+
+
+def supervisor(root: Path, store: MemoryStore, informer: Informer) -> VolumeSupervisor:
+    files = ReplicaFiles(root / "store.json", "/nonexistent", "/nonexistent", "/nonexistent")
+    return VolumeSupervisor("n1", store, informer, root / "run", files, str(root / "cluster.key"))
+
+
+async def put(store: MemoryStore, obj: ReplicatedVolume) -> None:
+    key = keys.spec_key("ReplicatedVolume", "data")
+    current = await store.get(key)
+    data = spec_document(obj)
+    data["metadata"].setdefault("generation", 1)
+    await store.put(key, data, expect_revision=current.mod_revision if current else 0)
+
+
+async def until(what: str, check: Callable[[], Any], sup: VolumeSupervisor) -> Any:
+    for _ in range(100):
+        await sup.turn()
+        found = check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def entry(informer: Informer) -> Any:
+    kv = informer.get(keys.status_key("ReplicatedVolume", "data"))
+    if kv is None:
+        return None
+    replicas = ReplicatedVolumeStatus.model_validate(kv.value).replicas
+    return next((r for r in replicas if r.node == "n1"), None)
+
+
+def serve_pid(root: Path) -> int:
+    return int(pid_file(root / "run", "data").read_text())
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_the_supervisor_runs_reports_restarts_adopts_and_retires_a_replica(
+    world: tuple[Path, MemoryStore, Informer],
+) -> None:
+    root, store, informer = world
+    await put(store, volume(root / "disk"))
+    sup = supervisor(root, store, informer)
+    reported = await until(
+        "the replica reported",
+        lambda: (e := entry(informer)) is not None and e.role == "Secondary" and e,
+        sup,
+    )
+    assert reported.disk_state in ("UpToDate", "Inconsistent", "Outdated", "Consistent")
+    assert reported.connection in ("Connecting", "StandAlone")
+    first = serve_pid(root)
+    secret = (root / "run/volumes/data/secret").stat()
+    assert secret.st_mode & 0o077 == 0  # the derived link secret is root-only
+
+    # It dies: started again (after its back-off), and the reason was said.
+    os.kill(first, signal.SIGKILL)
+    await until("a new replica", lambda: serve_pid(root) != first and alive(serve_pid(root)), sup)
+    second = serve_pid(root)
+
+    # A new agent's supervisor adopts it: same process.
+    sup2 = supervisor(root, store, informer)
+    await sup2.turn()
+    assert serve_pid(root) == second and sup2.replicas["data"].pid == second
+
+    # A spec change restarts it with the new command line.
+    await put(store, volume(root / "disk", protocol="B"))
+    await until("the restart for protocol B", lambda: serve_pid(root) != second, sup2)
+    third = serve_pid(root)
+    argv = cmdline(third)
+    assert argv[argv.index(b"--protocol") + 1] == b"B"
+    await until("protocol B reported", lambda: entry(informer) is not None, sup2)
+
+    # Deleted: stopped.
+    await store.delete(keys.spec_key("ReplicatedVolume", "data"))
+    await until("the replica stopped", lambda: not alive(third), sup2)
+    assert "data" not in sup2.replicas
