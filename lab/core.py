@@ -33,8 +33,6 @@ from lab.names import (
 )
 from lab.node import Booted, boot, enter_netns_argv, enter_node_argv, is_running, power_off
 from lab.shell import check_prerequisites
-from nodeagent.actuators.attach import RECORDS as ATTACHMENT_RECORDS
-from nodeagent.actuators.attach import detach_recorded
 
 NODE_MOUNTPOINT = "/var/lib/vigil"
 
@@ -405,7 +403,11 @@ class Lab:
         # The node's mounts went with its namespaces, but loop devices are global: those
         # its filesystem actuator attached stay bound to a FUSE file whose nbdfuse is
         # gone, as a real machine's would not after a power loss. Detach them.
-        errors = detach_recorded(self.disk_dir(node) / ATTACHMENT_RECORDS)
+        # Imported here: `import lab` runs in every BMC chassis command (lab/bmc_chassis.py),
+        # and the actuators package (pyroute2 and all) costs a fifth of a second each time.
+        from nodeagent.actuators.attach import RECORDS, detach_recorded
+
+        errors = detach_recorded(self.disk_dir(node) / RECORDS)
         if errors:
             raise LabError(f"node {node!r} powered off, but: " + "; ".join(errors))
 

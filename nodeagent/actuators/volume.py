@@ -14,6 +14,7 @@ replica's own words: promoting such data is what must never happen, so there is 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from controller.api.group import Resource
 from nodeagent.actuators.base import Actuator, ActuatorContext, register
@@ -21,6 +22,7 @@ from nodeagent.actuators.volume_paths import control_socket
 from nodeagent.observation import Observation
 from nodeagent.volumes.control import ReplicaUnreachable, request
 
+log = logging.getLogger(__name__)
 RETRY = 0.1
 # Refusals that end by themselves: the peer's role is last known Primary until the link
 # times out; a SyncTarget finishes its resync.
@@ -78,6 +80,7 @@ class VolumeActuator(Actuator):
                 return
             why = str(answer.get("error"))
             if why.startswith(_PASSING) and await self._peer_is_dead():
+                log.info("volume %s: promoting now, its peer is dead", self.volume)
                 # The peer's link would time out in a second or two; the membership
                 # already knows it is dead (and, with fencing on, the leader placed the
                 # group here only after fencing it).
