@@ -11,7 +11,7 @@ import pytest
 from lab.cluster import VigilLab
 from lab.observer import VipObserver
 from lab.volume_observer import VolumeObserver
-from lab.volumes import create_disks, initial_sync, volume_manifest
+from lab.volumes import BLOCKREPL, create_disks, initial_sync, volume_manifest
 from tests.integration.cluster.conftest import needs_root
 from tests.integration.cluster.helpers import wait_until
 
@@ -40,11 +40,11 @@ spec:
 def mkfs(vlab: VigilLab, node: str) -> None:
     script = (
         "set -e; C=/run/vigil/volumes/data/control.sock; W=/run/vigil/mkfs; mkdir -p $W/f;"
-        " blockrepl promote --control $C >/dev/null;"
+        f" {BLOCKREPL} promote --control $C >/dev/null;"
         " nbdfuse -P $W/pid $W/f/disk --unix /run/vigil/volumes/data/nbd.sock &"
         " while [ ! -s $W/pid ]; do sleep 0.05; done;"
         " mkfs.ext4 -q -F $W/f/disk; fusermount3 -u $W/f; wait;"
-        " blockrepl demote --control $C >/dev/null"
+        f" {BLOCKREPL} demote --control $C >/dev/null"
     )
     proc = vlab.lab.exec_in(node, ["sh", "-c", script], timeout=120)
     assert proc.returncode == 0, proc.stderr
