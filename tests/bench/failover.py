@@ -20,7 +20,7 @@ same with fencing through the lab's IPMI BMCs: the lost node is powered off and 
 off before its group moves) and 2-node-ipmi (two-node mode: the survivor fences its peer
 through IPMI, restarts the store alone, then recovers the group). Fencing is "off" in the
 lab: a lab node would be back in a second, a server in minutes. 3-node-pg is the seed
-scenario (failover_pg.py): PostgreSQL on a replicated volume with IPMI fencing, the gap
+scenario (_failover_pg.py): PostgreSQL on a replicated volume with IPMI fencing, the gap
 measured from the power loss to the first new commit through the VIP, and the commits
 acknowledged and lost counted.
 
@@ -47,7 +47,7 @@ from typing import Any
 from lab import state
 from lab.cluster import DEFAULT_TIMING, TUNED_TIMING, VigilLab
 from lab.testing import unique_lab_name
-from tests.bench.failover_pg import run_pg
+from tests.bench._failover_pg import run_pg
 
 RESULTS = Path(__file__).parent / "results"
 PROBE = Path(__file__).resolve().parents[2] / "lab" / "probe_client.py"
