@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timing", nargs="+", choices=sorted(TIMINGS), default=["default", "tuned"]
     )
     parser.add_argument(
-        "--clusters", nargs="+", choices=CLUSTERS, default=["3-node", "2-node-ipmi"]
+        "--clusters", nargs="+", choices=CLUSTERS, default=["3-node", "2-node-ipmi", "3-node-pg"]
     )
     parser.add_argument(
         "--soak", type=float, default=600.0, help="seconds per 3-node timing; 0 skips"
