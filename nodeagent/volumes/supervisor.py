@@ -180,7 +180,7 @@ class VolumeSupervisor:
         await self._start(replica)
 
     def _prepare(self, volume: ReplicatedVolume) -> None:
-        """The files the replica's command names: the derived secret, the store config."""
+        """The replica's directory, and its link secret when the spec names no file."""
         name = volume.metadata.name
         volume_dir(self.run_dir, name).mkdir(parents=True, exist_ok=True)
         if volume.spec.secret_file is None:

@@ -162,3 +162,21 @@ async def test_the_supervisor_runs_reports_restarts_adopts_and_retires_a_replica
     await store.delete(keys.spec_key("ReplicatedVolume", "data"))
     await until("the replica stopped", lambda: not alive(third), sup2)
     assert "data" not in sup2.replicas
+
+
+async def test_a_replica_that_cannot_start_says_why_in_the_volume_status(
+    world: tuple[Path, MemoryStore, Informer],
+) -> None:
+    root, store, informer = world
+    (root / "blank").write_bytes(b"\0" * (16 << 20))  # no blockrepl metadata on it
+    await put(store, volume(root / "blank"))
+    sup = supervisor(root, store, informer)
+    failed = await until(
+        "the reason in the status",
+        lambda: (e := entry(informer)) is not None and "ended" in (e.last_error or "") and e,
+        sup,
+    )
+    assert failed.role == "Unknown"
+    assert "blockrepl serve ended (exit status 1)" in failed.last_error
+    assert "create-md" in failed.last_error or "metadata" in failed.last_error
+    assert sup.replicas["data"].failures >= 1  # started again only after a back-off
