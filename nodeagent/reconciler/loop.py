@@ -423,7 +423,11 @@ class Reconciler:
     ) -> dict[str, str]:
         failed: dict[str, str] = {}
         for action in actions:
-            if action.group in failed and action.verb == "start":
+            if action.group in failed:
+                # After a failed start, nothing more starts; after a failed stop, nothing
+                # below it stops: a volume cannot demote under a filesystem that would not
+                # unmount, and trying would spend its stop timeout before the StopFailed
+                # report that gets this node fenced.
                 continue
             group = groups[action.group]
             resource = next(r for r in group.spec.resources if r.resolved_name() == action.resource)

@@ -141,3 +141,31 @@ async def test_with_fencing_the_node_that_cannot_stop_is_fenced_then_recovered(
         assert PlacementRecord.from_dict(dict(placement.value)).recovered_from == "n1"
     finally:
         await stop(tasks)
+
+
+async def test_a_failed_stop_leaves_what_the_resource_stands_on_alone(tmp_path: Path) -> None:
+    # Stopped last started first: the service's stop fails, so the IP under it is not
+    # stopped (as a volume must not be demoted under a filesystem still mounted).
+    world, fenced = World(), []
+    store, tasks = await run_cluster(SPEC, tmp_path, world, fenced)
+    try:
+
+        async def on_n1() -> bool:
+            return len(world.on("n1")) == 2
+
+        await until(on_n1)
+        service = next(r for r in world.on("n1") if r != IP)
+        world.unknown.add(("n1", service))
+        await apply_objects(
+            store, decode_documents(parse_text(STANDBY_N1, "n.yaml")), cluster="lab"
+        )
+
+        async def stop_failed() -> bool:
+            return await phase(store) == "StopFailed"
+
+        await until(stop_failed)
+        await asyncio.sleep(0.5)
+        assert ("n1", "stop", service) in world.log
+        assert ("n1", "stop", IP) not in world.log and IP in world.on("n1")
+    finally:
+        await stop(tasks)
