@@ -2,9 +2,12 @@
 
 Only a node that holds its serving lease campaigns, so a node cut off from the majority
 never leads. A leader that loses its etcd lease or its serving lease stops leading at
-once. When the heartbeat view declares the current leader lost, any node revokes the
-leader's etcd lease instead of waiting for it to expire (an expiry that etcd sees late
-and postpones across its own leader changes), so a new leader adds little to a failover.
+once, and so does one whose node must be fenced (a stop failed there, fencing is on): the
+controller does not fence its own node, so it leaves the lead to one that can
+(`fencing_plan.must_not_lead`), and does not campaign while that holds. When the
+heartbeat view declares the current leader lost, any node revokes the leader's etcd lease
+instead of waiting for it to expire (an expiry that etcd sees late and postpones across
+its own leader changes), so a new leader adds little to a failover.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.api.liveness import LivenessSource
+from controller.leader.fencing_plan import must_not_lead
 from controller.store import keys
 from controller.store.base import Lease, Put, Store
 from controller.store.errors import ConflictError, StoreError
@@ -78,12 +82,24 @@ class Election:
             if current is None or current.mod_revision != kv.mod_revision:
                 return
 
+    def _unfit(self) -> str | None:
+        return must_not_lead(self.informer.view(), self.node)
+
     async def run(self, lead: Lead) -> None:
         changed = [self._store_changed, self.liveness.subscribe()]
+        said = None
         while True:
             if not self.liveness.serving() or not self.informer.connected:
                 await wait_any(changed, 1.0)
                 continue
+            unfit = self._unfit()
+            if unfit is not None:
+                if unfit != said:
+                    log.warning("not campaigning: %s", unfit)
+                said = unfit
+                await wait_any(changed, 1.0)
+                continue
+            said = None
             if self.informer.get(keys.LEADER) is not None:
                 await self._unseat_lost_leader()
                 await wait_any(changed, 1.0)
@@ -139,9 +155,13 @@ class Election:
         self.leading = True
         task = asyncio.create_task(lead(), name="controller")
         watch = self.liveness.subscribe()
+        unfit = None
         try:
             while not task.done() and not keeper.lost.is_set() and self.liveness.serving():
-                await wait_any([watch, keeper.lost], 0.5)
+                await wait_any([watch, keeper.lost, self._store_changed], 0.5)
+                if (unfit := self._unfit()) is not None:
+                    log.warning("stepping down: %s", unfit)
+                    break
         finally:
             self.leading = False
             task.cancel()
@@ -149,4 +169,5 @@ class Election:
                 await task
             with contextlib.suppress(StoreError):
                 await keeper.stop(revoke=True)
-            log.info("%s stopped leading (%s)", self.node, keeper.lost_reason or "stepped down")
+            why = keeper.lost_reason or unfit or "stepped down"
+            log.info("%s stopped leading (%s)", self.node, why)

@@ -160,6 +160,18 @@ def stop_failures(view: ClusterView) -> dict[str, str]:
     return out
 
 
+def must_not_lead(view: ClusterView, node: str) -> str | None:
+    """Why `node` may not lead now: with fencing on, its own stop failed, so it must be
+    fenced, and the controller does not fence its own node; another node leads and does
+    (Pacemaker's DC is fenced by a peer the same way). None: it may lead."""
+    if not fencing_on(view):
+        return None
+    why = stop_failures(view).get(node)
+    if why is None:
+        return None
+    return f"{node} must be fenced ({why}): leaving the lead to a node that can fence it"
+
+
 def next_retry(view: ClusterView) -> float | None:
     """When the earliest failed fencing is due again (wall-clock seconds), if any."""
     due = [r.retry_at for r in view.fencing.values() if r.state == "failed"]

@@ -14,6 +14,7 @@ from controller.api.liveness import Liveness
 from controller.api.manifest import parse_text
 from controller.apply.plan import decode_documents
 from controller.apply.run import apply_objects
+from controller.leader.election import Election
 from controller.leader.fencer import Fencer
 from controller.leader.loop import Leader
 from controller.store import keys
@@ -103,7 +104,7 @@ async def drain_n1_with_a_stuck_stop(store: MemoryStore, world: World) -> None:
 
 
 async def test_without_fencing_a_failed_stop_holds_the_group(tmp_path: Path) -> None:
-    world, fenced = World(), []
+    world, fenced = World(), list[str]()
     store, tasks = await run_cluster(SPEC, tmp_path, world, fenced)
     try:
         await drain_n1_with_a_stuck_stop(store, world)
@@ -122,7 +123,7 @@ async def test_without_fencing_a_failed_stop_holds_the_group(tmp_path: Path) -> 
 async def test_with_fencing_the_node_that_cannot_stop_is_fenced_then_recovered(
     tmp_path: Path,
 ) -> None:
-    world, fenced = World(), []
+    world, fenced = World(), list[str]()
     store, tasks = await run_cluster(FENCED_SPEC, tmp_path, world, fenced)
     try:
         await drain_n1_with_a_stuck_stop(store, world)
@@ -146,7 +147,7 @@ async def test_with_fencing_the_node_that_cannot_stop_is_fenced_then_recovered(
 async def test_a_failed_stop_leaves_what_the_resource_stands_on_alone(tmp_path: Path) -> None:
     # Stopped last started first: the service's stop fails, so the IP under it is not
     # stopped (as a volume must not be demoted under a filesystem still mounted).
-    world, fenced = World(), []
+    world, fenced = World(), list[str]()
     store, tasks = await run_cluster(SPEC, tmp_path, world, fenced)
     try:
 
@@ -167,5 +168,66 @@ async def test_a_failed_stop_leaves_what_the_resource_stands_on_alone(tmp_path: 
         await asyncio.sleep(0.5)
         assert ("n1", "stop", service) in world.log
         assert ("n1", "stop", IP) not in world.log and IP in world.on("n1")
+    finally:
+        await stop(tasks)
+
+
+async def test_a_leader_whose_own_stop_fails_hands_the_lead_over_and_is_fenced(
+    tmp_path: Path,
+) -> None:
+    # The controller does not fence its own node: n1 leads when its stop fails, so it
+    # steps down and does not campaign again; n3 then leads, fences n1 and recovers.
+    world, fenced = World(), list[str]()
+    store = MemoryStore("lab")
+    nodes = ["n1", "n2", "n3"]
+    views = {n: StaticLiveness({m: Liveness("up", False, f"{m}-1") for m in nodes}) for n in nodes}
+
+    async def power_off(device: FenceDevice, target: str, action: FenceAction) -> FenceOutcome:
+        fenced.append(target)
+        world.on(target).clear()
+        views[target].set_serving(False)
+        for other, view in views.items():
+            if other != target:
+                view.set(target, Liveness("dead", True, f"{target}-1"))
+        return FenceOutcome(device.name, target, action, True, True, "off", "off", 0.01)
+
+    tasks: list[asyncio.Task[None]] = []
+    informers: dict[str, Informer] = {}
+    for node in nodes:
+        informers[node] = informer = Informer(store)
+        tasks.append(asyncio.create_task(informer.run()))
+        reconciler = Reconciler(
+            node, store, informer, views[node], registry=registry_for(world, node),
+            run_dir=tmp_path / node,
+        )  # fmt: skip
+        tasks.append(asyncio.create_task(reconciler.run()))
+
+    def campaign(node: str) -> None:
+        informer = informers[node]
+        fencer = Fencer(store, informer, node, power_off)
+        leader = Leader(store, informer, node, views[node], fencer)
+        election = Election(store, informer, node, views[node])
+        tasks.append(asyncio.create_task(election.run(leader.run)))
+
+    try:
+        await apply_objects(
+            store, decode_documents(parse_text(FENCED_SPEC, "spec.yaml")), cluster="lab"
+        )
+
+        async def leads(node: str) -> bool:
+            kv = await store.get(keys.LEADER)
+            return kv is not None and kv.value.get("node") == node
+
+        campaign("n1")
+        await until(lambda: leads("n1"))
+        campaign("n3")
+        await drain_n1_with_a_stuck_stop(store, world)
+
+        async def moved() -> bool:
+            return len(world.on("n2")) == 2
+
+        await until(moved, within=15)
+        assert fenced == ["n1"]
+        assert await leads("n3")
     finally:
         await stop(tasks)
