@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from controller.api.fencing import FenceAction, FenceDevice, FenceOutcome
@@ -42,13 +43,12 @@ STANDBY_N1 = (
 IP = "web.ip-10-0-0-100"
 
 
-async def run_cluster(
-    spec: str, tmp_path: Path, world: World, fenced: list[str]
-) -> tuple[MemoryStore, list[asyncio.Task[None]]]:
-    store = MemoryStore("lab")
-    nodes = ["n1", "n2", "n3"]
-    views = {n: StaticLiveness({m: Liveness("up", False, f"{m}-1") for m in nodes}) for n in nodes}
+PowerOff = Callable[[FenceDevice, str, FenceAction], Awaitable[FenceOutcome]]
 
+
+def scripted_power_off(
+    world: World, views: dict[str, StaticLiveness], fenced: list[str]
+) -> PowerOff:
     async def power_off(device: FenceDevice, target: str, action: FenceAction) -> FenceOutcome:
         # The node goes dark: what ran there is gone, its peers declare it lost.
         fenced.append(target)
@@ -59,25 +59,38 @@ async def run_cluster(
                 view.set(target, Liveness("dead", True, f"{target}-1"))
         return FenceOutcome(device.name, target, action, True, True, "off", "off", 0.01)
 
+    return power_off
+
+
+async def start_nodes(
+    spec: str, tmp_path: Path, world: World
+) -> tuple[MemoryStore, dict[str, StaticLiveness], dict[str, Informer], list[asyncio.Task[None]]]:
+    """Three nodes' informers and reconcilers over one store, the spec applied."""
+    store = MemoryStore("lab")
+    nodes = ["n1", "n2", "n3"]
+    views = {n: StaticLiveness({m: Liveness("up", False, f"{m}-1") for m in nodes}) for n in nodes}
+    informers: dict[str, Informer] = {}
     tasks: list[asyncio.Task[None]] = []
     for node in nodes:
-        informer = Informer(store)
+        informers[node] = informer = Informer(store)
         tasks.append(asyncio.create_task(informer.run()))
         reconciler = Reconciler(
-            node,
-            store,
-            informer,
-            views[node],
-            registry=registry_for(world, node),
+            node, store, informer, views[node], registry=registry_for(world, node),
             run_dir=tmp_path / node,
-        )
+        )  # fmt: skip
         tasks.append(asyncio.create_task(reconciler.run()))
-        if node == "n3":
-            fencer = Fencer(store, informer, node, power_off)
-            tasks.append(
-                asyncio.create_task(Leader(store, informer, node, views[node], fencer).run())
-            )
     await apply_objects(store, decode_documents(parse_text(spec, "spec.yaml")), cluster="lab")
+    return store, views, informers, tasks
+
+
+async def run_cluster(
+    spec: str, tmp_path: Path, world: World, fenced: list[str]
+) -> tuple[MemoryStore, list[asyncio.Task[None]]]:
+    """The nodes, and n3 leading without an election."""
+    store, views, informers, tasks = await start_nodes(spec, tmp_path, world)
+    fencer = Fencer(store, informers["n3"], "n3", scripted_power_off(world, views, fenced))
+    leader = Leader(store, informers["n3"], "n3", views["n3"], fencer)
+    tasks.append(asyncio.create_task(leader.run()))
     return store, tasks
 
 
@@ -178,29 +191,8 @@ async def test_a_leader_whose_own_stop_fails_hands_the_lead_over_and_is_fenced(
     # The controller does not fence its own node: n1 leads when its stop fails, so it
     # steps down and does not campaign again; n3 then leads, fences n1 and recovers.
     world, fenced = World(), list[str]()
-    store = MemoryStore("lab")
-    nodes = ["n1", "n2", "n3"]
-    views = {n: StaticLiveness({m: Liveness("up", False, f"{m}-1") for m in nodes}) for n in nodes}
-
-    async def power_off(device: FenceDevice, target: str, action: FenceAction) -> FenceOutcome:
-        fenced.append(target)
-        world.on(target).clear()
-        views[target].set_serving(False)
-        for other, view in views.items():
-            if other != target:
-                view.set(target, Liveness("dead", True, f"{target}-1"))
-        return FenceOutcome(device.name, target, action, True, True, "off", "off", 0.01)
-
-    tasks: list[asyncio.Task[None]] = []
-    informers: dict[str, Informer] = {}
-    for node in nodes:
-        informers[node] = informer = Informer(store)
-        tasks.append(asyncio.create_task(informer.run()))
-        reconciler = Reconciler(
-            node, store, informer, views[node], registry=registry_for(world, node),
-            run_dir=tmp_path / node,
-        )  # fmt: skip
-        tasks.append(asyncio.create_task(reconciler.run()))
+    store, views, informers, tasks = await start_nodes(FENCED_SPEC, tmp_path, world)
+    power_off = scripted_power_off(world, views, fenced)
 
     def campaign(node: str) -> None:
         informer = informers[node]
@@ -210,9 +202,6 @@ async def test_a_leader_whose_own_stop_fails_hands_the_lead_over_and_is_fenced(
         tasks.append(asyncio.create_task(election.run(leader.run)))
 
     try:
-        await apply_objects(
-            store, decode_documents(parse_text(FENCED_SPEC, "spec.yaml")), cluster="lab"
-        )
 
         async def leads(node: str) -> bool:
             kv = await store.get(keys.LEADER)
