@@ -80,6 +80,36 @@ def volume_manifest(vlab: VigilLab, name: str, nodes: tuple[str, str], **spec: A
     return yaml.safe_dump(volume_document(vlab, name, nodes, **spec), sort_keys=False)
 
 
+def volume_group(
+    vlab: VigilLab,
+    group: str,
+    volume: str,
+    nodes: tuple[str, str],
+    mount: str | None = None,
+    stop_timeout: str | None = None,
+) -> str:
+    """A group on the volume's two nodes (the first preferred): the volume Primary, its
+    ext4 filesystem at `mount` if given, and the lab's VIP."""
+    filesystem = ""
+    if mount is not None:
+        timeouts = f"\n      timeouts: {{stop: {stop_timeout}}}" if stop_timeout else ""
+        filesystem = (
+            f'\n    - filesystem: {{device: "volume:{volume}", mountPoint: {mount}, '
+            f"fsType: ext4}}{timeouts}"
+        )
+    return f"""apiVersion: ha.vigil.dev/v1alpha1
+kind: ResourceGroup
+metadata: {{name: {group}}}
+spec:
+  placement:
+    nodes: [{{name: {nodes[0]}, score: 100}}, {{name: {nodes[1]}, score: 50}}]
+    restricted: true
+  resources:
+    - volume: {{name: {volume}}}{filesystem}
+    - ip: {{address: {vlab.vip()}/24, interface: eth0, arp: {{count: 3, interval: 50ms}}}}
+"""
+
+
 def replica(vlab: VigilLab, node: str, name: str) -> dict[str, Any]:
     """The replica's own status (`blockrepl status --json`) in its node; {} when it does
     not answer (not running yet, or the node is down)."""

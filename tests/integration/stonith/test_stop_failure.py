@@ -11,7 +11,7 @@ import pytest
 from lab.cluster import VigilLab
 from lab.observer import VipObserver
 from lab.volume_observer import VolumeObserver
-from lab.volumes import BLOCKREPL, create_disks, initial_sync, volume_manifest
+from lab.volumes import BLOCKREPL, create_disks, initial_sync, volume_group, volume_manifest
 from tests.integration.cluster.conftest import needs_root
 from tests.integration.cluster.helpers import wait_until
 
@@ -19,22 +19,6 @@ from .conftest import explained, needs_ipmi_sim
 
 pytestmark = [pytest.mark.slow, needs_root, needs_ipmi_sim]
 MOUNT = "/var/lib/vigil/mnt/data"
-
-
-def group(vlab: VigilLab, nodes: tuple[str, str]) -> str:
-    return f"""apiVersion: ha.vigil.dev/v1alpha1
-kind: ResourceGroup
-metadata: {{name: fs}}
-spec:
-  placement:
-    nodes: [{{name: {nodes[0]}, score: 100}}, {{name: {nodes[1]}, score: 50}}]
-    restricted: true
-  resources:
-    - volume: {{name: data}}
-    - filesystem: {{device: "volume:data", mountPoint: {MOUNT}, fsType: ext4}}
-      timeouts: {{stop: 5s}}
-    - ip: {{address: {vlab.vip()}/24, interface: eth0, arp: {{count: 3, interval: 50ms}}}}
-"""
 
 
 def mkfs(vlab: VigilLab, node: str) -> None:
@@ -60,7 +44,7 @@ def test_a_stop_that_fails_fences_the_node_before_the_group_moves(
         assert vlab.apply(volume_manifest(vlab, "data", nodes)).code == 0
         initial_sync(vlab, "data", nodes)
         mkfs(vlab, nodes[0])
-        assert vlab.apply(group(vlab, nodes)).code == 0
+        assert vlab.apply(volume_group(vlab, "fs", "data", nodes, MOUNT, "5s")).code == 0
         assert vlab.wait_running("fs", 60) == nodes[0]
         # A process in a mount namespace of its own, made while the filesystem is mounted,
         # keeps a copy of the mount that no umount on the node reaches.

@@ -15,7 +15,14 @@ import pytest
 
 from lab.cluster import VigilLab
 from lab.volume_observer import VolumeObserver
-from lab.volumes import create_disks, initial_sync, replica, volume_manifest, wait_replicas
+from lab.volumes import (
+    create_disks,
+    initial_sync,
+    replica,
+    volume_group,
+    volume_manifest,
+    wait_replicas,
+)
 from tests.integration.blockrepl.nbdclient import NbdClient
 from tests.integration.cluster.helpers import wait_until
 
@@ -26,17 +33,7 @@ BLOCK = 4096
 
 
 def group(vlab: VigilLab, nodes: tuple[str, str]) -> str:
-    return f"""apiVersion: ha.vigil.dev/v1alpha1
-kind: ResourceGroup
-metadata: {{name: vg}}
-spec:
-  placement:
-    nodes: [{{name: {nodes[0]}, score: 100}}, {{name: {nodes[1]}, score: 50}}]
-    restricted: true
-  resources:
-    - volume: {{name: data}}
-    - ip: {{address: {vlab.vip()}/24, interface: eth0, arp: {{count: 3, interval: 50ms}}}}
-"""
+    return volume_group(vlab, "vg", "data", nodes)
 
 
 def roles(vlab: VigilLab, nodes: tuple[str, ...]) -> dict[str, str]:
