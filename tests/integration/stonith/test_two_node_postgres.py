@@ -17,6 +17,7 @@ from lab.volume_observer import VolumeObserver
 from lab.volumes import create_disks, initial_sync, volume_manifest, wait_replicas
 from tests.integration.cluster.conftest import needs_root
 from tests.integration.cluster.helpers import wait_until
+from tests.integration.volumes.test_postgres import KNOWN_LOSS
 
 from .conftest import explained, needs_ipmi_sim
 from .test_two_node import store_members
@@ -29,6 +30,7 @@ def in_sync(s: dict[str, dict[str, object]]) -> bool:
     return all(r["disk"] == "UpToDate" and r["connection"] == "Connected" for r in s.values())
 
 
+@KNOWN_LOSS
 def test_two_servers_lose_no_commit_over_power_losses(
     fenced2: tuple[VigilLab, VipObserver],
 ) -> None:
