@@ -13,7 +13,7 @@ import time
 from lab.cluster import VigilLab
 from lab.demo import say, show
 from lab.postgres import CommitClient, committed_rows, group_manifest, prepare
-from lab.volumes import create_disks, initial_sync, volume_manifest, wait_replicas
+from lab.volumes import create_disks, in_sync, initial_sync, volume_manifest, wait_replicas
 
 VOLUME = "pgdata"
 
@@ -72,11 +72,6 @@ def postgres_scenario(lab: VigilLab) -> int:
     print(f"acknowledged commits lost: {len(lost)}{' ' + str(lost[:10]) if lost else ''}")
     say(f"{active} powers on again and catches up by resync")
     lab.lab.power_on(active)
-    wait_replicas(
-        lab, VOLUME, nodes, "the returned replica in sync",
-        lambda s: all(r["disk"] == "UpToDate" and r["connection"] == "Connected"
-                      for r in s.values()),
-        120,
-    )  # fmt: skip
+    wait_replicas(lab, VOLUME, nodes, "the returned replica in sync", in_sync, 120)
     show(lab, "get", "rv")
     return 0 if first is not None and not lost else 1

@@ -131,6 +131,13 @@ def control(vlab: VigilLab, node: str, name: str, command: str, *flags: str) -> 
         raise LabError(f"blockrepl {command} on {node}: {proc.stderr.strip()}")
 
 
+def in_sync(replicas: dict[str, dict[str, Any]]) -> bool:
+    """Every replica (blockrepl status by node) UpToDate and connected to its peer."""
+    return all(
+        r["disk"] == "UpToDate" and r["connection"] == "Connected" for r in replicas.values()
+    )
+
+
 def wait_replicas(
     vlab: VigilLab, name: str, nodes: tuple[str, str], what: str, ok: Any, within: float = 60.0
 ) -> dict[str, dict[str, Any]]:
@@ -154,9 +161,4 @@ def initial_sync(vlab: VigilLab, name: str, nodes: tuple[str, str], within: floa
     # Forced beside an Inconsistent peer, the replica reconnects and sends it everything.
     control(vlab, nodes[0], name, "promote", "--force")
     control(vlab, nodes[0], name, "demote")
-    wait_replicas(
-        vlab, name, nodes, "the initial sync",
-        lambda s: all(r["disk"] == "UpToDate" and r["connection"] == "Connected"
-                      for r in s.values()),
-        within,
-    )  # fmt: skip
+    wait_replicas(vlab, name, nodes, "the initial sync", in_sync, within)

@@ -20,13 +20,9 @@ from typing import Any
 from lab.cluster import VigilLab
 from lab.postgres import CommitClient, committed_rows, group_manifest, prepare
 from lab.testing import unique_lab_name
-from lab.volumes import create_disks, initial_sync, volume_manifest, wait_replicas
+from lab.volumes import create_disks, in_sync, initial_sync, volume_manifest, wait_replicas
 
 VOLUME = "pgdata"
-
-
-def _in_sync(s: dict[str, dict[str, Any]]) -> bool:
-    return all(r["disk"] == "UpToDate" and r["connection"] == "Connected" for r in s.values())
 
 
 def run_pg(
@@ -71,7 +67,7 @@ def run_pg(
                             flush=True,
                         )
                         lab.lab.power_on(victim)
-                        wait_replicas(lab, VOLUME, nodes, "resync", _in_sync, 120)
+                        wait_replicas(lab, VOLUME, nodes, "resync", in_sync, 120)
                 acked = client.acked()
             finally:
                 for hog in load:

@@ -14,7 +14,7 @@ from lab.cluster import VigilLab
 from lab.observer import VipObserver
 from lab.postgres import MOUNT_POINT, CommitClient, committed_rows, group_manifest, prepare
 from lab.volume_observer import VolumeObserver
-from lab.volumes import create_disks, initial_sync, volume_manifest, wait_replicas
+from lab.volumes import create_disks, in_sync, initial_sync, volume_manifest, wait_replicas
 from tests.integration.cluster.conftest import needs_root
 from tests.integration.cluster.helpers import wait_until
 from tests.integration.volumes.test_postgres import KNOWN_LOSS
@@ -24,10 +24,6 @@ from .test_two_node import store_members
 
 pytestmark = [pytest.mark.slow, needs_root, needs_ipmi_sim]
 KILLS = 3
-
-
-def in_sync(s: dict[str, dict[str, object]]) -> bool:
-    return all(r["disk"] == "UpToDate" and r["connection"] == "Connected" for r in s.values())
 
 
 @KNOWN_LOSS

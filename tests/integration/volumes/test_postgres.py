@@ -16,7 +16,14 @@ from lab import state
 from lab.cluster import VigilLab
 from lab.postgres import MOUNT_POINT, CommitClient, committed_rows, group_manifest, prepare
 from lab.volume_observer import VolumeObserver
-from lab.volumes import create_disks, initial_sync, replica, volume_manifest, wait_replicas
+from lab.volumes import (
+    create_disks,
+    in_sync,
+    initial_sync,
+    replica,
+    volume_manifest,
+    wait_replicas,
+)
 from tests.integration.cluster.helpers import wait_until
 
 from .conftest import needs_root
@@ -37,12 +44,6 @@ KILLS = 10
 def brief(status: dict[str, object]) -> dict[str, object]:
     keys = ("role", "connection", "disk", "out_of_sync_bytes", "generation", "outdatePeer")
     return {k: status.get(k) for k in keys}
-
-
-def in_sync(nodes: tuple[str, str]) -> object:
-    return lambda s: all(
-        s[n]["disk"] == "UpToDate" and s[n]["connection"] == "Connected" for n in nodes
-    )
 
 
 @KNOWN_LOSS
@@ -83,9 +84,7 @@ def test_no_acknowledged_commit_is_lost_over_power_losses(vlab: VigilLab) -> Non
                 f"{gaps[-1]:.2f} s later ({len(client.acked())} acknowledged so far)"
             )
             vlab.lab.reboot(active)
-            wait_replicas(
-                vlab, "pgdata", nodes, "the returned replica in sync", in_sync(nodes), 120
-            )
+            wait_replicas(vlab, "pgdata", nodes, "the returned replica in sync", in_sync, 120)
         # Back to the first node by hand: a clean switch-over, no commit lost either.
         back = next(n for n in nodes if n != vlab.where("pg"))
         assert vlab.ha("move", "pg", back).code == 0

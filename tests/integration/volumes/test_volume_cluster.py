@@ -17,6 +17,7 @@ from lab.cluster import VigilLab
 from lab.volume_observer import VolumeObserver
 from lab.volumes import (
     create_disks,
+    in_sync,
     initial_sync,
     replica,
     volume_group,
@@ -122,8 +123,7 @@ def moves(vlab: VigilLab, nodes: tuple[str, str]) -> None:
     vlab.lab.reboot(nodes[1])
     wait_replicas(
         vlab, "data", nodes, "the returned replica UpToDate again",
-        lambda s: all(r["disk"] == "UpToDate" and r["connection"] == "Connected"
-                      for r in s.values()),
+        in_sync,
         60,
     )  # fmt: skip
     # `ha move` still asks for the second node: the group goes back there, and the
@@ -177,8 +177,7 @@ def test_the_returning_node_resyncs_only_what_changed(vlab: VigilLab) -> None:
     vlab.lab.reboot(nodes[0])
     source = wait_replicas(
         vlab, "data", nodes, "the resync to the returned node",
-        lambda s: all(r["disk"] == "UpToDate" and r["connection"] == "Connected"
-                      for r in s.values()) and s[nodes[1]]["last_sync"] is not None,
+        lambda s: in_sync(s) and s[nodes[1]]["last_sync"] is not None,
         60,
     )[nodes[1]]  # fmt: skip
     sync = source["last_sync"]
