@@ -32,6 +32,7 @@ from controller.store import keys
 from controller.store.base import Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer
+from nodeagent.actuators.procinfo import read_proc_stat
 from nodeagent.actuators.volume_paths import control_socket, volume_dir
 from nodeagent.volumes.command import (
     ReplicaFiles,
@@ -72,11 +73,8 @@ def _cmdline(pid: int) -> list[str] | None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    stat = read_proc_stat(pid)
+    return stat is not None and stat.alive
 
 
 @dataclass

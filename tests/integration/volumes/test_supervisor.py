@@ -23,6 +23,7 @@ from controller.store import keys
 from controller.store.informer import Informer
 from controller.store.memory import MemoryStore
 from controller.store.objects import spec_document
+from nodeagent.actuators.procinfo import read_proc_stat
 from nodeagent.volumes.command import ReplicaFiles, pid_file
 from nodeagent.volumes.supervisor import VolumeSupervisor
 
@@ -116,11 +117,8 @@ def serve_pid(root: Path) -> int:
 
 
 def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    stat = read_proc_stat(pid)
+    return stat is not None and stat.alive
 
 
 async def test_the_supervisor_runs_reports_restarts_adopts_and_retires_a_replica(
