@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from blockrepl.diskerror import OnIoError, is_device_error
+from blockrepl.layout import BM_BYTES_PER_BIT
 from blockrepl.localdisk import LocalDiskBackend, pieces, punch_hole, pwrite_all
 from blockrepl.metadata import MetadataStore
 from blockrepl.replication import diskless
@@ -219,6 +220,8 @@ class ReplicatedBackend(LocalDiskBackend):
             try:
                 ext = gate.enter_hot(off, n) or await gate.enter(off, n)
                 try:
+                    if (off | n) % BM_BYTES_PER_BIT:
+                        conflicts.note_partial(self.store.bitmap, off, n)
                     self.store.bitmap.set_range(off, n)
                     try:
                         fut = send(off, n)

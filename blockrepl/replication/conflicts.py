@@ -4,7 +4,9 @@ A resync chunk is read and queued on the wire while no application write to the 
 blocks is between "sent to peer" and "written locally"; otherwise the peer could receive
 the old contents after the new ones. Application writes share; a resync chunk is exclusive.
 Also counts, per 4 KiB block, the replicated writes not yet acknowledged by the peer, so a
-block's dirty bit is cleared only when no unacknowledged write covers it.
+block's dirty bit is cleared only when no unacknowledged write covers it, and remembers
+which dirty blocks a sub-block write found already out of sync ("stale"): that write's
+ack proves only its own bytes reached the peer, the rest of the block still needs resync.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
+from blockrepl.bitmap import Bitmap
 from blockrepl.layout import BM_BYTES_PER_BIT
 
 
@@ -28,6 +31,7 @@ class Conflicts:
         self._cond = asyncio.Condition()
         self._waiters = 0
         self.unacked: dict[int, int] = {}  # block -> replicated writes not yet acked
+        self.stale: set[int] = set()  # dirty for a resync, not (only) for unacked writes
 
     # ------------------------------------------------------------ range exclusion
     @asynccontextmanager
@@ -128,3 +132,47 @@ class Conflicts:
 
     def busy(self, block: int) -> bool:
         return block in self.unacked
+
+    # ------------------------------------------------------------ stale blocks
+    def note_partial(self, bitmap: Bitmap, offset: int, length: int) -> None:
+        """Before a write that covers a block only in part marks it dirty: was it already
+        out of sync for a reason other than an unacknowledged write (a disconnect, a
+        failed write, the peer's bitmap)? Then the write's ack must leave it dirty."""
+        for b in partial_blocks(offset, length):
+            if b in self.unacked:
+                continue  # dirty at least for that write; its own record stands
+            if bitmap.test(b):
+                self.stale.add(b)
+            else:
+                self.stale.discard(b)
+
+    def mark_stale(self, bitmap: Bitmap) -> None:
+        """After the peer's bitmap was merged: a block with a write in flight that is now
+        dirty may be dirty because of the peer, which that write's ack says nothing about."""
+        self.stale.update(b for b in self.unacked if bitmap.test(b))
+
+    def clearable(self, offset: int, length: int, free: list[int]) -> list[int]:
+        """Of the blocks an acknowledged write left free, those whose dirty bit may go."""
+        if not self.stale:
+            return free
+        keep = [b for b in partial_blocks(offset, length) if b in self.stale]
+        clear = [b for b in free if b not in keep]
+        self.stale.difference_update(clear)
+        return clear
+
+    def resynced(self, block: int) -> None:
+        """The block's dirty bit was cleared by resync: the peer holds all of it."""
+        self.stale.discard(block)
+
+
+def partial_blocks(offset: int, length: int) -> list[int]:
+    """The (at most two) 4 KiB blocks [offset, offset+length) touches without covering."""
+    if length <= 0:
+        return []
+    first, last = offset // BM_BYTES_PER_BIT, (offset + length - 1) // BM_BYTES_PER_BIT
+    out = []
+    if offset % BM_BYTES_PER_BIT or (first == last and length < BM_BYTES_PER_BIT):
+        out.append(first)
+    if (offset + length) % BM_BYTES_PER_BIT and last not in out:
+        out.append(last)
+    return out

@@ -222,6 +222,7 @@ class CsumPass:
             # busy: an application write sent after the RS_CSUM covers it; its ack decides.
             if not differs and not busy(b) and bm.test(b):
                 bm.clear_range(b * BLOCK, BLOCK)
+                node.conflicts.resynced(b)
                 counters.skipped_blocks += 1
         self.source.progress()
         self.replied.set()

@@ -479,7 +479,7 @@ class ReplicaNode:
         await self.disk.run_blocking(self.store.promote, conn is not None, force)
         self.is_primary = True
         self._announce()
-        if force and conn is not None and not conn.peer.consistent and not conn.syncing:
+        if force and conn is not None and not conn.peer.consistent and conn.source is None:
             # DRBD's `primary --force` on a new pair: the connected peer holds nothing yet.
             # A resync is decided when a connection starts, so start one that sends it all.
             conn.fail(ConnectionError("forced promotion: reconnecting to resync the peer"))

@@ -76,10 +76,6 @@ class Connection:
         self.reads: dict[int, asyncio.Future[bytes]] = {}  # READ_REQ id -> data (diskless)
         self.read_seq = 0
 
-    @property
-    def syncing(self) -> bool:
-        return self.node.sync_state is not None
-
     # ------------------------------------------------------------------ lifecycle
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -192,17 +188,15 @@ class Connection:
         if not written:
             return
         del self.pending[seq]
-        free = self.node.conflicts.done(p.offset, p.length)
+        conflicts = self.node.conflicts
+        free = conflicts.done(p.offset, p.length)
+        clear = conflicts.clearable(p.offset, p.length, free)
         bm = self.node.store.bitmap
-        if len(free) == len(range(*_span(p.offset, p.length))) and not self.syncing:
-            bm.clear_range(free[0] * BM_BYTES_PER_BIT, len(free) * BM_BYTES_PER_BIT)
+        if clear and clear[-1] - clear[0] + 1 == len(clear):
+            bm.clear_range(clear[0] * BM_BYTES_PER_BIT, len(clear) * BM_BYTES_PER_BIT)
         else:
-            lo, hi = p.offset, p.offset + p.length
-            for b in free:
-                start, end = b * BM_BYTES_PER_BIT, (b + 1) * BM_BYTES_PER_BIT
-                # While resyncing a partly written block may still hold old data elsewhere.
-                if not self.syncing or (lo <= start and end <= hi):
-                    bm.clear_range(start, BM_BYTES_PER_BIT)
+            for b in clear:
+                bm.clear_range(b * BM_BYTES_PER_BIT, BM_BYTES_PER_BIT)
         _resolve(p.done, True)
 
     # ------------------------------------------------------------------ receive
@@ -334,10 +328,6 @@ class Connection:
                 raise PeerTimeout(f"no frame from the peer for {idle:.1f} s: peer declared gone")
             nonce += 1
             self.link.send(MsgType.PING, wire.u64(nonce))
-
-
-def _span(offset: int, length: int) -> tuple[int, int]:
-    return offset // BM_BYTES_PER_BIT, (offset + length - 1) // BM_BYTES_PER_BIT + 1
 
 
 def _bitmap_bytes(node: ReplicaNode) -> bytes:

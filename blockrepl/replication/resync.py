@@ -130,6 +130,7 @@ class ResyncSource:
         merge_bitmap(store.bitmap, peer_bitmap)
         if self.full:
             store.bitmap.set_all()
+        node.conflicts.mark_stale(store.bitmap)
         gen = gen_ops.start_resync_as_source(store.generation)
         await persist(store, node.disk.run_blocking, replace(store.sb, generation=gen))
         conn.link.send(MsgType.BITMAP, bitmap_bytes(store.bitmap))
@@ -198,13 +199,17 @@ class ResyncSource:
         first = offset // BM_BYTES_PER_BIT
         blocks = range(first, first + ceil_div(length, BM_BYTES_PER_BIT))
         busy = self.conn.node.conflicts.busy
+        conflicts = self.conn.node.conflicts
         if not any(busy(b) for b in blocks):
             bm.clear_range(offset, len(blocks) * BM_BYTES_PER_BIT)
+            if conflicts.stale:
+                conflicts.stale.difference_update(blocks)
             self.acked.set()
             return
         for b in blocks:
             if not busy(b):  # a newer app write covers it; its own ack decides
                 bm.clear_range(b * BM_BYTES_PER_BIT, BM_BYTES_PER_BIT)
+                conflicts.resynced(b)
         self.acked.set()
 
 
@@ -249,6 +254,7 @@ class ResyncTarget:
         store = node.store
         await self.conn.run_apply(node.disk.apply_flush)  # all resync data durable first
         store.bitmap.clear_range(0, node.disk.size)
+        node.conflicts.stale.clear()
         gen = gen_ops.finish_resync_as_target(
             store.generation, gen_ops.Generation(*peer_gen), primary=False
         )

@@ -161,6 +161,69 @@ def test_resync_after_disconnect_moves_only_changed_blocks(tmp_path: Path) -> No
         assert _digest(a.backing, data_size) == _digest(b.backing, data_size)
 
 
+@pytest.mark.parametrize("until", ["reconnected", "synced"])
+def test_partial_writes_across_a_reconnect_are_all_resynced(tmp_path: Path, until: str) -> None:
+    """Blocks dirtied while apart are rewritten 512 bytes at a time, without pause, while
+    the link comes back. "reconnected": the writes stop just after the handshake, so they
+    race the start of the resync (an ack must not clear the dirty bit of a block whose
+    other bytes still wait for resync, or the peer keeps the old remainder). "synced":
+    they go on until the resync is done (it must converge under them, not chase them).
+    """
+    with shm_dir() as shm, replica_pair(shm, "64M") as (net, a, b, _s):
+        net.link(0, False)
+        wait_for(lambda: a.status()["connection"] != "Connected", 10, "A notices the loss")
+        wait_for(lambda: b.status()["connection"] != "Connected", 10, "B notices the loss")
+        dirty = list(range(4096))  # 16 MiB rewritten while apart
+        stop = asyncio.Event()
+        partial_writes = 0
+
+        async def rewrite_then_nibble() -> None:
+            nonlocal partial_writes
+            client = await NbdClient.connect(unix=a.sock)
+            try:
+                await asyncio.gather(*(client.write(x * REC, os.urandom(REC)) for x in dirty))
+                await client.flush()
+                net.link(0, True)
+                rnd = random.Random(7)
+                while not stop.is_set():
+                    batch = [
+                        client.write(
+                            rnd.choice(dirty) * REC + 512 * rnd.randrange(8), os.urandom(512)
+                        )
+                        for _ in range(32)
+                    ]
+                    await asyncio.gather(*batch)
+                    partial_writes += len(batch)
+                await client.flush()
+            finally:
+                await client.close()
+
+        def reconnected() -> bool:
+            return bool(a.status()["wire"]["connections"] >= 2)
+
+        async def stopper() -> None:
+            if until == "reconnected":
+                await asyncio.to_thread(wait_for, reconnected, 30, "the reconnect")
+                await asyncio.sleep(0.5)
+            else:
+                await asyncio.to_thread(
+                    wait_for, lambda: reconnected() and synced(a) and synced(b), 60, "resync"
+                )
+            stop.set()
+
+        async def both() -> None:
+            await asyncio.gather(rewrite_then_nibble(), stopper())
+
+        asyncio.run(both())
+        assert partial_writes > 0
+        wait_for(lambda: synced(a) and synced(b), 60, "in sync after the last partial write")
+        a.stop()
+        b.stop()
+        assert _digest(a.backing, 32 * 1024 * 1024) == _digest(b.backing, 32 * 1024 * 1024), (
+            f"data differs after {partial_writes} partial writes across the reconnect"
+        )
+
+
 def _digest(path: str, length: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
