@@ -21,6 +21,8 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.api.cluster import Cluster
+from controller.api.group import ResourceGroup, ResourceGroupStatus
 from controller.api.liveness import LivenessSource
 from controller.leader.fencing_plan import must_not_lead
 from controller.store import keys
@@ -83,7 +85,13 @@ class Election:
                 return
 
     def _unfit(self) -> str | None:
-        return must_not_lead(self.informer.view(), self.node)
+        # Not informer.view(): this runs on every store change and every half second.
+        clusters = self.informer.objects(Cluster.KIND).values()
+        cluster = next((c for c in clusters if isinstance(c, Cluster)), None)
+        statuses = self.informer.statuses
+        return must_not_lead(
+            cluster, lambda: statuses(ResourceGroup.KIND, ResourceGroupStatus), self.node
+        )
 
     async def run(self, lead: Lead) -> None:
         changed = [self._store_changed, self.liveness.subscribe()]

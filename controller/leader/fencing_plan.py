@@ -16,10 +16,12 @@ saw that incarnation lost, it has certainly reset (docs/safety.md, "Self-fencing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from controller.api.cluster import Cluster
 from controller.api.fencing import FenceDevice, self_fence_device, watchdog_timeout
+from controller.api.group import ResourceGroupStatus
 from controller.api.liveness import Liveness
 from controller.store.fence_record import MANUAL, FenceRecord
 from controller.store.view import ClusterView
@@ -90,7 +92,7 @@ def needs(
         return out
     lost_waiting = awaiting_fence(view, liveness)
     deadtime = view.cluster.spec.timing.deadtime.total_seconds()
-    stuck = stop_failures(view) if fencing_on(view) else {}
+    stuck = stop_failures(view.group_status) if fencing_on(view) else {}
     for member in view.cluster.spec.nodes:
         name = member.name
         if name in running or name == leader:
@@ -149,24 +151,29 @@ def _wanted(
     )
 
 
-def stop_failures(view: ClusterView) -> dict[str, str]:
+def stop_failures(group_status: Mapping[str, ResourceGroupStatus]) -> dict[str, str]:
     """Nodes whose agent reports a group it could not stop, with the first such group and
     why: a stuck umount or a stop that timed out. With fencing on they are fenced, as
     Pacemaker does on a failed stop: the group cannot move while it may still run there."""
     out: dict[str, str] = {}
-    for group, status in sorted(view.group_status.items()):
+    for group, status in sorted(group_status.items()):
         if status.phase == "StopFailed" and status.reporter and status.reporter not in out:
             out[status.reporter] = f"could not stop {group}: {status.last_action or 'stop failed'}"
     return out
 
 
-def must_not_lead(view: ClusterView, node: str) -> str | None:
+def must_not_lead(
+    cluster: Cluster | None,
+    group_status: Callable[[], Mapping[str, ResourceGroupStatus]],
+    node: str,
+) -> str | None:
     """Why `node` may not lead now: with fencing on, its own stop failed, so it must be
     fenced, and the controller does not fence its own node; another node leads and does
-    (Pacemaker's DC is fenced by a peer the same way). None: it may lead."""
-    if not fencing_on(view):
+    (Pacemaker's DC is fenced by a peer the same way). None: it may lead. The statuses are
+    read only when fencing is on: the election asks on every store change."""
+    if cluster is None or not cluster.spec.fencing.enabled:
         return None
-    why = stop_failures(view).get(node)
+    why = stop_failures(group_status()).get(node)
     if why is None:
         return None
     return f"{node} must be fenced ({why}): leaving the lead to a node that can fence it"
