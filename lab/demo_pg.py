@@ -8,14 +8,12 @@ tie-breaker); protocol C, so a commit PostgreSQL acknowledged is on both disks.
 from __future__ import annotations
 
 import sys
-import time
 
 from lab.cluster import VigilLab
 from lab.demo import say, show
-from lab.postgres import CommitClient, committed_rows, group_manifest, prepare
-from lab.volumes import create_disks, in_sync, initial_sync, volume_manifest, wait_replicas
-
-VOLUME = "pgdata"
+from lab.pg_power_loss import VOLUME, lose_power, lost_commits, power_on_and_resync
+from lab.postgres import CommitClient, group_manifest, prepare
+from lab.volumes import create_disks, initial_sync, volume_manifest
 
 
 def postgres_scenario(lab: VigilLab) -> int:
@@ -48,30 +46,25 @@ def postgres_scenario(lab: VigilLab) -> int:
             f"A client commits numbered rows through {lab.vip()} without pause "
             f"({len(client.acked())} so far); power loss of {active}"
         )
-        killed = time.monotonic()
-        lab.lab.kill(active)
-        survivor = lab.wait_running("pg", 60, not_on=active)
-        client.wait_commits(200, 60)
-    first = client.first_ok_after(killed)
+        out = lose_power(lab, client, commits_after=200)
+    active, survivor = out.victim, out.survivor
     last_before = max(
-        (x.n for x in client.lines if x.what == "ok" and x.n is not None and x.time < killed),
+        (x.n for x in client.lines if x.what == "ok" and x.n is not None and x.time < out.killed),
         default=0,
     )
     acked = client.acked()
-    rows = committed_rows(lab, lab.vip())
-    lost = sorted(acked - rows)
+    lost = lost_commits(lab, client)
     show(lab, "status")
     show(lab, "events", "rg", "pg")
     say(f"How {active} was fenced before PostgreSQL moved")
     show(lab, "events", "node", active)
     say("Result")
-    outage = f"{first.time - killed:.2f} s" if first is not None else "no commit after the loss"
+    outage = f"{out.gap:.2f} s" if out.gap is not None else "no commit after the loss"
     print(f"power loss of {active} -> first commit on {survivor}: {outage}")
     print(f"last commit acknowledged before the power loss: row {last_before}")
-    print(f"commits acknowledged: {len(acked)}; rows in the table on {survivor}: {len(rows)}")
+    print(f"commits acknowledged: {len(acked)}, read back from the table on {survivor}")
     print(f"acknowledged commits lost: {len(lost)}{' ' + str(lost[:10]) if lost else ''}")
     say(f"{active} powers on again and catches up by resync")
-    lab.lab.power_on(active)
-    wait_replicas(lab, VOLUME, nodes, "the returned replica in sync", in_sync, 120)
+    power_on_and_resync(lab, active, nodes, VOLUME)
     show(lab, "get", "rv")
-    return 0 if first is not None and not lost else 1
+    return 0 if out.gap is not None and not lost else 1

@@ -14,15 +14,12 @@ from __future__ import annotations
 import random
 import statistics
 import tempfile
-import time
 from typing import Any
 
 from lab.cluster import VigilLab
-from lab.postgres import CommitClient, committed_rows, group_manifest, prepare
+from lab.pg_power_loss import deploy, lose_power, lost_commits, power_on_and_resync
+from lab.postgres import CommitClient
 from lab.testing import unique_lab_name
-from lab.volumes import create_disks, in_sync, initial_sync, volume_manifest, wait_replicas
-
-VOLUME = "pgdata"
 
 
 def run_pg(
@@ -38,42 +35,28 @@ def run_pg(
         lab.up()
         try:
             nodes = (lab.nodes[0], lab.nodes[1])
-            create_disks(lab, VOLUME, nodes, "128M")
-            if lab.apply(volume_manifest(lab, VOLUME, nodes)).code != 0:
-                raise RuntimeError("applying the volume failed")
-            initial_sync(lab, VOLUME, nodes)
-            prepare(lab, VOLUME, nodes[0])
-            applied = lab.apply(group_manifest(lab, VOLUME, nodes))
-            if applied.code != 0:
-                raise RuntimeError(applied.err)
-            lab.wait_running("pg", 60)
+            deploy(lab, nodes)
             load = hogs()
             try:
                 with CommitClient(lab, lab.vip()) as client:
                     client.wait_commits(50, 60)
                     for i in range(kills):
-                        victim = lab.wait_running("pg", 60)
-                        time.sleep(0.5 + rng.uniform(0.0, 1.0))
-                        killed = time.monotonic()
-                        lab.lab.kill(victim)
-                        survivor = lab.wait_running("pg", 60, not_on=victim)
-                        client.wait_commits(5, 60)
-                        first = client.first_ok_after(killed)
-                        gap = None if first is None else first.time - killed
-                        runs.append({"victim": victim, "survivor": survivor, "gap_s": gap})
+                        out = lose_power(lab, client, pause=0.5 + rng.uniform(0.0, 1.0))
+                        runs.append({"victim": out.victim, "survivor": out.survivor,
+                                     "gap_s": out.gap})  # fmt: skip
                         print(
-                            f"  [pg] kill {i + 1}/{kills}: {victim} -> {survivor}: first "
-                            f"commit after {'none' if gap is None else f'{gap:.3f} s'}",
+                            f"  [pg] kill {i + 1}/{kills}: {out.victim} -> {out.survivor}: "
+                            f"first commit after "
+                            f"{'none' if out.gap is None else f'{out.gap:.3f} s'}",
                             flush=True,
                         )
-                        lab.lab.power_on(victim)
-                        wait_replicas(lab, VOLUME, nodes, "resync", in_sync, 120)
-                acked = client.acked()
+                        power_on_and_resync(lab, out.victim, nodes)
             finally:
                 for hog in load:
                     hog.kill()
                     hog.wait()
-            rows = committed_rows(lab, lab.vip())
+            acked = client.acked()
+            lost = lost_commits(lab, client)
         finally:
             lab.down()
     gaps = [r["gap_s"] for r in runs if r["gap_s"] is not None]
@@ -87,7 +70,7 @@ def run_pg(
         "gap_p95_s": percentile(gaps, 0.95) if gaps else None,
         "gap_max_s": max(gaps) if gaps else None,
         "commits_acknowledged": len(acked),
-        "commits_lost": len(acked - rows),
+        "commits_lost": len(lost),
         "etcd_leader_kills": 0,
         "gap_max_etcd_leader_killed_s": None,
         "runs": runs,
