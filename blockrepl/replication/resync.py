@@ -198,8 +198,8 @@ class ResyncSource:
         bm = self.conn.node.store.bitmap
         first = offset // BM_BYTES_PER_BIT
         blocks = range(first, first + ceil_div(length, BM_BYTES_PER_BIT))
-        busy = self.conn.node.conflicts.busy
         conflicts = self.conn.node.conflicts
+        busy = conflicts.busy
         if not any(busy(b) for b in blocks):
             bm.clear_range(offset, len(blocks) * BM_BYTES_PER_BIT)
             if conflicts.stale:
