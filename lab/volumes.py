@@ -131,6 +131,16 @@ def control(vlab: VigilLab, node: str, name: str, command: str, *flags: str) -> 
         raise LabError(f"blockrepl {command} on {node}: {proc.stderr.strip()}")
 
 
+def verify(vlab: VigilLab, node: str, name: str) -> tuple[bool, str]:
+    """An online verify from `node` (blockrepl verify --wait): whether both replicas hold
+    the same bytes, and blockrepl's summary."""
+    argv = [BLOCKREPL, "verify", "--wait", "--control", control_path(name)]
+    proc = vlab.lab.exec_in(node, argv, timeout=300)
+    if proc.returncode not in (0, 1):
+        raise LabError(f"blockrepl verify on {node}: {(proc.stderr or proc.stdout).strip()}")
+    return proc.returncode == 0, proc.stdout.strip()
+
+
 def in_sync(replicas: dict[str, dict[str, Any]]) -> bool:
     """Every replica (blockrepl status by node) UpToDate and connected to its peer."""
     return all(
