@@ -13,7 +13,7 @@ from controller.store import keys
 from controller.store.base import Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer
-from controller.store.objects import ObjectStore, make_event
+from controller.store.objects import Event, ObjectStore, make_event
 from controller.store.records import FailureRecord, PlacementRecord
 from nodeagent.observation import State
 from nodeagent.reconciler.plan import GroupView, phase
@@ -25,6 +25,42 @@ Phase = Literal[
     "Pending", "Starting", "Running", "Stopping", "Stopped", "Failed", "StopFailed", "Blocked"
 ]
 ResourceState = Literal["Running", "Stopped", "Failed", "Unknown"]
+
+
+def action_event(
+    node: str, group: str, kind: str, resource: str, verb: str, error: str | None = None
+) -> Event:
+    """The event of one action of this node's reconciler on a resource of `group`: a
+    volume's start and stop are its promotion and demotion (docs/events.md)."""
+    if error is not None and verb == "stop":
+        return make_event(
+            "ResourceGroup",
+            group,
+            "StopFailed",
+            f"stop of {kind} {resource} on {node} failed: {error}",
+            type="Warning",
+            component="agent",
+            node=node,
+        )
+    if kind == "volume":
+        reason, done = (
+            ("Promoted", "promoted to Primary")
+            if verb == "start"
+            else (
+                "Demoted",
+                "demoted to Secondary",
+            )
+        )
+    else:
+        reason, done = ("Started", "started") if verb == "start" else ("Stopped", "stopped")
+    return make_event(
+        "ResourceGroup",
+        group,
+        reason,
+        f"{kind} {resource} {done} on {node}",
+        component="agent",
+        node=node,
+    )
 
 
 class Reporter:
@@ -47,7 +83,8 @@ class Reporter:
                 "Failed",
                 f"on {self.node} (failure {count + 1}): {message}",
                 type="Warning",
-                component=f"agent/{self.node}",
+                component="agent",
+                node=self.node,
             )
             put = Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)
             try:
@@ -59,6 +96,16 @@ class Reporter:
                 log.warning("cannot record the failure of %s: %s", group, exc)
                 return
 
+    async def record(self, events: list[Event]) -> None:
+        """Events of the actions a turn took, in one transaction after the turn's status
+        writes: the leader waits on those, not on these."""
+        if not events:
+            return
+        try:
+            await self.objects.commit_with_events([], events)
+        except StoreError as exc:
+            log.warning("cannot record %d action events: %s", len(events), exc)
+
     async def announce_blocked(self, group: str, why: str) -> None:
         event = make_event(
             "ResourceGroup",
@@ -66,7 +113,8 @@ class Reporter:
             "Blocked",
             f"cannot run on {self.node}: {why}",
             type="Warning",
-            component=f"agent/{self.node}",
+            component="agent",
+            node=self.node,
         )
         try:
             await self.objects.commit_with_events([], [event])
