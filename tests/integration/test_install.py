@@ -109,3 +109,27 @@ def test_the_verification_catches_a_misspelt_key(root: Path, tmp_path: Path) -> 
     bad.write_text(UNIT.read_text().replace("RestartSec=", "RestartSecs="))
     done = verify(bad, root, tmp_path)
     assert "Unknown key" in done.stderr and "RestartSecs" in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("nft") is None or os.geteuid() != 0, reason="needs nft and root (nft -c)"
+)
+def test_the_guides_nftables_rules_are_valid(tmp_path: Path) -> None:
+    """The guide's nftables lines, in a chain of a table of their own, pass `nft -c`
+    (checked, nothing loaded)."""
+    text = (REPO / "docs" / "install.md").read_text()
+    block = next(b for b in text.split("```")[1::2] if "define vigil_nodes" in b)
+    lines = [line for line in block.strip().splitlines() if not line.startswith("#")]
+    define, rules = lines[0], lines[1:]
+    assert define.startswith("define ") and len(rules) >= 3, lines
+    ruleset = tmp_path / "vigil.nft"
+    ruleset.write_text(
+        f"{define}\ntable inet vigil_guide_check {{\n  chain input {{\n"
+        "    type filter hook input priority filter;\n"
+        + "".join(f"    {rule}\n" for rule in rules)
+        + "  }\n}\n"
+    )
+    done = subprocess.run(
+        ["nft", "-c", "-f", str(ruleset)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
