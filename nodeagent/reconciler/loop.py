@@ -105,6 +105,7 @@ class Reconciler:
     async def run(self) -> None:
         wakes = [self.informer.subscribe(), self.liveness.subscribe(), self._probe_wake]
         guard = asyncio.create_task(self._lease_guard(), name="lease-guard")
+        recorder = asyncio.create_task(self.reporter.actions.run(), name="action-events")
         try:
             while True:
                 try:
@@ -114,6 +115,7 @@ class Reconciler:
                 await wait_any(wakes, RESYNC)
         finally:
             guard.cancel()
+            recorder.cancel()
 
     async def _lease_guard(self) -> None:
         """Stop everything the moment the serving lease is lost, without waiting for a turn."""
@@ -223,7 +225,7 @@ class Reconciler:
             self._keep_running_work(observed, groups, failed)
             unwritten, conflict = await self._report(observed, groups, placements, blocked, failed)
             done, self._done = self._done, []
-            await self.reporter.record(done)
+            self.reporter.actions.add(done)
             self.dirty.looked(inputs, seen_as, observed, set(failed) | unwritten)
             if conflict:
                 self._probe_wake.set()  # someone else wrote one; look again next turn

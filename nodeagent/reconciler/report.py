@@ -4,6 +4,7 @@ and the events that go with them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Literal, cast
@@ -63,12 +64,56 @@ def action_event(
     )
 
 
+class ActionEvents:
+    """The reconciler's action events, written in the background in the order the actions
+    were taken: a turn never waits on the store for a record (a store outage would slow
+    every start and stop by its timeout). A batch the store refuses is dropped, not
+    retried: a timed-out commit may have landed, and a record twice misleads more than a
+    gap the agent's log fills."""
+
+    BATCH = 100
+    MAX_PENDING = 1000  # a store down for long: the oldest are dropped, memory stays bounded
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+        self._pending: list[Event] = []
+        self._wake = asyncio.Event()
+        self.dropped = 0
+
+    def add(self, events: list[Event]) -> None:
+        if not events:
+            return
+        self._pending.extend(events)
+        excess = len(self._pending) - self.MAX_PENDING
+        if excess > 0:
+            del self._pending[:excess]
+            self.dropped += excess
+            log.warning("store too slow for action events: %d dropped so far", self.dropped)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
+                try:
+                    await self.objects.commit_with_events([], batch)
+                except StoreError as exc:
+                    self.dropped += len(batch)
+                    log.warning("cannot record %d action events: %s", len(batch), exc)
+                except Exception:  # one bad batch must not end the record for good
+                    self.dropped += len(batch)
+                    log.exception("recording %d action events failed", len(batch))
+
+
 class Reporter:
     def __init__(self, node: str, store: Store, informer: Informer) -> None:
         self.node = node
         self.store = store
         self.informer = informer
         self.objects = ObjectStore(store)
+        self.actions = ActionEvents(self.objects)
 
     async def count_failure(self, group: str, message: str) -> None:
         """failures/<group>/<node> one higher (compare-and-swap), with a Warning event."""
@@ -95,16 +140,6 @@ class Reporter:
             except StoreError as exc:
                 log.warning("cannot record the failure of %s: %s", group, exc)
                 return
-
-    async def record(self, events: list[Event]) -> None:
-        """Events of the actions a turn took, in one transaction after the turn's status
-        writes: the leader waits on those, not on these."""
-        if not events:
-            return
-        try:
-            await self.objects.commit_with_events([], events)
-        except StoreError as exc:
-            log.warning("cannot record %d action events: %s", len(events), exc)
 
     async def announce_blocked(self, group: str, why: str) -> None:
         event = make_event(
