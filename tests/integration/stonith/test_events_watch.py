@@ -125,6 +125,7 @@ def test_the_watch_follows_a_fenced_failover_and_a_move(
 
             lab.lab.power_on(active)
             lab.wait_ready(90)
+            leader = lab.status()["leader"]  # may have changed while active was away
             mark = len(watch.seen())
             assert lab.ha("move", "web", active).code == 0
             lab.wait_running("web", 60, not_on=survivor)
