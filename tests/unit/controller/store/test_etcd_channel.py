@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import grpc
 import pytest
 
 from controller.store import etcd_channel
@@ -52,8 +53,6 @@ class _FlakyChannel:
     call through it gets an answer: it has reconnected meanwhile."""
 
     def get_state(self, try_to_connect: bool = False) -> object:
-        import grpc
-
         return grpc.ChannelConnectivity.TRANSIENT_FAILURE
 
 
