@@ -19,7 +19,6 @@ runs at once, outside the turn.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -490,13 +489,23 @@ class Reconciler:
         memory.retry_after = time.monotonic() + min(0.5 * 2**memory.failed_starts, BACKOFF_MAX)
         await self.reporter.count_failure(group.name, message)
         # Leave nothing half-started: the next turn starts the group again from scratch.
+        # But not below a resource that would not stop: what it may still use stays (a
+        # filesystem that may still be mounted keeps its volume Primary), as in _execute.
         for resource in reversed(group.spec.resources):
             managed = self._managed.get(resource_key(group.name, resource))
             if managed is None:
                 continue
             await managed.stop_running_work()
-            with contextlib.suppress(ActuatorError):
+            try:
                 await managed.actuator.stop()
+            except ActuatorError as exc:
+                log.error(
+                    "%s: after the failed start, %s did not stop (%s): what it stands on stays",
+                    group.name,
+                    resource.resolved_name(),
+                    exc,
+                )
+                break
 
     # -- work while a resource runs: probes and the actuator's tend() ------------------
 

@@ -185,6 +185,34 @@ async def test_a_failed_stop_leaves_what_the_resource_stands_on_alone(tmp_path: 
         await stop(tasks)
 
 
+async def test_a_failed_restart_leaves_what_an_unstoppable_resource_stands_on(
+    tmp_path: Path,
+) -> None:
+    # The service turns unobservable and unstoppable where it runs: the reconciler tries
+    # to start it again, that start fails, and the clean-up after it must not stop the
+    # IP under a service it could not stop (it stopped everything, ignoring errors).
+    world, fenced = World(), list[str]()
+    store, tasks = await run_cluster(SPEC, tmp_path, world, fenced)
+    try:
+
+        async def on_n1() -> bool:
+            return len(world.on("n1")) == 2
+
+        await until(on_n1)
+        service = next(r for r in world.on("n1") if r != IP)
+        world.unknown.add(("n1", service))
+
+        async def failure_counted() -> bool:
+            return await store.get(keys.failure_key("web", "n1")) is not None
+
+        await until(failure_counted)
+        await asyncio.sleep(0.5)
+        assert ("n1", "stop", service) in world.log
+        assert ("n1", "stop", IP) not in world.log and IP in world.on("n1")
+    finally:
+        await stop(tasks)
+
+
 async def test_a_leader_whose_own_stop_fails_hands_the_lead_over_and_is_fenced(
     tmp_path: Path,
 ) -> None:
