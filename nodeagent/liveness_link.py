@@ -55,6 +55,10 @@ class PeerState:
     """Each link: seconds since it was last heard, when the state was sent. Not compared:
     it changes with every message, and a change of peers wakes every listener (the
     reconciler looks at all its groups then)."""
+    rtt: dict[str, float] = field(default_factory=dict, compare=False)
+    """Each link: seconds from a heartbeat to its ACK, by the last ACK (metrics only)."""
+    missed: dict[str, int] = field(default_factory=dict, compare=False)
+    """Each link: heartbeats of this peer that never arrived (metrics only)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class MembershipState:
     link_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     """Each link's error counters (framing, refused packets, send errors, reopens); a
     change alone wakes no listener: readers see it at their next read."""
+    rejected: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Each link: packets refused on it, by reason (metrics only)."""
 
     def serving(self, now: float) -> bool:
         return now < self.expiry - self.margin
@@ -84,12 +90,18 @@ class MembershipState:
                     p["incarnation"],
                     dict(p["links"]),
                     {k: float(v) for k, v in dict(p.get("ages") or {}).items()},
+                    {k: float(v) for k, v in dict(p.get("rtt") or {}).items()},
+                    {k: int(v) for k, v in dict(p.get("missed") or {}).items()},
                 )
                 for name, p in message["peers"].items()
             },
             link_stats={
                 k: {c: int(n) for c, n in dict(v).items()}
                 for k, v in dict(message.get("link_stats") or {}).items()
+            },
+            rejected={
+                k: {r: int(n) for r, n in dict(v).items()}
+                for k, v in dict(message.get("rejected") or {}).items()
             },
         )
 

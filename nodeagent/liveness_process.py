@@ -101,7 +101,11 @@ class ControlWatchdog:
 
 
 def membership_state(
-    m: Membership, now: float, recorded: float, link_stats: dict[str, dict[str, int]] | None = None
+    m: Membership,
+    now: float,
+    recorded: float,
+    link_stats: dict[str, dict[str, int]] | None = None,
+    rejected: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """What the control plane reads of the membership. `expiry` is the lease as recorded
     for the enforcer, never beyond it; `lost` is this process's verdict, which the control
@@ -116,6 +120,8 @@ def membership_state(
             "incarnation": None if status.incarnation is None else f"{status.incarnation:016x}",
             "links": {link: not quiet for link, quiet in silent[peer].items()},
             "ages": {link: round(age, 3) for link, age in status.links.items()},
+            "rtt": {link: rtt for (p, link), rtt in m.rtt.items() if p == peer},
+            "missed": {link: n for (p, link), n in m.missed.items() if p == peer},
         }
         for peer, status in m.peer_status(now).items()
     }
@@ -126,6 +132,7 @@ def membership_state(
         "margin": m.timing.stop_margin,
         "peers": peers,
         "link_stats": link_stats or {},
+        "rejected": rejected or {},
     }
 
 
@@ -341,7 +348,8 @@ class LivenessServer:
     def _state(self, m: Membership, now: float) -> dict[str, Any]:
         self.recorder.persist(m, now)
         stats = self.service.link_stats() if self.service is not None else None
-        state = membership_state(m, now, self.recorder.persisted, stats)
+        rejected = self.service.rejected_by_link() if self.service is not None else None
+        state = membership_state(m, now, self.recorder.persisted, stats, rejected)
         if self.selffence is not None and self.selffence.state != "armed":
             # A node configured to fence itself serves only with its watchdog armed: the
             # leader will count it fenced after the timeout, which proves nothing if it

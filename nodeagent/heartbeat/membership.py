@@ -112,6 +112,12 @@ class Membership:
         never = started_at + timing.initdead - timing.deadtime
         self._last_heard: dict[str, float] = dict.fromkeys(self._peers, never)
         self._ever_heard: set[str] = set()
+        # For the agent's metrics, per (peer, link); kept across a peer's incarnations so
+        # that a count never goes down while this process runs.
+        self.missed: dict[tuple[str, str], int] = {}
+        """Heartbeats a peer sent that never arrived on a link (gaps in its sequence)."""
+        self.rtt: dict[tuple[str, str], float] = {}
+        """Seconds from a heartbeat sent to the peer's ACK of it, by the last ACK."""
 
     @property
     def n(self) -> int:
@@ -199,7 +205,7 @@ class Membership:
                 "old-incarnation", f"{pkt.sender}: incarnation {pkt.incarnation:#x} was replaced"
             )
         if pkt.type is PacketType.ACK:
-            return self._on_ack(pkt, st)
+            return self._on_ack(pkt, st, now, link)
         return self._on_heartbeat(pkt, st, now, link)
 
     def _on_heartbeat(self, pkt: Packet, st: _Peer, now: float, link: str) -> list[Packet]:
@@ -215,6 +221,11 @@ class Membership:
             )
         if now >= self._last_heard[pkt.sender] + self.timing.deadtime:
             st.refused = True
+        if last_on_link:
+            gap = pkt.seq - last_on_link - 1
+            if gap:
+                key = (pkt.sender, link)
+                self.missed[key] = self.missed.get(key, 0) + gap
         st.link_seq[link] = pkt.seq
         st.link_heard[link] = now
         self._last_heard[pkt.sender] = now
@@ -239,7 +250,7 @@ class Membership:
             age = math.inf if rep.heard_age_ms == NEVER_MS else rep.heard_age_ms / 1000
             st.reports[rep.name] = (age, now)
 
-    def _on_ack(self, pkt: Packet, st: _Peer) -> list[Packet]:
+    def _on_ack(self, pkt: Packet, st: _Peer, now: float, link: str) -> list[Packet]:
         assert pkt.ack is not None
         if pkt.ack.node != self.self_name:
             raise Rejected("ack-misdirected", f"ACK from {pkt.sender} is for {pkt.ack.node!r}")
@@ -247,6 +258,9 @@ class Membership:
             raise Rejected(
                 "ack-stale", f"ACK from {pkt.sender} is for a previous incarnation of this node"
             )
+        sent = self._sent.get(pkt.ack.seq)
+        if sent is not None:
+            self.rtt[(pkt.sender, link)] = max(0.0, now - sent)
         self._take_ack(st, pkt.ack.seq)
         return []
 

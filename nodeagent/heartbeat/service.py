@@ -277,6 +277,13 @@ class HeartbeatService:
             }
         return out
 
+    def rejected_by_link(self) -> dict[str, dict[str, int]]:
+        """Per link, the packets refused on it by reason (a short fixed word each)."""
+        out: dict[str, dict[str, int]] = {}
+        for (name, reason), n in self.counters.link_rejected.items():
+            out.setdefault(name, {})[reason] = n
+        return out
+
     def snapshot(self) -> dict[str, Any]:
         return self.read(self._snapshot)
 

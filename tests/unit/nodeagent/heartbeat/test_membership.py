@@ -385,3 +385,29 @@ def test_two_node_survivor_keeps_its_lease_and_declares_the_peer_lost_alone() ->
     a = sim.nodes["a"].m
     assert a.lost("b", sim.local("a")) and a.serving(sim.local("a"))
     assert "1 needed" in a.why_lost("b", sim.local("a"))
+
+
+def test_missed_heartbeats_are_counted_per_peer_and_link_across_incarnations() -> None:
+    m = manual()
+    m.on_packet(hb("b", 22, 1), 100.1, "eth0")
+    m.on_packet(hb("b", 22, 2), 100.2, "eth0")
+    assert m.missed == {}
+    m.on_packet(hb("b", 22, 6), 100.3, "eth0")  # 3, 4, 5 never came on eth0
+    m.on_packet(hb("b", 22, 6), 100.3, "eth1")  # a link's first packet misses nothing
+    assert m.missed == {("b", "eth0"): 3}
+    m.on_packet(hb("b", 33, 1), 100.4, "eth0")  # restarted: its sequence starts again
+    m.on_packet(hb("b", 33, 3), 100.5, "eth0")
+    assert m.missed == {("b", "eth0"): 4}
+
+
+def test_round_trip_time_is_the_last_direct_ack_per_link() -> None:
+    m = manual()
+    m.next_heartbeat(100.0)
+    m.next_heartbeat(100.2)
+    m.on_packet(Packet(PacketType.ACK, "b", 22, 1, ack=AckBody("a", 11, 1)), 100.25, "eth0")
+    assert m.rtt == {("b", "eth0"): pytest.approx(0.25)}
+    m.on_packet(Packet(PacketType.ACK, "b", 22, 2, ack=AckBody("a", 11, 2)), 100.21, "eth1")
+    assert m.rtt[("b", "eth1")] == pytest.approx(0.01)
+    # An ACK of a heartbeat this node no longer remembers sending says nothing of the time.
+    m.on_packet(Packet(PacketType.ACK, "c", 33, 1, ack=AckBody("a", 11, 99)), 100.3, "eth0")
+    assert ("c", "eth0") not in m.rtt
