@@ -64,6 +64,12 @@ from nodeagent.link_report import LinkReport, merge_node_status
 from nodeagent.liveness import HeartbeatLiveness
 from nodeagent.liveness_link import LivenessLink
 from nodeagent.local_status import Sources, keep_local_status, sources
+from nodeagent.metrics import collector, endpoint
+from nodeagent.metrics.etcd_poll import EtcdPoll
+from nodeagent.metrics.instruments import counting_fence_attempts
+from nodeagent.metrics.timed_store import TimedStore
+from nodeagent.metrics.tracker import ChangeTracker
+from nodeagent.metrics.webconfig import WebConfig
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
 from nodeagent.selffence import WatchdogSettings
@@ -72,6 +78,8 @@ from nodeagent.volumes.command import ReplicaFiles
 from nodeagent.volumes.supervisor import VolumeSupervisor, store_config_text, write_store_config
 
 log = logging.getLogger(__name__)
+
+FENCE = counting_fence_attempts(run_fence_action)
 
 CACHE_NAME = "store-cache.json"
 # What a node needs to keep serving through a store outage, and, in two-node mode, to fence
@@ -102,6 +110,7 @@ class Agent:
         lib_dir: Path = Path("/var/lib/vigil"),
         liveness: LivenessLink,
         netns: str | None = None,
+        metrics_web: WebConfig | None = None,
     ) -> None:
         self.config = config
         self.node = config.node
@@ -121,6 +130,10 @@ class Agent:
         self._closers: list[Any] = []
         self._started = datetime.now(UTC).isoformat()
         self.link_report = LinkReport(config.node)
+        self.metrics = collector.Sources(config.node, _version(), liveness)
+        self.metrics_web = metrics_web
+        self.tracker: ChangeTracker | None = None
+        self.server_running = False
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -137,15 +150,18 @@ class Agent:
             await self._shutdown()
 
     async def _start(self) -> None:
+        await self._serve_metrics()
         self.member = await self._start_member()
-        self.store = node_store(self.config)
+        self.store = TimedStore(node_store(self.config))
         self.informer = Informer(self.store)
+        self.metrics.informer = self.informer
         self._load_cache(self.informer)
         self._spawn(self.informer.run(), "informer")
         cluster = await self._cluster_spec()
         await self._start_heartbeats(cluster)
         self.liveness = HeartbeatLiveness(self.link, self.run_dir / "lease.json", self.node)
         self.liveness.start()
+        self.metrics.liveness = self.liveness
         self._start_enforcer()
         self.reconciler = Reconciler(
             self.node,
@@ -157,7 +173,14 @@ class Agent:
             netns=self.netns,
         )
         self._spawn(self.reconciler.run(), "reconciler")
-        self._spawn(self._volume_supervisor().run(), "volumes")
+        if self.server_running:
+            self.tracker = ChangeTracker(self.node, self.informer, self.link)
+            self.tracker.start()
+            self.reconciler.on_group_started = self.tracker.group_started
+            self._spawn(self.tracker.run(), "metrics-tracker")
+        supervisor = self._volume_supervisor()
+        self.metrics.volumes = lambda: supervisor.last_status
+        self._spawn(supervisor.run(), "volumes")
         self._spawn(
             keep_local_status(
                 local_status_path(self.run_dir), self._local_status, self.liveness.subscribe()
@@ -165,7 +188,7 @@ class Agent:
             "local-status",
         )
         election = Election(self.store, self.informer, self.node, self.liveness)
-        fencer = Fencer(self.store, self.informer, self.node, run_fence_action)
+        fencer = Fencer(self.store, self.informer, self.node, FENCE)
         leader = Leader(self.store, self.informer, self.node, self.liveness, fencer)
         self._spawn(election.run(leader.run), "election")
         self._start_two_node_roles()
@@ -184,6 +207,17 @@ class Agent:
             if join is not None:
                 self._closers.append(join.close)
                 log.info("serving joins on port %d", join.port)
+
+    async def _serve_metrics(self) -> None:
+        """/metrics first: it answers while the agent waits for its store and spec."""
+        server = await endpoint.serve(self.config.metrics, self.metrics, self.metrics_web)
+        self.server_running = server is not None
+        if server is None:
+            return
+        self._closers.append(server.close)
+        poll = EtcdPoll(self.config.etcd.client_urls[0], self.config.client_tls())
+        self.metrics.etcd = poll
+        self._spawn(poll.run(), "metrics-etcd")
 
     def _volume_supervisor(self) -> VolumeSupervisor:
         """The replicas of this node's volumes; they keep outdate records in the store with
@@ -212,7 +246,7 @@ class Agent:
         async def fence(
             levels: list[list[FenceDevice]], target: str, action: FenceAction
         ) -> Result:
-            return await fence_through_levels(levels, target, action, run_fence_action)
+            return await fence_through_levels(levels, target, action, FENCE)
 
         member = self.member
         survivor = TwoNodeSurvivor(
@@ -272,6 +306,8 @@ class Agent:
         for close in self._closers:
             with contextlib.suppress(Exception):
                 await close()
+        if self.tracker is not None:
+            self.tracker.stop()
         if self.liveness is not None:
             self.liveness.stop()
         with contextlib.suppress(Exception):

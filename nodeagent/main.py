@@ -63,9 +63,11 @@ async def _run(args: argparse.Namespace, liveness: LivenessLink, keepalive: floa
     from controller.api.errors import VigilError
     from controller.bootstrap.node_config import load_node_config
     from nodeagent.agent import Agent
+    from nodeagent.metrics.endpoint import web_config
 
     try:
         config = load_node_config(Path(args.config))
+        metrics_web = web_config(config.metrics)
     except VigilError as exc:
         log.error("%s", exc)
         return 1
@@ -80,10 +82,15 @@ async def _run(args: argparse.Namespace, liveness: LivenessLink, keepalive: floa
         run_dir=Path(args.run_dir),
         lib_dir=lib_dir,
         liveness=liveness,
+        metrics_web=metrics_web,
     )
     # What start-up loaded stays for the agent's life: out of every full collection.
     gc.freeze()
-    return await agent.run()
+    try:
+        return await agent.run()
+    except VigilError as exc:  # a setting that cannot act (metrics.listen in use)
+        log.error("%s", exc)
+        return 1
 
 
 def _import_agent() -> None:

@@ -111,18 +111,22 @@ class ProbeRunner:
         probe: Probe,
         on_failure: Callback,
         on_recovery: Callback | None = None,
+        on_result: Callable[[ProbeResult], None] | None = None,
     ) -> None:
         self.probe = probe
         self.period = probe.period.total_seconds()
         self.timeout = probe.timeout.total_seconds()
         self.on_failure = on_failure
         self.on_recovery = on_recovery
+        self.on_result = on_result
         self.status = ProbeStatus()
         self._task: asyncio.Task[None] | None = None
 
     async def step(self) -> ProbeStatus:
         """Run one probe, update the counters and fire callbacks on state changes."""
         result = await run_check(self.probe, self.timeout)
+        if self.on_result is not None:
+            self.on_result(result)
         before = self.status
         if result.ok:
             self.status = ProbeStatus(0, before.probes_run + 1, False, result)

@@ -6,12 +6,13 @@ writes the client config ``ha`` reads (/etc/vigil/client.yaml) with the admin ce
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from controller.api.settings_file import read_settings
 from controller.bootstrap.etcd_config import DEFAULT_DATA_DIR, EtcdMemberConfig, EtcdTLS
@@ -23,6 +24,7 @@ DEFAULT_CLIENT_CONFIG = Path("/etc/vigil/client.yaml")
 CLIENT_PORT = 2379
 PEER_PORT = 2380
 JOIN_PORT = 2378
+METRICS_PORT = 9464
 
 
 class EtcdSettings(BaseModel):
@@ -34,6 +36,47 @@ class EtcdSettings(BaseModel):
     initial_cluster_token: str
     heartbeat_ms: int = 50
     election_ms: int = 250
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` with HOST an IP address (``[v6]`` in brackets); ValueError otherwise."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r} must be HOST:PORT, e.g. 127.0.0.1:{METRICS_PORT}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address (a name is not accepted)") from None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"port {port_text!r} must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+class MetricsSettings(BaseModel):
+    """The agent's Prometheus endpoint (docs/metrics.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(default=True, description="Serve /metrics.")
+    listen: str = Field(
+        default=f"127.0.0.1:{METRICS_PORT}",
+        description="HOST:PORT of /metrics; loopback unless the node's address is given.",
+    )
+    web_config_file: str | None = Field(
+        default=None,
+        description="A Prometheus exporter-toolkit web config file: tls_server_config "
+        "(cert_file, key_file) and basic_auth_users (bcrypt hashes).",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    def address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
 
 
 class NodeConfig(BaseModel):
@@ -53,6 +96,7 @@ class NodeConfig(BaseModel):
         description="The client config `ha` reads on this node; the agent keeps its "
         "endpoints equal to the etcd members'.",
     )
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     state: Literal["member", "left"] = "member"
     seed_cluster: dict[str, Any] | None = Field(
         default=None,

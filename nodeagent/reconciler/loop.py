@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from nodeagent.actuators import (
     default_registry,
 )
 from nodeagent.actuators.base import ActuatorRegistry, actuator_kind
+from nodeagent.metrics.instruments import action_done, action_failed
 from nodeagent.reconciler.dirty import RESYNC, Tracker
 from nodeagent.reconciler.plan import Action, GroupView, Mode, ResourceView, plan
 from nodeagent.reconciler.report import Reporter, action_event
@@ -98,6 +100,8 @@ class Reconciler:
         self._done: list[Event] = []  # the turn's actions, recorded once it reported
         self.turns = 0
         self.views: dict[str, GroupView] = {}  # as the last turn saw each group here
+        self.on_group_started: Callable[[str], None] | None = None
+        """Called with a group's name when its last resource started here (metrics)."""
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -374,7 +378,10 @@ class Reconciler:
                 detail = f"no actuator for {actuator_kind(resource)} resources on this node"
                 resources.append(ResourceView(name, State.STOPPED, detail))
                 continue
+            began = time.monotonic()
             seen: Observation = await entry.actuator.observe()
+            took = time.monotonic() - began
+            action_done(group.name, name, actuator_kind(resource), "monitor", took, True)
             state = seen.state
             if state is State.RUNNING and entry.probe_failed:
                 state = State.FAILED
@@ -416,8 +423,9 @@ class Reconciler:
                     managed.failure_counted = False
                 elif seen.state is State.FAILED and not managed.failure_counted:
                     managed.failure_counted = True
+                    name = resource.resolved_name()
+                    action_failed(group.name, name, "monitor")
                     if not managed.probe_failed:
-                        name = resource.resolved_name()
                         log.warning("%s.%s failed: %s", group.name, name, seen.detail)
                         await self.reporter.count_failure(
                             group.name, f"{name} failed: {seen.detail}"
@@ -441,6 +449,7 @@ class Reconciler:
                 failed[action.group] = f"{action.resource}: no actuator on this node"
                 continue
             memory = self._memory.setdefault(group.name, GroupMemory())
+            began, kind = time.monotonic(), actuator_kind(resource)
             try:
                 if action.verb == "stop":
                     await managed.stop_running_work()
@@ -456,7 +465,14 @@ class Reconciler:
                     self._start_running_work(group.name, resource, managed)
                 memory.last_action = f"{_PAST[action.verb]} {action.resource}"
                 self._note(group.name, resource, action.verb)
+                took = time.monotonic() - began
+                action_done(group.name, action.resource, kind, action.verb, took, True)
+                last = group.spec.resources[-1].resolved_name() == action.resource
+                if action.verb == "start" and last and self.on_group_started is not None:
+                    self.on_group_started(group.name)
             except ActuatorError as exc:
+                took = time.monotonic() - began
+                action_done(group.name, action.resource, kind, action.verb, took, False)
                 failed[action.group] = str(exc)
                 if action.verb == "stop":  # a failed start is counted, with its event
                     self._note(group.name, resource, action.verb, str(exc))

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from controller.api.group import Resource
 from nodeagent.actuators import Actuator
-from nodeagent.probes import ProbeRunner, ProbeStatus
+from nodeagent.metrics.instruments import probe_result
+from nodeagent.probes import ProbeResult, ProbeRunner, ProbeStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,13 @@ class Managed:
         async def recovered(_status: ProbeStatus) -> None:
             self.probe_failed = False
 
-        self.probe = ProbeRunner(resource.probe, failed, recovered)
+        resource_name = resource.resolved_name()
+        group = name.removesuffix(f".{resource_name}")  # `name` is "<group>.<resource>"
+
+        def counted(result: ProbeResult) -> None:
+            probe_result(group, resource_name, result.ok)
+
+        self.probe = ProbeRunner(resource.probe, failed, recovered, counted)
         self.probe.start()
 
     async def stop_running_work(self) -> None:

@@ -115,6 +115,9 @@ class VolumeSupervisor:
         self.files = files
         self.cluster_key_file = cluster_key_file
         self.replicas: dict[str, Replica] = {}
+        self.last_status: dict[str, dict[str, Any] | None] = {}
+        """Each volume's replica status as it last answered (None: it did not), read by
+        the agent's metrics at scrape time rather than asking the replica again."""
 
     async def run(self) -> None:
         changed = self.informer.subscribe()
@@ -138,6 +141,8 @@ class VolumeSupervisor:
         wanted = self.wanted()
         for name in [n for n in self.replicas if n not in wanted]:
             await self._retire(name)
+        for name in [n for n in self.last_status if n not in wanted]:
+            del self.last_status[name]
         for name, volume in wanted.items():
             try:
                 await self._keep(volume)
@@ -278,6 +283,7 @@ class VolumeSupervisor:
                     replica.failures = 0
         except ReplicaUnreachable as exc:
             error = error or f"replica not answering: {exc}"
+        self.last_status[name] = raw
         mine = replica_status(self.node, raw, error, datetime.now(UTC))
         key = keys.status_key("ReplicatedVolume", name)
         stored = self.informer.get(key)

@@ -134,3 +134,36 @@ def test_etcd_elects_within_the_clusters_deadtime(tmp_path: Path) -> None:
     etcd = load_node_config(fast / "node.yaml").etcd
     # etcd waits up to twice its election timeout before a vote: still under the deadtime.
     assert (etcd.heartbeat_ms, etcd.election_ms) == (25, 125)
+
+
+def test_metrics_listen_on_loopback_by_default_and_as_configured(tmp_path: Path) -> None:
+    path = _init(tmp_path)
+    cfg = load_node_config(path)
+    assert cfg.metrics.enabled and cfg.metrics.address() == ("127.0.0.1", 9464)
+    data = yaml.safe_load(path.read_text())
+    data["metrics"] = {"listen": "[::1]:9100", "enabled": False}
+    path.write_text(yaml.safe_dump(data))
+    cfg = load_node_config(path)
+    assert cfg.metrics.address() == ("::1", 9100) and not cfg.metrics.enabled
+
+
+@pytest.mark.parametrize(
+    ("metrics", "message"),
+    [
+        ({"listen": "localhost:9464"}, "metrics.listen: .*not an IP address"),
+        ({"listen": "127.0.0.1"}, "metrics.listen: .*HOST:PORT"),
+        ({"listen": "127.0.0.1:0"}, "metrics.listen: .*port '0'"),
+        ({"listen": "127.0.0.1:70000"}, "metrics.listen: .*port '70000'"),
+        ({"listen": ":9464"}, "metrics.listen: .*HOST:PORT"),
+        ({"port": 9464}, "metrics.port"),
+    ],
+)
+def test_a_bad_metrics_setting_is_refused_by_name(
+    tmp_path: Path, metrics: dict[str, object], message: str
+) -> None:
+    path = _init(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["metrics"] = metrics
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match=message):
+        load_node_config(path)
