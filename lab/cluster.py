@@ -24,7 +24,13 @@ from controller.api.fencing import FenceDevice
 from controller.api.units import parse_duration
 from controller.bootstrap import pki
 from controller.bootstrap.etcd_config import etcd_timing
-from controller.bootstrap.node_config import EtcdSettings, NodeConfig, save_node_config, url
+from controller.bootstrap.node_config import (
+    EtcdSettings,
+    MetricsSettings,
+    NodeConfig,
+    save_node_config,
+    url,
+)
 from lab import state
 from lab.bmc import LabBmcs
 from lab.core import Lab
@@ -72,6 +78,7 @@ class VigilLab:
         quorum: str = "majority",
         fence_action: str = "reboot",
         witness: str | None = None,
+        metrics: dict[str, Any] | None = None,
     ) -> None:
         """`serial`: two nodes joined by a serial heartbeat link (a pty null-modem, each
         end at /var/lib/vigil/ttyHB in its node) as well as the network; `serial_line`
@@ -81,7 +88,9 @@ class VigilLab:
         `fencing`: the cluster fences through those BMCs (spec.fencing.enabled, its
         FenceDevices applied at up()); it implies `bmcs`. `quorum`: majority or two-node
         (two nodes, fencing on). `witness`: that node votes and heartbeats but runs
-        nothing. `fence_action`: reboot (the shipped default) or off; a lab
+        nothing. `metrics`: every node config's `metrics` settings (docs/metrics.md;
+        the default serves on each node's loopback). `fence_action`: reboot (the shipped
+        default) or off; a lab
         node reboots in a second, far faster than a server, so tests that want to see the
         group recovered elsewhere fence with off and power the node on themselves."""
         if quorum not in ("majority", "two-node"):
@@ -93,6 +102,7 @@ class VigilLab:
         self.quorum = quorum
         self.fence_action = fence_action
         self.witness = witness
+        self.metrics = MetricsSettings.model_validate(metrics or {})
         self.lab = Lab(name, nodes, [agent_argv()], disk_root=disk_root, restart_delay=0.02)
         self.bmcs: LabBmcs | None = LabBmcs(self.lab) if bmcs else None
         self.name = name
@@ -183,6 +193,7 @@ class VigilLab:
                     election_ms=election_ms,
                 ),
                 seed_cluster=self.cluster_document(),
+                metrics=self.metrics,
             )
             # The file names in-node paths; it is written through the host's view of
             # the disk.
