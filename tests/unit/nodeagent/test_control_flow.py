@@ -488,3 +488,31 @@ async def test_a_recovery_waits_while_the_new_node_still_hears_the_lost_one(
         return cluster.world.on("n2") == BOTH
 
     await until(on_n2)
+
+
+async def test_actions_are_timed_failures_counted_and_a_group_start_reported(
+    cluster: Cluster,
+) -> None:
+    from nodeagent.metrics.instruments import ACTION_DURATION, ACTION_FAILURES
+    from tests.unit.nodeagent.metrics.test_tracker import value
+
+    started: list[str] = []
+    started_n2: list[str] = []
+    cluster.reconcilers["n1"].on_group_started = started.append
+    cluster.reconcilers["n2"].on_group_started = started_n2.append
+    starts = value(ACTION_DURATION, "_count", action="start", type="service.exec")
+    monitors = value(ACTION_DURATION, "_count", action="monitor", type="ip")
+    failures = value(ACTION_FAILURES, group="web", resource="service-true", action="start")
+    cluster.world.fail_start.add(("n1", "web.service-true"))
+
+    async def moved() -> bool:
+        return len(cluster.world.on("n2")) == 2
+
+    await until(moved, within=10)
+    assert value(ACTION_FAILURES, group="web", resource="service-true", action="start") >= (
+        failures + 2
+    )  # the migration threshold
+    assert value(ACTION_DURATION, "_count", action="start", type="service.exec") >= starts + 3
+    assert value(ACTION_DURATION, "_count", action="monitor", type="ip") > monitors
+    assert started == []  # its last resource never started on n1
+    assert started_n2 == ["web"]
