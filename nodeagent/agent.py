@@ -64,11 +64,9 @@ from nodeagent.link_report import LinkReport, merge_node_status
 from nodeagent.liveness import HeartbeatLiveness
 from nodeagent.liveness_link import LivenessLink
 from nodeagent.local_status import Sources, keep_local_status, sources
-from nodeagent.metrics import collector, endpoint
-from nodeagent.metrics.etcd_poll import EtcdPoll
+from nodeagent.metrics.endpoint import AgentMetrics
 from nodeagent.metrics.instruments import counting_fence_attempts
 from nodeagent.metrics.timed_store import TimedStore
-from nodeagent.metrics.tracker import ChangeTracker
 from nodeagent.metrics.webconfig import WebConfig
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
@@ -130,10 +128,7 @@ class Agent:
         self._closers: list[Any] = []
         self._started = datetime.now(UTC).isoformat()
         self.link_report = LinkReport(config.node)
-        self.metrics = collector.Sources(config.node, _version(), liveness)
-        self.metrics_web = metrics_web
-        self.tracker: ChangeTracker | None = None
-        self.server_running = False
+        self.metrics = AgentMetrics(config, liveness, _version(), metrics_web)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -150,18 +145,21 @@ class Agent:
             await self._shutdown()
 
     async def _start(self) -> None:
-        await self._serve_metrics()
+        # /metrics first: it answers while the agent waits for its store and spec.
+        self._closers.append(self.metrics.close)
+        for coro, name in await self.metrics.start():
+            self._spawn(coro, name)
         self.member = await self._start_member()
         self.store = TimedStore(node_store(self.config))
         self.informer = Informer(self.store)
-        self.metrics.informer = self.informer
+        self.metrics.sources.informer = self.informer
         self._load_cache(self.informer)
         self._spawn(self.informer.run(), "informer")
         cluster = await self._cluster_spec()
         await self._start_heartbeats(cluster)
         self.liveness = HeartbeatLiveness(self.link, self.run_dir / "lease.json", self.node)
         self.liveness.start()
-        self.metrics.liveness = self.liveness
+        self.metrics.sources.liveness = self.liveness
         self._start_enforcer()
         self.reconciler = Reconciler(
             self.node,
@@ -173,13 +171,10 @@ class Agent:
             netns=self.netns,
         )
         self._spawn(self.reconciler.run(), "reconciler")
-        if self.server_running:
-            self.tracker = ChangeTracker(self.node, self.informer, self.link)
-            self.tracker.start()
-            self.reconciler.on_group_started = self.tracker.group_started
-            self._spawn(self.tracker.run(), "metrics-tracker")
+        for coro, name in self.metrics.track(self.informer, self.reconciler):
+            self._spawn(coro, name)
         supervisor = self._volume_supervisor()
-        self.metrics.volumes = lambda: supervisor.last_status
+        self.metrics.sources.volumes = lambda: supervisor.last_status
         self._spawn(supervisor.run(), "volumes")
         self._spawn(
             keep_local_status(
@@ -207,17 +202,6 @@ class Agent:
             if join is not None:
                 self._closers.append(join.close)
                 log.info("serving joins on port %d", join.port)
-
-    async def _serve_metrics(self) -> None:
-        """/metrics first: it answers while the agent waits for its store and spec."""
-        server = await endpoint.serve(self.config.metrics, self.metrics, self.metrics_web)
-        self.server_running = server is not None
-        if server is None:
-            return
-        self._closers.append(server.close)
-        poll = EtcdPoll(self.config.etcd.client_urls[0], self.config.client_tls())
-        self.metrics.etcd = poll
-        self._spawn(poll.run(), "metrics-etcd")
 
     def _volume_supervisor(self) -> VolumeSupervisor:
         """The replicas of this node's volumes; they keep outdate records in the store with
@@ -306,8 +290,6 @@ class Agent:
         for close in self._closers:
             with contextlib.suppress(Exception):
                 await close()
-        if self.tracker is not None:
-            self.tracker.stop()
         if self.liveness is not None:
             self.liveness.stop()
         with contextlib.suppress(Exception):

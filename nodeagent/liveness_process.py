@@ -120,7 +120,7 @@ def membership_state(
             "incarnation": None if status.incarnation is None else f"{status.incarnation:016x}",
             "links": {link: not quiet for link, quiet in silent[peer].items()},
             "ages": {link: round(age, 3) for link, age in status.links.items()},
-            "rtt": {link: rtt for (p, link), rtt in m.rtt.items() if p == peer},
+            "rtt": {link: round(rtt, 6) for (p, link), rtt in m.rtt.items() if p == peer},
             "missed": {link: n for (p, link), n in m.missed.items() if p == peer},
         }
         for peer, status in m.peer_status(now).items()

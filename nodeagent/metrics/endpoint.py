@@ -4,16 +4,23 @@ config's `metrics` settings."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from controller.api.errors import InputError
-from controller.bootstrap.node_config import MetricsSettings
+from controller.bootstrap.node_config import MetricsSettings, NodeConfig
+from controller.store.informer import Informer
+from nodeagent.liveness_link import LivenessLink
 from nodeagent.metrics import instruments
 from nodeagent.metrics.collector import AgentCollector, Sources
+from nodeagent.metrics.etcd_poll import EtcdPoll
 from nodeagent.metrics.server import MetricsServer
+from nodeagent.metrics.tracker import ChangeTracker
 from nodeagent.metrics.webconfig import WebConfig, load_web_config
+from nodeagent.reconciler.loop import Reconciler
 
 
 def agent_registry(sources: Sources) -> CollectorRegistry:
@@ -46,3 +53,43 @@ async def serve(
             f"node config: metrics.listen {settings.listen}: cannot listen: {exc.strerror or exc}"
         ) from None
     return server
+
+
+class AgentMetrics:
+    """The metrics side of one agent: its server, the etcd poll and the change tracker,
+    started and stopped with it; the agent fills in `sources` as its parts start."""
+
+    def __init__(
+        self, config: NodeConfig, link: LivenessLink, version: str, web: WebConfig | None
+    ) -> None:
+        self.config = config
+        self.sources = Sources(config.node, version, link)
+        self.web = web
+        self.server: MetricsServer | None = None
+        self.tracker: ChangeTracker | None = None
+
+    async def start(self) -> list[tuple[Coroutine[Any, Any, None], str]]:
+        """Serve (InputError if metrics.listen cannot be); the loops to run meanwhile."""
+        self.server = await serve(self.config.metrics, self.sources, self.web)
+        if self.server is None:
+            return []
+        poll = EtcdPoll(self.config.etcd.client_urls[0], self.config.client_tls())
+        self.sources.etcd = poll
+        return [(poll.run(), "metrics-etcd")]
+
+    def track(
+        self, informer: Informer, reconciler: Reconciler
+    ) -> list[tuple[Coroutine[Any, Any, None], str]]:
+        """Count store changes and time failovers (only while metrics are served)."""
+        if self.server is None:
+            return []
+        self.tracker = ChangeTracker(self.config.node, informer, self.sources.link)
+        self.tracker.start()
+        reconciler.on_group_started = self.tracker.group_started
+        return [(self.tracker.run(), "metrics-tracker")]
+
+    async def close(self) -> None:
+        if self.tracker is not None:
+            self.tracker.stop()
+        if self.server is not None:
+            await self.server.close()

@@ -5,6 +5,7 @@ collector.py. Updating one costs a lock and an addition: they run whether or not
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -40,11 +41,10 @@ LEADER_CHANGES = _counter("vigil_leader_changes_total")
 ETCD_LEADER_CHANGES = _counter("vigil_etcd_leader_changes_total")
 
 
-def action_done(
-    group: str, resource: str, kind: str, action: str, seconds: float, ok: bool
-) -> None:
-    """A start, stop or monitor of one resource ended (`kind`: the resource's type)."""
-    ACTION_DURATION.labels(action, kind).observe(seconds)
+def action_done(group: str, resource: str, kind: str, action: str, began: float, ok: bool) -> None:
+    """A start, stop or monitor of one resource begun at `began` (time.monotonic()) ended
+    (`kind`: the resource's type)."""
+    ACTION_DURATION.labels(action, kind).observe(time.monotonic() - began)
     if not ok:
         ACTION_FAILURES.labels(group, resource, action).inc()
 

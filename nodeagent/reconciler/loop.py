@@ -100,8 +100,7 @@ class Reconciler:
         self._done: list[Event] = []  # the turn's actions, recorded once it reported
         self.turns = 0
         self.views: dict[str, GroupView] = {}  # as the last turn saw each group here
-        self.on_group_started: Callable[[str], None] | None = None
-        """Called with a group's name when its last resource started here (metrics)."""
+        self.on_group_started: Callable[[str], None] | None = None  # its last resource did
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -380,8 +379,7 @@ class Reconciler:
                 continue
             began = time.monotonic()
             seen: Observation = await entry.actuator.observe()
-            took = time.monotonic() - began
-            action_done(group.name, name, actuator_kind(resource), "monitor", took, True)
+            action_done(group.name, name, actuator_kind(resource), "monitor", began, True)
             state = seen.state
             if state is State.RUNNING and entry.probe_failed:
                 state = State.FAILED
@@ -465,14 +463,12 @@ class Reconciler:
                     self._start_running_work(group.name, resource, managed)
                 memory.last_action = f"{_PAST[action.verb]} {action.resource}"
                 self._note(group.name, resource, action.verb)
-                took = time.monotonic() - began
-                action_done(group.name, action.resource, kind, action.verb, took, True)
+                action_done(group.name, action.resource, kind, action.verb, began, True)
                 last = group.spec.resources[-1].resolved_name() == action.resource
                 if action.verb == "start" and last and self.on_group_started is not None:
                     self.on_group_started(group.name)
             except ActuatorError as exc:
-                took = time.monotonic() - began
-                action_done(group.name, action.resource, kind, action.verb, took, False)
+                action_done(group.name, action.resource, kind, action.verb, began, False)
                 failed[action.group] = str(exc)
                 if action.verb == "stop":  # a failed start is counted, with its event
                     self._note(group.name, resource, action.verb, str(exc))
