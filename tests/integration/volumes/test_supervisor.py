@@ -178,3 +178,61 @@ async def test_a_replica_that_cannot_start_says_why_in_the_volume_status(
     assert "blockrepl serve ended (exit status 1)" in failed.last_error
     assert "create-md" in failed.last_error or "metadata" in failed.last_error
     assert sup.replicas["data"].failures >= 1  # started again only after a back-off
+
+
+async def test_the_agent_metrics_show_the_replica_the_supervisor_runs(
+    world: tuple[Path, MemoryStore, Informer],
+) -> None:
+    """/metrics joins the replica's own status (blockrepl's metrics, renamed
+    vigil_volume_*) as the supervisor last read it over the control socket."""
+    import socket as socketlib
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from nodeagent.liveness_link import LivenessLink
+    from nodeagent.metrics.collector import AgentCollector, Sources
+
+    root, store, informer = world
+    await put(store, volume(root / "disk"))
+    sup = supervisor(root, store, informer)
+    ours, _theirs = socketlib.socketpair(socketlib.AF_UNIX, socketlib.SOCK_SEQPACKET)
+    sources = Sources("n1", "0", LivenessLink(ours, 0, None), volumes=lambda: sup.last_status)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector(sources))
+
+    def scrape() -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        text = generate_latest(registry).decode()
+        return {
+            f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}
+            for f in text_string_to_metric_families(text)
+        }
+
+    m = await until(
+        "the replica in the metrics",
+        lambda: (m := scrape())["vigil_volume_status_up"].get((("volume", "data"),)) == 1 and m,
+        sup,
+    )
+    assert m["vigil_volume_role"][(("role", "Secondary"), ("volume", "data"))] == 1
+    assert m["vigil_volume_info"] == {(("protocol", "C"), ("volume", "data")): 1}
+    connection = {k: v for k, v in m["vigil_volume_connection_state"].items() if v == 1}
+    assert (
+        connection.keys()
+        <= {
+            (("state", "Connecting"), ("volume", "data")),
+            (("state", "StandAlone"), ("volume", "data")),
+        }
+        and len(connection) == 1
+    )
+    assert m["vigil_volume_out_of_sync_bytes"][(("volume", "data"),)] >= 0
+
+    # The replica gone (killed, not yet started again): said, not left as it was.
+    os.kill(serve_pid(root), signal.SIGKILL)
+    await until(
+        "the replica not answering",
+        lambda: scrape()["vigil_volume_status_up"].get((("volume", "data"),)) == 0,
+        sup,
+    )
+    # The volume deleted: no series left for it.
+    await store.delete(keys.spec_key("ReplicatedVolume", "data"))
+    await until("no volume series", lambda: scrape()["vigil_volume_status_up"] == {}, sup)
