@@ -85,12 +85,12 @@ class MetricsServer:
                 headers[name.strip().lower()] = value.strip()
         if self.web.users and not await self._authorized(headers.get("authorization", "")):
             return 401, {"WWW-Authenticate": 'Basic realm="vigil-agent"'}, b"unauthorized\n"
-        if method not in ("GET", "HEAD"):
-            return 405, {"Allow": "GET, HEAD"}, b"method not allowed\n"
+        if method != "GET":
+            return 405, {"Allow": "GET"}, b"method not allowed\n"
         path = target.split("?", 1)[0]
         if path == "/metrics":
             body = generate_latest(self.registry)
-            return 200, {"Content-Type": CONTENT_TYPE_LATEST}, b"" if method == "HEAD" else body
+            return 200, {"Content-Type": CONTENT_TYPE_LATEST}, body
         if path == "/":
             return 200, {"Content-Type": "text/plain"}, b"vigil-agent: metrics at /metrics\n"
         return 404, {}, b"not found\n"

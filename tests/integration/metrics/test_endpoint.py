@@ -69,6 +69,10 @@ async def test_plain_http_serves_the_exposition_and_nothing_else() -> None:
         names = {f.name for f in text_string_to_metric_families(body)}
         assert {"vigil_agent_info", "vigil_node_serving", "vigil_process_cpu_seconds"} <= names
         assert (await get(port, "/nope"))[0] == 404
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 405 ")
+        writer.close()
         # The address is taken now: a second agent there is refused, naming the setting.
         with pytest.raises(InputError, match=rf"metrics.listen 127.0.0.1:{port}: cannot listen"):
             await serve(settings, Sources("n1", "0.1", lk), None)
