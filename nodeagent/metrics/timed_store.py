@@ -27,6 +27,24 @@ async def _timed(op: str, call: Awaitable[T]) -> T:
         STORE_DURATION.labels(op).observe(time.monotonic() - began)
 
 
+class TimedLease(Lease):
+    """A lease whose renewals (the node record's, the leader's, every few seconds) are
+    timed as `lease_refresh`: the store call most sensitive to a slow etcd."""
+
+    def __init__(self, inner: Lease) -> None:
+        self.inner = inner
+        self.id = inner.id
+        self.ttl = inner.ttl
+
+    async def refresh(self, timeout: float | None = None) -> int:
+        ttl = await _timed("lease_refresh", self.inner.refresh(timeout))
+        self.ttl = self.inner.ttl
+        return ttl
+
+    async def revoke(self) -> None:
+        await _timed("revoke_lease", self.inner.revoke())
+
+
 class TimedStore(Store):
     def __init__(self, inner: Store) -> None:
         self.inner = inner
@@ -68,7 +86,8 @@ class TimedStore(Store):
         await _timed("compact", self.inner.compact(revision))
 
     async def grant_lease(self, ttl_seconds: int, timeout: float | None = None) -> Lease:
-        return await _timed("grant_lease", self.inner.grant_lease(ttl_seconds, timeout))
+        lease = await _timed("grant_lease", self.inner.grant_lease(ttl_seconds, timeout))
+        return TimedLease(lease)
 
     async def revoke_lease(self, lease_id: int, timeout: float | None = None) -> None:
         await _timed("revoke_lease", self.inner.revoke_lease(lease_id, timeout))

@@ -120,6 +120,7 @@ def test_metrics_before_and_after_a_failover(vlab: VigilLab, observer: VipObserv
     for node, m in before.items():
         requests = labelled(m, "vigil_store_request_duration_seconds_count", "op")
         assert requests and min(requests.values()) >= 1, (node, requests)
+        assert "lease_refresh" in requests, (node, requests)  # the node record's lease
         assert value(m, "vigil_failover_duration_seconds_count") == 0, node
         for peer in vlab.nodes:
             if peer != node:

@@ -31,6 +31,10 @@ async def test_store_requests_are_timed_by_operation_and_errors_counted() -> Non
     assert value(STORE_DURATION, "_count", op="put") == puts + 2
     assert value(STORE_ERRORS, op="put") == errors + 1
     assert store.cluster == "c"
+    refreshes = value(STORE_DURATION, "_count", op="lease_refresh")
+    lease = await store.grant_lease(5)
+    assert await lease.refresh() == 5 and lease.ttl == 5
+    assert value(STORE_DURATION, "_count", op="lease_refresh") == refreshes + 1
     await store.close()
 
 
