@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from controller.store import keys
+from controller.store.base import KeyValue
 from controller.store.informer import Informer
 from controller.store.records import PlacementRecord
 from nodeagent.liveness_link import LivenessLink
@@ -34,7 +36,8 @@ class ChangeTracker:
         """Peers lost, by when this agent first read that verdict."""
         self._placed: dict[str, str | None] = {}
         self._leader: tuple[str, int] | None = None
-        self._timed: set[tuple[str, int]] = set()  # (group, epoch) failovers observed
+        self._timed: dict[str, int] = {}  # per group, the epoch of the last failover timed
+        self._listing: list[KeyValue] | None = None  # the placements last looked at
 
     def start(self) -> None:
         self.link.add_listener(self.peers_changed)
@@ -60,7 +63,21 @@ class ChangeTracker:
             changed.clear()
 
     def store_changed(self) -> None:
-        """After the informer's copy changed."""
+        """After the informer's copy changed. The informer keeps its listing of a prefix
+        until a key under it changes: while the placements are the same list, nothing is
+        read (group statuses change far more often, and a cluster may have thousands)."""
+        listing = self.informer.under(keys.PLACEMENT)
+        if listing is not self._listing:
+            self._listing = listing
+            self._placements_changed()
+        leader = self.informer.leader()
+        now = (leader.node, leader.lease) if leader is not None else None
+        if now is not None and now != self._leader:
+            if self._leader is not None:
+                LEADER_CHANGES.inc()
+            self._leader = now
+
+    def _placements_changed(self) -> None:
         placements = self.informer.placements()
         for group, record in placements.items():
             before = self._placed.get(group, record.node)
@@ -69,12 +86,6 @@ class ChangeTracker:
             self._placed[group] = record.node
         for group in [g for g in self._placed if g not in placements]:
             del self._placed[group]
-        leader = self.informer.leader()
-        now = (leader.node, leader.lease) if leader is not None else None
-        if now is not None and now != self._leader:
-            if self._leader is not None:
-                LEADER_CHANGES.inc()
-            self._leader = now
 
     def group_started(self, group: str) -> None:
         """The group's last resource started on this node (the reconciler's hook)."""
@@ -82,7 +93,7 @@ class ChangeTracker:
         if record is None or record.node != self.node or not record.recovered_from:
             return
         lost = self.lost_at.get(record.recovered_from)
-        if lost is None or (group, record.epoch) in self._timed:
+        if lost is None or self._timed.get(group) == record.epoch:
             return
-        self._timed.add((group, record.epoch))
+        self._timed[group] = record.epoch
         FAILOVER_DURATION.observe(self.clock() - lost)
