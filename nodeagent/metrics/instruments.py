@@ -54,6 +54,12 @@ def action_failed(group: str, resource: str, action: str) -> None:
     ACTION_FAILURES.labels(group, resource, action).inc()
 
 
+def forget_group(group: str) -> None:
+    """A deleted group's series (its placement record is gone)."""
+    for metric in (PLACEMENT_CHANGES, ACTION_FAILURES, PROBE_RESULTS):
+        metric.remove_by_labels({"group": group})
+
+
 def probe_result(group: str, resource: str, ok: bool) -> None:
     PROBE_RESULTS.labels(group, resource, "success" if ok else "failure").inc()
 

@@ -17,7 +17,12 @@ from controller.store.base import KeyValue
 from controller.store.informer import Informer
 from controller.store.records import PlacementRecord
 from nodeagent.liveness_link import LivenessLink
-from nodeagent.metrics.instruments import FAILOVER_DURATION, LEADER_CHANGES, PLACEMENT_CHANGES
+from nodeagent.metrics.instruments import (
+    FAILOVER_DURATION,
+    LEADER_CHANGES,
+    PLACEMENT_CHANGES,
+    forget_group,
+)
 
 
 class ChangeTracker:
@@ -85,7 +90,9 @@ class ChangeTracker:
                 PLACEMENT_CHANGES.labels(group).inc()
             self._placed[group] = record.node
         for group in [g for g in self._placed if g not in placements]:
+            # Deleted: its series go too, or every group ever made would stay exported.
             del self._placed[group]
+            forget_group(group)
 
     def group_started(self, group: str) -> None:
         """The group's last resource started on this node (the reconciler's hook)."""

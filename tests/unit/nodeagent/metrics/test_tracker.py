@@ -3,7 +3,13 @@ this node first seeing the old node lost to the group started here."""
 
 from __future__ import annotations
 
-from nodeagent.metrics.instruments import FAILOVER_DURATION, LEADER_CHANGES, PLACEMENT_CHANGES
+from nodeagent.metrics.instruments import (
+    ACTION_FAILURES,
+    FAILOVER_DURATION,
+    LEADER_CHANGES,
+    PLACEMENT_CHANGES,
+    action_failed,
+)
 from nodeagent.metrics.tracker import ChangeTracker
 from tests.unit.nodeagent.metrics.helpers import Copy, link, membership, peer
 
@@ -42,6 +48,20 @@ def test_placement_and_leader_changes_are_counted_not_first_sights() -> None:
     copy.set("placement/g-count", placement("g-count", "n2", 3))  # epoch only
     tracker.store_changed()
     assert value(PLACEMENT_CHANGES, group="g-count") == before + 1
+    # Deleted: its series go.
+    action_failed("g-count", "ip", "start")
+    copy.set("placement/g-count", None)
+    tracker.store_changed()
+    assert not series(PLACEMENT_CHANGES, "g-count") and not series(ACTION_FAILURES, "g-count")
+
+
+def series(metric: object, group: str) -> list[object]:
+    return [
+        s
+        for family in metric.collect()  # type: ignore[attr-defined]
+        for s in family.samples
+        if s.labels.get("group") == group
+    ]
 
 
 def test_a_failover_is_timed_once_from_the_loss_seen_here() -> None:
