@@ -6,6 +6,8 @@ agreeing with `ha status`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,18 +15,30 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lab.cluster import VigilLab
 from lab.observer import VipObserver
+from lab.testing import unique_lab_name
 from tests.unit.nodeagent.metrics.test_catalog import documented
 
 from .conftest import needs_root
-from .helpers import wait_until
+from .helpers import wait_until, watched_lab
 
 pytestmark = [pytest.mark.slow, needs_root]
 
 Families = dict[str, Any]
+# Not the default port: the node configs' metrics.listen acts (the default is used by the
+# fencing metrics test and the benchmark).
+LISTEN = "127.0.0.1:9465"
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[tuple[VigilLab, VipObserver]]:
+    lab = VigilLab(
+        unique_lab_name("vm"), 3, disk_root=tmp_path / "disks", metrics={"listen": LISTEN}
+    )
+    yield from watched_lab(lab)
 
 
 def scrape(lab: VigilLab, node: str) -> Families:
-    return {f.name: f for f in text_string_to_metric_families(lab.scrape(node))}
+    return {f.name: f for f in text_string_to_metric_families(lab.scrape(node, LISTEN))}
 
 
 def value(families: Families, sample: str, default: float | None = None, **labels: str) -> float:
