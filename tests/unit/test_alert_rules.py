@@ -1,6 +1,6 @@
 """deploy/prometheus/vigil-alerts.yml against the metrics catalog, and its promtool unit
 tests (deploy/prometheus/tests/) covering every alert both ways. promtool itself runs
-them in tests/integration/test_alert_rules_promtool.py."""
+them in tests/integration/test_promtool.py."""
 
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
-"""promtool on deploy/prometheus/: the rules load, their unit tests pass, and those tests
-fail when an alert's expression never fires or always fires (so each alert's firing case
-and quiet case really check it). promtool: Debian package prometheus (scripts/setup)."""
+"""promtool on deploy/prometheus/ and deploy/grafana/: the rules load, their unit tests
+pass, and those tests fail when an alert's expression never fires or always fires (so
+each alert's firing case and quiet case really check it); every dashboard query parses.
+promtool: Debian package prometheus (scripts/setup)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -77,3 +79,21 @@ def test_an_alert_that_never_fires_fails_its_firing_case(tmp_path: Path) -> None
 
 def test_an_alert_that_always_fires_fails_its_quiet_case(tmp_path: Path) -> None:
     assert mutated_failures(tmp_path, "vector(1)", firing=False) == set(alert_names())
+
+
+def test_every_dashboard_query_parses(tmp_path: Path) -> None:
+    """Grafana's variables filled in, each query of the dashboard as a recording rule."""
+    board = json.loads((REPO / "deploy" / "grafana" / "vigil-dashboard.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    assert exprs
+    rules = []
+    for i, expr in enumerate(exprs):
+        expr = expr.replace("$__rate_interval", "5m")
+        expr = re.sub(r"\$(cluster|node|group)\b", ".*", expr)
+        assert "$" not in expr, expr
+        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    done = promtool("check", "rules", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in done.stdout
