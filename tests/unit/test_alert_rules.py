@@ -112,3 +112,9 @@ def _subcommands(parser: argparse.ArgumentParser) -> set[str]:
         if isinstance(action, argparse._SubParsersAction):
             out |= set(action.choices)
     return out
+
+
+def test_the_documentation_lists_every_alert() -> None:
+    doc = (REPO / "docs" / "alerts.md").read_text()
+    rows = re.findall(r"^\| `(Vigil\w+)` \| (\w+) \|", doc, re.MULTILINE)
+    assert rows == [(r["alert"], r["labels"]["severity"]) for r in alert_rules()]
