@@ -43,6 +43,14 @@ def test_the_rules_load() -> None:
     assert f"SUCCESS: {len(alert_names())} rules found" in done.stdout
 
 
+def test_the_scrape_example_loads_with_the_rules() -> None:
+    # check config also loads every rule file the config names, relative to it.
+    done = promtool("check", "config", str(PROMETHEUS / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rules = sum(len(g["rules"]) for g in yaml.safe_load(RULES.read_text())["groups"])
+    assert f"SUCCESS: {rules} rules found" in done.stdout, done.stdout
+
+
 def test_the_rules_unit_tests_pass() -> None:
     files = sorted(p.name for p in (PROMETHEUS / "tests").glob("*.yml"))
     assert files
