@@ -1,0 +1,174 @@
+"""``ha import``: legacy Heartbeat, DRBD, Pacemaker and rgmanager configurations as Vigil
+YAML, a comment beside every element not translated exactly."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from controller.api.decode import decode
+from controller.api.errors import EXIT_INVALID, InputError
+from controller.apply.validation import validate_state
+from controller.cli.output import err
+from controller.importers.check import check_documents
+from controller.importers.drbd import import_drbd
+from controller.importers.emit import render, render_document
+from controller.importers.heartbeat import import_heartbeat
+from controller.importers.result import ImportResult
+
+_DEFAULT_CLUSTER = "legacy"
+
+
+def _addresses(values: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for value in values:
+        node, sep, ips = value.partition("=")
+        if not sep or not node or not ips:
+            raise InputError(
+                f"--address {value!r}: expected NODE=IP, or NODE=IP,IP2 for a second "
+                "heartbeat network"
+            )
+        out[node] = [ip.strip() for ip in ips.split(",") if ip.strip()]
+    return out
+
+
+def _cluster_name(args: argparse.Namespace) -> str:
+    return str(
+        args.cluster_name
+        or getattr(args, "cluster", None)
+        or os.environ.get("VIGIL_CLUSTER")
+        or _DEFAULT_CLUSTER
+    )
+
+
+def _run_heartbeat(args: argparse.Namespace) -> ImportResult:
+    return import_heartbeat(
+        [Path(p) for p in args.paths], _cluster_name(args), _addresses(args.address)
+    )
+
+
+def _run_drbd(args: argparse.Namespace) -> ImportResult:
+    return import_drbd(Path(args.paths[0])).result
+
+
+def _refusals(result: ImportResult) -> list[str]:
+    """What `ha apply` would still refuse in the imported objects taken alone."""
+    objects = {(d.kind, d.name): decode(d.data) for d in result.documents}
+    return [
+        f"{f.kind}/{f.name}: {f.problem.dotted}: {f.problem.message}"
+        for f in validate_state(objects)
+    ]
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def _write(result: ImportResult, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for i, document in enumerate(result.documents):
+        text = render([document], result.loose if i == 0 else ())
+        path = directory / f"{i:02d}-{document.kind.lower()}-{document.name}.yaml"
+        path.write_text(text)
+        written.append(path)
+    for name, data in result.secrets.items():
+        path = directory / name
+        _write_private(path, data)
+        written.append(path)
+    return written
+
+
+def _summary(result: ImportResult, source: str) -> None:
+    err(
+        f"ha import {source}: {result.translated} translated, "
+        f"{result.count('approximated')} approximated, {result.count('dropped')} dropped"
+    )
+    for note in result.notes():
+        err(f"  {note.text()}")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    runner: Callable[[argparse.Namespace], ImportResult] = args.importer
+    result = runner(args)
+    check_documents(result)
+    refusals = _refusals(result)
+    if args.output_dir:
+        for path in _write(result, Path(args.output_dir)):
+            err(f"wrote {path}")
+    else:
+        sys.stdout.write(
+            "---\n".join(render_document(d) for d in result.documents)
+            if not result.loose
+            else render(result.documents, result.loose)
+        )
+        for name in result.secrets:
+            err(
+                f"not printed: the key that would go to {name} (mode 0600): give -o DIR to "
+                "keep it there; a secret never goes into the YAML"
+            )
+    _summary(result, args.source)
+    if refusals:
+        err("ha apply refuses these objects alone until:")
+        for line in refusals:
+            err(f"  {line}")
+    if args.strict and (result.count("approximated") or result.count("dropped")):
+        err("--strict: some elements were approximated or dropped (see above)")
+        return EXIT_INVALID
+    return 0
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help="translate a legacy cluster configuration to Vigil YAML",
+        description="Translate Heartbeat, DRBD, Pacemaker or rgmanager configuration to Vigil "
+        "YAML, with a comment beside every element not translated exactly and a summary on "
+        "stderr. Reads only the files given; needs no store.",
+    )
+    formats = p.add_subparsers(dest="source", metavar="FORMAT", required=True)
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument(
+        "-o", "--output-dir", metavar="DIR", help="write one file per object (and keys) in DIR"
+    )
+    shared.add_argument(
+        "--strict", action="store_true", help="exit 1 if anything was approximated or dropped"
+    )
+    shared.add_argument(
+        "--cluster-name",
+        metavar="NAME",
+        help=f"the Cluster's name (default: --cluster, $VIGIL_CLUSTER or {_DEFAULT_CLUSTER})",
+    )
+    hb = formats.add_parser(
+        "heartbeat",
+        parents=[shared],
+        help="ha.cf, haresources, authkeys (or /etc/ha.d), and drbd.conf",
+    )
+    hb.add_argument("paths", nargs="+", metavar="DIR|FILE")
+    hb.add_argument(
+        "--address",
+        action="append",
+        default=[],
+        metavar="NODE=IP[,IP2]",
+        help="a node's cluster address (ha.cf has none), then its addresses on other "
+        "heartbeat networks; repeat per node",
+    )
+    hb.set_defaults(local=run_import, importer=_run_heartbeat)
+    drbd = formats.add_parser("drbd", parents=[shared], help="drbd.conf (includes followed)")
+    drbd.add_argument("paths", nargs=1, metavar="drbd.conf")
+    drbd.set_defaults(local=run_import, importer=_run_drbd)
