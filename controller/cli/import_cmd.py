@@ -18,6 +18,7 @@ from controller.importers.check import check_documents
 from controller.importers.drbd import import_drbd
 from controller.importers.emit import render, render_document
 from controller.importers.heartbeat import import_heartbeat
+from controller.importers.pacemaker import import_pacemaker
 from controller.importers.result import ImportResult
 
 _DEFAULT_CLUSTER = "legacy"
@@ -47,6 +48,12 @@ def _cluster_name(args: argparse.Namespace) -> str:
 
 def _run_heartbeat(args: argparse.Namespace) -> ImportResult:
     return import_heartbeat(
+        [Path(p) for p in args.paths], _cluster_name(args), _addresses(args.address)
+    )
+
+
+def _run_pacemaker(args: argparse.Namespace) -> ImportResult:
+    return import_pacemaker(
         [Path(p) for p in args.paths], _cluster_name(args), _addresses(args.address)
     )
 
@@ -130,6 +137,17 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _address_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--address",
+        action="append",
+        default=[],
+        metavar="NODE=IP[,IP2]",
+        help="a node's cluster address (the legacy files have none), then its addresses on "
+        "other heartbeat networks; repeat per node",
+    )
+
+
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -160,15 +178,16 @@ def register(
         help="ha.cf, haresources, authkeys (or /etc/ha.d), and drbd.conf",
     )
     hb.add_argument("paths", nargs="+", metavar="DIR|FILE")
-    hb.add_argument(
-        "--address",
-        action="append",
-        default=[],
-        metavar="NODE=IP[,IP2]",
-        help="a node's cluster address (ha.cf has none), then its addresses on other "
-        "heartbeat networks; repeat per node",
-    )
+    _address_option(hb)
     hb.set_defaults(local=run_import, importer=_run_heartbeat)
+    pcmk = formats.add_parser(
+        "pacemaker",
+        parents=[shared],
+        help="cib.xml or crm syntax (crm configure show), with ha.cf, authkeys, drbd.conf",
+    )
+    pcmk.add_argument("paths", nargs="+", metavar="CIB.xml|FILE.crm")
+    _address_option(pcmk)
+    pcmk.set_defaults(local=run_import, importer=_run_pacemaker)
     drbd = formats.add_parser("drbd", parents=[shared], help="drbd.conf (includes followed)")
     drbd.add_argument("paths", nargs=1, metavar="drbd.conf")
     drbd.set_defaults(local=run_import, importer=_run_drbd)

@@ -145,9 +145,12 @@ def _options(statement: Statement, volume: _Volume) -> None:
     elif key == "csums-alg":
         spec["checksumResync"] = True
         volume.note(
-            "approximated", where, f"csums-alg {_one(statement)}",
-            "blockrepl compares blocks with its own checksum", ("spec", "checksumResync"),
-        )  # fmt: skip
+            "approximated",
+            where,
+            f"csums-alg {_one(statement)}",
+            "blockrepl compares blocks with its own checksum",
+            ("spec", "checksumResync"),
+        )
         return
     elif key == "on-io-error":
         value = _one(statement)
@@ -156,10 +159,13 @@ def _options(statement: Statement, volume: _Volume) -> None:
         elif value in ("panic", "call-local-io-error"):
             spec["onIOError"] = "detach"
             volume.note(
-                "approximated", where, f"on-io-error {value}",
+                "approximated",
+                where,
+                f"on-io-error {value}",
                 "the replica detaches its disk and serves through the peer; the node "
-                "neither panics nor runs a handler", ("spec", "onIOError"),
-            )  # fmt: skip
+                "neither panics nor runs a handler",
+                ("spec", "onIOError"),
+            )
             return
         else:
             raise where.fail(
@@ -173,10 +179,13 @@ def _options(statement: Statement, volume: _Volume) -> None:
             spec["outdatePeer"] = "resource-only"
             if value == "resource-and-stonith":
                 volume.note(
-                    "approximated", where, "fencing resource-and-stonith",
+                    "approximated",
+                    where,
+                    "fencing resource-and-stonith",
                     "the peer is outdated in the store (resource-only); I/O is not frozen: "
-                    "node fencing is the cluster's (FenceDevices)", ("spec", "outdatePeer"),
-                )  # fmt: skip
+                    "node fencing is the cluster's (FenceDevices)",
+                    ("spec", "outdatePeer"),
+                )
                 return
         else:
             raise where.fail(
@@ -203,10 +212,12 @@ def _options(statement: Statement, volume: _Volume) -> None:
     elif key == "shared-secret":
         volume.secret = _one(statement)
         volume.note(
-            "approximated", where, "shared-secret",
+            "approximated",
+            where,
+            "shared-secret",
             "the replicas authenticate with a secret derived from the cluster key; this one "
             f"was kept in {volume.name}.shared-secret (mode 0600), never in the YAML",
-        )  # fmt: skip
+        )
         return
     elif key in _DROPPED:
         if _DROPPED[key]:
@@ -215,8 +226,12 @@ def _options(statement: Statement, volume: _Volume) -> None:
             )
         return
     else:
-        volume.note("dropped", where, f"{key} {' '.join(statement.args)}".strip(),
-                    "not a DRBD option Vigil knows")  # fmt: skip
+        volume.note(
+            "dropped",
+            where,
+            f"{key} {' '.join(statement.args)}".strip(),
+            "not a DRBD option Vigil knows",
+        )
         return
     volume.translated += 1
 
@@ -244,7 +259,7 @@ def _host(
     node = nodes.get(host) or (host if is_name(host) else to_name(host))
     if node is None:
         raise section.where.fail(f"host name {host!r} cannot be a node name")
-    if node != host:
+    if node != host and host not in nodes:
         volume.note("approximated", section.where, f"on {host}", f"node {node}")
     values = dict(inherited)
     for child in section.children or []:
@@ -269,9 +284,11 @@ def _host(
         replica["metaDisk"] = path
         if index:
             volume.note(
-                "approximated", section.where, f"meta-disk {meta}",
+                "approximated",
+                section.where,
+                f"meta-disk {meta}",
                 f"blockrepl keeps one volume's metadata per device: {path} as a whole",
-            )  # fmt: skip
+            )
     if not replica["disk"].startswith("/"):
         raise section.where.fail(f"disk {replica['disk']!r} is not a device path")
     replica["_device"] = values.get("device", "")
@@ -371,10 +388,11 @@ def _resource(
         inherited.update(_volume_block(volumes[0]))
     if len(hosts) != 2:
         _drop_resource(
-            section, source,
+            section,
+            source,
             f"{len(hosts)} hosts: a ReplicatedVolume has exactly two replicas",
             out,
-        )  # fmt: skip
+        )
         return
     replicas = [_host(h, volume, inherited, nodes) for h in hosts]
     for replica in replicas:

@@ -75,7 +75,7 @@ def _timing(given: Mapping[str, str]) -> dict[str, str]:
     return {key: timing[key] for key in ("keepalive", "warntime", "deadtime", "initdead")}
 
 
-def _parse_addresses(
+def parse_addresses(
     addresses: Mapping[str, list[str]], names: Mapping[str, str]
 ) -> dict[str, list[str]]:
     """--address values keyed by Vigil name (either spelling of the node is accepted)."""
@@ -177,7 +177,7 @@ def import_hacf(
         raise ImportFailed(
             f"{file}: no `node` line: ha.cf must name the cluster's nodes (one `node NAME` each)"
         )
-    by_node = _parse_addresses(addresses, hacf.nodes)
+    by_node = parse_addresses(addresses, hacf.nodes)
     missing = [n for n in hacf.nodes if hacf.nodes[n] not in by_node]
     if missing:
         where = hacf.node_lines[missing[0]]

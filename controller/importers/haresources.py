@@ -31,9 +31,21 @@ _NOTIFIERS = {
 }
 # resource.d wrappers around OCF agents, whose positional arguments have no Vigil spelling.
 _OCF_WRAPPERS = (
-    "apache", "db2", "ids", "IPsrcaddr", "LinuxSCSI", "LVM", "portblock", "Raid1",
-    "ServeRAID", "WAS", "WinPopup", "Xinetd", "ICP", "OCF",
-)  # fmt: skip
+    "apache",
+    "db2",
+    "ids",
+    "IPsrcaddr",
+    "LinuxSCSI",
+    "LVM",
+    "portblock",
+    "Raid1",
+    "ServeRAID",
+    "WAS",
+    "WinPopup",
+    "Xinetd",
+    "ICP",
+    "OCF",
+)
 _IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 

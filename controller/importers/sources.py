@@ -38,14 +38,18 @@ def read_text(path: Path) -> str:
         return raw.decode("latin-1")
 
 
-def logical_lines(text: str, file: str) -> list[Line]:
+def logical_lines(text: str, file: str, inline_comments: bool = True) -> list[Line]:
     """Lines without comments or blanks, backslash continuations joined (Heartbeat's rule);
-    each keeps the number of its first physical line."""
+    each keeps the number of its first physical line. Without ``inline_comments`` only a
+    line starting with '#' is a comment (crm syntax writes `#uname`)."""
     out: list[Line] = []
     pending: list[str] = []
     start = 0
     for number, raw in enumerate(text.splitlines(), start=1):
-        body = raw.split("#", 1)[0].rstrip()
+        if inline_comments:
+            body = raw.split("#", 1)[0].rstrip()
+        else:
+            body = "" if raw.lstrip().startswith("#") else raw.rstrip()
         if not pending:
             start = number
         if body.endswith("\\"):

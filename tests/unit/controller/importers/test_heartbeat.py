@@ -47,8 +47,17 @@ def test_school_article_heartbeat_and_drbd_07_import_and_apply() -> None:
         {"serial": {"device": "/dev/ttyS0", "baud": 19200}}
     ]
     # Every element not carried over exactly is named in a comment.
-    for named in ("wartime 6", "MailTo::root", "eth0:0", "logfile local0", "incon-degr-cmd",
-                  "on-io-error panic", "al-extents 257", "bcast eth0", "crc"):  # fmt: skip
+    for named in (
+        "wartime 6",
+        "MailTo::root",
+        "eth0:0",
+        "logfile local0",
+        "incon-degr-cmd",
+        "on-io-error panic",
+        "al-extents 257",
+        "bcast eth0",
+        "crc",
+    ):
         assert named in comments(text), named
 
 
@@ -130,8 +139,11 @@ def test_malformed_heartbeat_files_fail_naming_file_and_line(
 
 def test_a_node_without_address_is_reported_not_guessed(tmp_path: Path) -> None:
     _write(tmp_path, HACF)
-    with pytest.raises(ImportFailed, match=r"ha.cf:4: ha.cf gives no address for node 'b'.*"
-                       r"--address b=IP"):  # fmt: skip
+    with pytest.raises(
+        ImportFailed,
+        match=r"ha.cf:4: ha.cf gives no address for node 'b'.*"
+        r"--address b=IP",
+    ):
         import_heartbeat([tmp_path], "legacy", {"a": ["10.1.0.1"]})
     with pytest.raises(InputError, match="'nowhere' is not an IP address"):
         import_heartbeat([tmp_path], "legacy", {"a": ["10.1.0.1"], "b": ["nowhere"]})
@@ -143,8 +155,12 @@ def test_timings_keep_heartbeats_defaults_when_unset(tmp_path: Path) -> None:
     cluster = result.find("Cluster", "legacy")
     assert cluster is not None
     spec = cluster.data["spec"]
-    assert spec["timing"] == {"keepalive": "2s", "warntime": "16s", "deadtime": "30s",
-                              "initdead": "30s"}  # fmt: skip
+    assert spec["timing"] == {
+        "keepalive": "2s",
+        "warntime": "16s",
+        "deadtime": "30s",
+        "initdead": "30s",
+    }
     assert spec["quorum"] == {"mode": "majority"}
     # Three nodes need no fencing note to apply... but Vigil's fencing is on by default.
     dry_run(render(result.documents) + fences("a", "b", "c"))

@@ -45,16 +45,32 @@ def test_strict_exits_0_when_everything_translates(
 
 def test_output_dir_files_apply_and_the_key_is_root_only(tmp_path: Path) -> None:
     target = tmp_path / "out"
-    assert main(["import", "heartbeat", str(PG), str(PG / "drbd.conf"), "-o", str(target),
-                 "--cluster-name", "pg", *ADDRESSES]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "import",
+                "heartbeat",
+                str(PG),
+                str(PG / "drbd.conf"),
+                "-o",
+                str(target),
+                "--cluster-name",
+                "pg",
+                *ADDRESSES,
+            ]
+        )
+        == 0
+    )
     key = target / "authkeys.key"
     assert key.read_bytes() == b"s3cret-pg-cluster-key\n"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE((target / "pgdata.shared-secret").stat().st_mode) == 0o600
     documents = load([str(target)])
     assert sorted(d.data["kind"] for d in documents) == [
-        "Cluster", "ReplicatedVolume", "ResourceGroup"
-    ]  # fmt: skip
+        "Cluster",
+        "ReplicatedVolume",
+        "ResourceGroup",
+    ]
     text = "---\n".join(p.read_text() for p in sorted(target.glob("*.yaml")))
     assert "s3cret" not in text
     dry_run(text + fences("pg1", "pg2"), cluster="pg")
@@ -68,8 +84,19 @@ def test_a_malformed_file_exits_1_and_writes_nothing(
     (source / "ha.cf").write_text("node a b\n")
     (source / "haresources").write_text("a 10.0.0.5/24\nz 10.0.0.6/24\n")
     target = tmp_path / "out"
-    code = main(["import", "heartbeat", str(source), "-o", str(target),
-                 "--address", "a=10.0.0.1", "--address", "b=10.0.0.2"])  # fmt: skip
+    code = main(
+        [
+            "import",
+            "heartbeat",
+            str(source),
+            "-o",
+            str(target),
+            "--address",
+            "a=10.0.0.1",
+            "--address",
+            "b=10.0.0.2",
+        ]
+    )
     assert code == 1
     assert not target.exists()
     assert f"{source}/haresources:2: 'z' is not a node of ha.cf" in capsys.readouterr().err
