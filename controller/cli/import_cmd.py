@@ -19,6 +19,7 @@ from controller.importers.drbd import import_drbd
 from controller.importers.emit import render, render_document
 from controller.importers.heartbeat import import_heartbeat
 from controller.importers.pacemaker import import_pacemaker
+from controller.importers.rgmanager import import_rgmanager
 from controller.importers.result import ImportResult
 
 _DEFAULT_CLUSTER = "legacy"
@@ -55,6 +56,23 @@ def _run_heartbeat(args: argparse.Namespace) -> ImportResult:
 def _run_pacemaker(args: argparse.Namespace) -> ImportResult:
     return import_pacemaker(
         [Path(p) for p in args.paths], _cluster_name(args), _addresses(args.address)
+    )
+
+
+def _prefixes(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        address, sep, length = value.partition("/")
+        if not sep or not length.isdigit():
+            raise InputError(f"--prefix {value!r}: expected ADDRESS/LENGTH, e.g. 10.0.0.9/24")
+        out[address] = int(length)
+    return out
+
+
+def _run_rgmanager(args: argparse.Namespace) -> ImportResult:
+    explicit = args.cluster_name or getattr(args, "cluster", None)
+    return import_rgmanager(
+        Path(args.paths[0]), explicit, _addresses(args.address), _prefixes(args.prefix)
     )
 
 
@@ -188,6 +206,19 @@ def register(
     pcmk.add_argument("paths", nargs="+", metavar="CIB.xml|FILE.crm")
     _address_option(pcmk)
     pcmk.set_defaults(local=run_import, importer=_run_pacemaker)
+    rgm = formats.add_parser(
+        "rgmanager", parents=[shared], help="cluster.conf (RHEL 5/6 High Availability Add-On)"
+    )
+    rgm.add_argument("paths", nargs=1, metavar="cluster.conf")
+    _address_option(rgm)
+    rgm.add_argument(
+        "--prefix",
+        action="append",
+        default=[],
+        metavar="ADDRESS/LEN",
+        help="the prefix length of a floating <ip> that cluster.conf gives without one",
+    )
+    rgm.set_defaults(local=run_import, importer=_run_rgmanager)
     drbd = formats.add_parser("drbd", parents=[shared], help="drbd.conf (includes followed)")
     drbd.add_argument("paths", nargs=1, metavar="drbd.conf")
     drbd.set_defaults(local=run_import, importer=_run_drbd)

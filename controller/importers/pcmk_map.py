@@ -272,7 +272,7 @@ def _emit(
         if key in meta:
             value = meta[key]
             if field_name == "migrationThreshold":
-                number = INFINITY if value.lower() in ("inf", "infinity") else int(value or 0)
+                number = parse_score(value, unit.where)
                 spec[field_name] = max(1, min(number, INFINITY))
             else:
                 spec[field_name] = duration(to_ms(value, unit.where, key))
