@@ -19,8 +19,8 @@ from controller.importers.drbd import import_drbd
 from controller.importers.emit import render, render_document
 from controller.importers.heartbeat import import_heartbeat
 from controller.importers.pacemaker import import_pacemaker
-from controller.importers.rgmanager import import_rgmanager
 from controller.importers.result import ImportResult
+from controller.importers.rgmanager import import_rgmanager
 
 _DEFAULT_CLUSTER = "legacy"
 
