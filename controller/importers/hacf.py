@@ -192,6 +192,9 @@ def import_hacf(
     spec: dict[str, Any] = {"nodes": spec_nodes, "timing": _timing(timing)}
     servers = len(spec_nodes)
     spec["quorum"] = {"mode": "two-node" if servers == 2 else "majority"}
+    # Heartbeat left a dead peer as it was; a fenced node that stays off until someone
+    # looks at it is the nearest Vigil behaviour (reboot would bring it back by itself).
+    spec["fencing"] = {"action": "off"}
     doc = Document(
         {
             "apiVersion": "ha.vigil.dev/v1alpha1",
@@ -230,6 +233,16 @@ def import_hacf(
             ),
         )
     _media(media, baud, hacf, by_node, doc, out)
+    doc.comment(
+        ("spec", "fencing"),
+        Note(
+            "approximated",
+            Where(file),
+            "no fencing action",
+            "Heartbeat never restarted a dead peer: Vigil powers it off and leaves it off "
+            "(action off); set reboot to have a fenced node come back by itself",
+        ),
+    )
     if servers == 2:
         doc.comment(
             ("spec", "quorum"),

@@ -172,4 +172,4 @@ def test_lsb_arguments_and_resource_d_wrappers_are_named(tmp_path: Path) -> None
     text = render(result.documents, result.loose)
     assert "resource.d/apache passes positional arguments" in text
     assert "without the arguments fast" in text
-    assert result.count("dropped") == 1 and result.count("approximated") == 3
+    assert result.count("dropped") == 1 and result.count("approximated") == 4

@@ -34,12 +34,15 @@ def test_strict_exits_1_when_anything_was_approximated(capsys: pytest.CaptureFix
 def test_strict_exits_0_when_everything_translates(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "ha.cf").write_text(
-        "keepalive 1\nwarntime 3\ndeadtime 5\ninitdead 30\nnode a b c\n"
+    conf = tmp_path / "drbd.conf"
+    conf.write_text(
+        "resource r0 {\n  protocol C;\n  disk { on-io-error detach; }\n"
+        "  on alice { device /dev/drbd0; disk /dev/sdb1; address 10.1.1.31:7788; "
+        "meta-disk internal; }\n"
+        "  on bob { device /dev/drbd0; disk /dev/sdb1; address 10.1.1.32:7788; "
+        "meta-disk internal; }\n}\n"
     )
-    (tmp_path / "haresources").write_text("a 10.1.0.9/24 apache2\n")
-    addresses = ["--address", "a=10.1.0.1", "--address", "b=10.1.0.2", "--address", "c=10.1.0.3"]
-    assert main(["import", "heartbeat", str(tmp_path), "--strict", *addresses]) == 0
+    assert main(["import", "drbd", str(conf), "--strict"]) == 0
     assert "0 approximated, 0 dropped" in capsys.readouterr().err
 
 
