@@ -101,6 +101,12 @@ def _write_private(path: Path, data: bytes) -> None:
         raise
 
 
+def _check_output_dir(directory: Path) -> None:
+    # Files of an earlier import left beside new ones would be applied with them.
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InputError(f"-o {directory}: exists and is not an empty directory: give a new one")
+
+
 def _write(result: ImportResult, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -130,6 +136,8 @@ def run_import(args: argparse.Namespace) -> int:
     result = runner(args)
     check_documents(result)
     refusals = _refusals(result)
+    if args.output_dir:
+        _check_output_dir(Path(args.output_dir))
     if args.output_dir:
         for path in _write(result, Path(args.output_dir)):
             err(f"wrote {path}")

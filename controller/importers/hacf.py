@@ -9,7 +9,7 @@ from typing import Any
 
 from controller.importers.durations import heartbeat_time
 from controller.importers.names import is_name, to_name
-from controller.importers.result import Document, ImportFailed, ImportResult, Note, Where
+from controller.importers.result import Document, ImportFailed, ImportResult, Note, Outcome, Where
 from controller.importers.sources import Line, logical_lines
 
 _BAUDS = (9600, 19200, 38400, 57600, 115200)
@@ -106,7 +106,7 @@ def import_hacf(
     timing: dict[str, str] = {}
     media: list[tuple[str, list[str], Where]] = []
     baud: tuple[int, Where] | None = None
-    loose: list[tuple[Line, str, str]] = []  # (line, outcome, why)
+    loose: list[tuple[Line, Outcome, str]] = []
     for line in lines:
         directive, *args = line.text.split()
         directive = directive.lower()
@@ -138,7 +138,17 @@ def import_hacf(
         elif directive == "udpport":
             if len(args) != 1 or not args[0].isdigit() or not 0 < int(args[0]) < 65536:
                 raise line.where.fail("udpport takes a port number, e.g. `udpport 694`")
-            loose.append((line, "translated", ""))
+            if int(args[0]) == 694:
+                loose.append((line, "translated", ""))
+            else:
+                loose.append(
+                    (
+                        line,
+                        "approximated",
+                        "Vigil's heartbeats between cluster addresses use "
+                        "its own port; extra links (--address NODE=IP,IP2) use 694",
+                    )
+                )
         elif directive == "auto_failback":
             value = (args or [""])[0].lower()
             if value in ("on", "yes", "true"):
@@ -259,7 +269,7 @@ def import_hacf(
         if outcome == "translated":
             out.ok()
             continue
-        out.note(Note("dropped", line.where, line.text, why), doc, ())
+        out.note(Note(outcome, line.where, line.text, why), doc, ())
     return hacf
 
 

@@ -173,3 +173,9 @@ def test_lsb_arguments_and_resource_d_wrappers_are_named(tmp_path: Path) -> None
     assert "resource.d/apache passes positional arguments" in text
     assert "without the arguments fast" in text
     assert result.count("dropped") == 1 and result.count("approximated") == 4
+
+
+def test_a_udpport_other_than_694_is_named(tmp_path: Path) -> None:
+    _write(tmp_path, HACF + "udpport 695\n", "a 10.1.0.9/24 apache2\n")
+    result = import_heartbeat([tmp_path], "legacy", AB)
+    assert "udpport 695" in comments(render(result.documents, result.loose))

@@ -110,3 +110,14 @@ def test_drbd_import_alone(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert "kind: ReplicatedVolume" in out and "drbd-link-secret" not in out
     assert "pgdata.shared-secret" in err
+
+
+def test_output_dir_must_be_new_or_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "00-cluster-old.yaml").write_text("# an earlier import\n")
+    assert main(["import", "drbd", str(PG / "drbd.conf"), "-o", str(target)]) == 1
+    assert "not an empty directory" in capsys.readouterr().err
+    assert [p.name for p in target.iterdir()] == ["00-cluster-old.yaml"]
