@@ -15,8 +15,9 @@ def check_documents(result: ImportResult) -> None:
             decode(document.data)
         except SchemaError as exc:
             for problem in exc.problems:
+                where = f"{document.source}: " if document.source else ""
                 problems.append(
-                    f"{document.kind}/{document.name}: {problem.dotted}: {problem.message}"
+                    f"{where}{document.kind}/{document.name}: {problem.dotted}: {problem.message}"
                 )
     if problems:
         raise ImportFailed(

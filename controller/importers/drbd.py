@@ -403,7 +403,7 @@ def _resource(
         out.devices.setdefault(f"/dev/drbd/by-res/{source}/0", name)
     volume.spec["replicas"] = replicas
     spec = {"protocol": volume.spec.pop("protocol", "C"), **volume.spec}
-    doc: Document = new_document("ReplicatedVolume", name, spec)
+    doc: Document = new_document("ReplicatedVolume", name, spec, section.where)
     for path, note in volume.notes:
         doc.comment(path, note)
     out.result.documents.append(doc)

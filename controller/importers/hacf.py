@@ -9,7 +9,15 @@ from typing import Any
 
 from controller.importers.durations import heartbeat_time
 from controller.importers.names import is_name, to_name
-from controller.importers.result import Document, ImportFailed, ImportResult, Note, Outcome, Where
+from controller.importers.result import (
+    Document,
+    ImportFailed,
+    ImportResult,
+    Note,
+    Outcome,
+    Where,
+    new_document,
+)
 from controller.importers.sources import Line, logical_lines
 
 _BAUDS = (9600, 19200, 38400, 57600, 115200)
@@ -205,14 +213,7 @@ def import_hacf(
     # Heartbeat left a dead peer as it was; a fenced node that stays off until someone
     # looks at it is the nearest Vigil behaviour (reboot would bring it back by itself).
     spec["fencing"] = {"action": "off"}
-    doc = Document(
-        {
-            "apiVersion": "ha.vigil.dev/v1alpha1",
-            "kind": "Cluster",
-            "metadata": {"name": cluster_name},
-            "spec": spec,
-        }
-    )
+    doc = new_document("Cluster", cluster_name, spec, Where(file))
     hacf.cluster = doc
     out.documents.append(doc)
     for source, vigil in hacf.nodes.items():

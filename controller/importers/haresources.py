@@ -262,7 +262,7 @@ def import_haresources(
             },
             "resources": builder.resources,
         }
-        doc: Document = new_document("ResourceGroup", name, spec)
+        doc: Document = new_document("ResourceGroup", name, spec, line.where)
         out.documents.append(doc)
         out.ok()  # the line's node and order
         if hacf.stickiness_note is not None:

@@ -68,7 +68,7 @@ def _cluster(
     enabled = model.properties.get("stonith-enabled", ("true", Where(file)))[0]
     if enabled.lower() in ("false", "no", "0", "off"):
         spec["fencing"] = {"enabled": False}
-    doc: Document = new_document("Cluster", cluster_name, spec)
+    doc: Document = new_document("Cluster", cluster_name, spec, Where(file))
     doc.comment(
         ("spec",),
         Note(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from controller.api.fields import check_host
 from controller.importers.names import to_name
 from controller.importers.pcmk_model import Pacemaker, Primitive
 from controller.importers.result import Document, ImportResult, Note, new_document
@@ -91,6 +92,10 @@ def import_fencing(model: Pacemaker, nodes: Mapping[str, str], out: ImportResult
             continue
         address = next((p.params[k] for k in _ADDRESSES if p.params.get(k)), None)
         if address:
+            try:
+                check_host(address)
+            except ValueError as exc:
+                raise p.where.fail(f"stonith {p.id}: {exc}") from None
             spec["address"] = address
         user = next((p.params[k] for k in _USERS if p.params.get(k)), None)
         if user:
@@ -129,7 +134,7 @@ def import_fencing(model: Pacemaker, nodes: Mapping[str, str], out: ImportResult
                         "Vigil's ipmi device speaks IPMI 2.0 lanplus only",
                     )
                 )
-        doc: Document = new_document("FenceDevice", name, spec)
+        doc: Document = new_document("FenceDevice", name, spec, p.where)
         for note in notes:
             doc.comment(("spec",), note)
         out.documents.append(doc)

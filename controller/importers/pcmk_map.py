@@ -298,7 +298,7 @@ def _emit(
                 ),
             )
         )
-    doc: Document = new_document("ResourceGroup", unit.name, spec)
+    doc: Document = new_document("ResourceGroup", unit.name, spec, unit.where)
     for path, note in notes:
         doc.comment(path, note)
     out.documents.append(doc)

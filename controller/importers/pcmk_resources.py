@@ -12,6 +12,7 @@ from controller.importers.pcmk_model import Primitive
 from controller.importers.result import Note
 
 _CLASSES = ("ocf", "lsb", "systemd", "service", "stonith", "heartbeat", "upstart", "nagios")
+_AGENT_PART = re.compile(r"^[A-Za-z0-9_.@-]+$")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Noter = Callable[[Note], None]
@@ -25,6 +26,9 @@ def check_class(p: Primitive) -> None:
         )
     if p.cls == "ocf" and not p.provider:
         raise p.where.fail(f"primitive {p.id}: an ocf agent needs a provider (ocf:heartbeat:...)")
+    for part in (p.provider or "x", p.type):
+        if not _AGENT_PART.match(part):
+            raise p.where.fail(f"primitive {p.id}: {p.agent!r} is not a valid agent name")
 
 
 def _ip(p: Primitive) -> dict[str, Any]:

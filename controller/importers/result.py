@@ -49,6 +49,7 @@ class Document:
 
     data: dict[str, Any]
     comments: dict[Path, list[Note]] = field(default_factory=dict)
+    source: Where | None = None  # where the element it comes from is written
 
     @property
     def kind(self) -> str:
@@ -62,9 +63,12 @@ class Document:
         self.comments.setdefault(path, []).append(note)
 
 
-def new_document(kind: str, name: str, spec: dict[str, Any]) -> Document:
+def new_document(
+    kind: str, name: str, spec: dict[str, Any], source: Where | None = None
+) -> Document:
     return Document(
-        {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+        {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec},
+        source=source,
     )
 
 

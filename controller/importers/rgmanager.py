@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from controller.api.fields import check_host
 from controller.importers.cib import Node, parse_xml
 from controller.importers.hacf import parse_addresses
 from controller.importers.names import is_name, to_name, unique
@@ -294,7 +295,10 @@ def _fencing(root: Node, reader: _Reader, names: Mapping[str, str], nodes: list[
         for key in ("name", "agent"):
             attrs.pop(key, None)
         if "ipaddr" in attrs:
-            spec["address"] = attrs.pop("ipaddr")
+            try:
+                spec["address"] = check_host(attrs.pop("ipaddr"))
+            except ValueError as exc:
+                raise where.fail(f"fencedevice {device_name}: {exc}") from None
         if "login" in attrs:
             spec["username"] = attrs.pop("login")
         password = attrs.pop("passwd", None)
@@ -336,7 +340,7 @@ def _fencing(root: Node, reader: _Reader, names: Mapping[str, str], nodes: list[
                         "Vigil's ipmi device takes address, username and credentials",
                     )
                 )
-        doc: Document = new_document("FenceDevice", name, spec)
+        doc: Document = new_document("FenceDevice", name, spec, where)
         for note in notes:
             doc.comment(("spec",), note)
         out.documents.append(doc)
@@ -430,7 +434,7 @@ def import_rgmanager(
         )
     name = cluster_name or root.attrib.get("name", "legacy")
     vigil_name = name if is_name(name) else to_name(name) or "legacy"
-    doc = new_document("Cluster", vigil_name, spec)
+    doc = new_document("Cluster", vigil_name, spec, reader.at(root))
     for source, vigil in names.items():
         if source != vigil:
             index = list(names.values()).index(vigil)
@@ -564,7 +568,7 @@ def _service(
         "exclusive",
     }:
         group_notes.append(Note("dropped", where, f"{key}={service.attrib[key]}", "not imported"))
-    doc: Document = new_document("ResourceGroup", name, spec)
+    doc: Document = new_document("ResourceGroup", name, spec, where)
     for note in group_notes:
         doc.comment(("spec",), note)
     for index, note in notes:

@@ -13,6 +13,17 @@ from controller.importers.drbd import import_drbd
 from controller.importers.emit import render
 from controller.importers.heartbeat import import_heartbeat
 from controller.importers.result import ImportFailed
+from tests.unit.controller.importers.mutate import mutated
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_HACF = (FIXTURES / "school" / "ha.cf").read_text() + "ucast eth0 10.0.0.2\nbaud 38400\n"
+_HARESOURCES = (FIXTURES / "pg" / "haresources").read_text() + (
+    FIXTURES / "school" / "haresources"
+).read_text().replace("serv-a", "b")
+_AUTHKEYS = (FIXTURES / "pg" / "authkeys").read_text()
+_DRBD = (FIXTURES / "pg" / "drbd.d" / "pgdata.res").read_text() + (
+    FIXTURES / "pg" / "drbd.d" / "global_common.conf"
+).read_text()
 
 _HB_WORDS = [
     "node",
@@ -129,7 +140,11 @@ _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Hea
 
 
 @_SETTINGS
-@given(hacf=_text(_HB_WORDS), haresources=_text(_HB_WORDS), authkeys=_text(_HB_WORDS))
+@given(
+    hacf=st.one_of(_text(_HB_WORDS), mutated(_HACF.replace("serv-", ""), _HB_WORDS)),
+    haresources=st.one_of(_text(_HB_WORDS), mutated(_HARESOURCES.replace("pg1", "a"), _HB_WORDS)),
+    authkeys=st.one_of(_text(_HB_WORDS), mutated(_AUTHKEYS, _HB_WORDS)),
+)
 def test_heartbeat_files_import_or_fail_cleanly(hacf: str, haresources: str, authkeys: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -145,7 +160,7 @@ def test_heartbeat_files_import_or_fail_cleanly(hacf: str, haresources: str, aut
 
 
 @_SETTINGS
-@given(text=_text(_DRBD_WORDS))
+@given(text=st.one_of(_text(_DRBD_WORDS), mutated(_DRBD, _DRBD_WORDS)))
 def test_drbd_conf_imports_or_fails_cleanly(text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "drbd.conf"

@@ -12,6 +12,11 @@ from controller.importers.check import check_documents
 from controller.importers.emit import render
 from controller.importers.pacemaker import import_pacemaker
 from controller.importers.result import ImportFailed
+from tests.unit.controller.importers.mutate import mutated
+
+_PCMK = Path(__file__).parent / "fixtures" / "pcmk"
+_CIB = (_PCMK / "cib.xml").read_text().replace("node1", "a").replace("node2", "b")
+_CRM_TEXT = (_PCMK / "config.crm").read_text().replace("node1", "a").replace("node2", "b")
 
 _XML = [
     "<cib>",
@@ -95,12 +100,12 @@ def _run(text: str, name: str) -> None:
 
 
 @_SETTINGS
-@given(text=_strategy(_XML))
+@given(text=st.one_of(_strategy(_XML), mutated(_CIB, _XML)))
 def test_cib_imports_or_fails_cleanly(text: str) -> None:
     _run(text, "cib.xml")
 
 
 @_SETTINGS
-@given(text=_strategy(_CRM))
+@given(text=st.one_of(_strategy(_CRM), mutated(_CRM_TEXT, _CRM)))
 def test_crm_imports_or_fails_cleanly(text: str) -> None:
     _run(text, "config.crm")

@@ -165,3 +165,13 @@ def test_malformed_crm_fails_naming_file_and_line(tmp_path: Path, text: str, err
     with pytest.raises(ImportFailed) as exc:
         import_pacemaker([path], "legacy", {"a": ["10.0.0.1"], "b": ["10.0.0.2"]})
     assert error in str(exc.value)
+
+
+def test_a_fence_address_that_is_not_an_address_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.crm"
+    path.write_text(
+        "node a\nnode b\nprimitive st stonith:fence_ipmilan params ipaddr=10.0.0.1x/8 "
+        "pcmk_host_list=a\n"
+    )
+    with pytest.raises(ImportFailed, match=r"config.crm:3: stonith st: invalid host"):
+        import_pacemaker([path], "legacy", {"a": ["10.0.0.1"], "b": ["10.0.0.2"]})

@@ -14,6 +14,7 @@ from controller.importers.emit import render
 from controller.importers.result import ImportFailed
 from controller.importers.rgmanager import import_rgmanager
 from tests.unit.controller.importers.dryrun import comments, dry_run
+from tests.unit.controller.importers.mutate import mutated
 
 CONF = Path(__file__).parent / "fixtures" / "rhcs" / "cluster.conf"
 NODES = {"node01h": ["192.168.7.1"], "node02h": ["192.168.7.2"]}
@@ -172,7 +173,10 @@ _WORDS = [
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    text=st.lists(st.one_of(st.sampled_from(_WORDS), st.text(max_size=5)), max_size=30).map("".join)
+    text=st.one_of(
+        mutated(ORDERED.replace(".example.com", ""), _WORDS),
+        st.lists(st.one_of(st.sampled_from(_WORDS), st.text(max_size=5)), max_size=30).map("".join),
+    )
 )
 def test_cluster_conf_imports_or_fails_cleanly(text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
