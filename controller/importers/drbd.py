@@ -281,6 +281,10 @@ def _host(
     meta = values.get("meta-disk") or values.get("flexible-meta-disk") or "internal"
     if meta != "internal":
         path, _, index = meta.partition("[")
+        if not path.startswith("/"):
+            raise section.where.fail(
+                f"on {host}: meta-disk {meta!r}: expected internal or a device path"
+            )
         replica["metaDisk"] = path
         if index:
             volume.note(

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from controller.api.group import NETWORK_FS_TYPES, is_network_device
 from controller.importers.hacf import HaCf
 from controller.importers.names import to_name, unique
 from controller.importers.result import (
@@ -216,7 +217,13 @@ class _Line:
             value = device.split("=", 1)[1] if "=" in device else device[2:]
             device = f"/dev/disk/by-{kind}/{value}"
             note = Note("approximated", where, args[0], f"mounted as {device}")
-        elif not device.startswith("/"):
+        elif fs_type in NETWORK_FS_TYPES:
+            if not is_network_device(device):
+                raise where.fail(
+                    f"{token}: a {fs_type} filesystem mounts host:/export or //host/share, "
+                    f"not {device!r}"
+                )
+        elif not device.startswith("/") or device.startswith("//"):
             raise where.fail(f"{token}: device {device!r} is not a path")
         if not mount_point.startswith("/"):
             raise where.fail(f"{token}: mount point {mount_point!r} is not an absolute path")

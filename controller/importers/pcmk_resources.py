@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from controller.api.group import NETWORK_FS_TYPES, is_network_device
 from controller.importers.pcmk_durations import duration, to_ms
 from controller.importers.pcmk_model import Primitive
 from controller.importers.result import Note
@@ -84,6 +85,14 @@ def to_resource(
                     "drbd.conf with the CIB, or colocate it with the DRBD master"
                 )
             device = f"volume:{volume}"
+        elif fs_type in NETWORK_FS_TYPES:
+            if not is_network_device(device):
+                raise p.where.fail(
+                    f"primitive {p.id}: a {fs_type} filesystem mounts host:/export or "
+                    f"//host/share, not {device!r}"
+                )
+        elif not device.startswith("/") or device.startswith("//"):
+            raise p.where.fail(f"primitive {p.id}: device {device!r} is not a path")
         if not mount.startswith("/"):
             raise p.where.fail(f"primitive {p.id}: directory {mount!r} is not an absolute path")
         if not re.match(r"^[a-z0-9.]+$", fs_type):
