@@ -14,7 +14,8 @@ from controller.importers.result import Document, Note, Path
 
 # A note quotes source text, which is hostile input: a newline in it would end the comment
 # and let the rest of the line become YAML.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+# Everything but what YAML allows in a stream, and the characters that end a line.
+_UNPRINTABLE = re.compile("[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _COMMENT_WIDTH = 96
 
 
@@ -26,7 +27,10 @@ def _scalar(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     text = yaml.safe_dump(str(value), default_flow_style=True, width=1 << 30)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
+    text = text.removesuffix("\n").removesuffix("\n...").strip()
+    if "\n" in text:  # a line break in the value: one double-quoted line, escaped
+        text = yaml.safe_dump(str(value), default_style='"', width=1 << 30).strip()
+    return text
 
 
 def comment_lines(note: Note, indent: int) -> list[str]:
