@@ -25,6 +25,7 @@ from controller.importers.pcmk_model import (
 from controller.importers.result import ImportFailed, Where
 
 MAX_ELEMENTS = 100_000
+MAX_DEPTH = 64  # a CIB nests about 8 deep; the tree is walked recursively
 
 
 @dataclass
@@ -63,6 +64,8 @@ class _Builder(xml.sax.ContentHandler):
         if self.count > MAX_ELEMENTS:
             raise ImportFailed(f"more than {MAX_ELEMENTS} elements: not a configuration")
         line = self.locator.getLineNumber() if self.locator else 0
+        if len(self.stack) >= MAX_DEPTH:
+            raise ImportFailed(f"line {line}: elements nested deeper than {MAX_DEPTH} levels")
         node = Node(name, {k: attrs[k] for k in attrs.getNames()}, line)
         if self.stack:
             self.stack[-1].children.append(node)
@@ -84,6 +87,8 @@ def parse_xml(text: str, file: str) -> Node:
             f"{file}:{exc.getLineNumber()}: not well-formed XML ({exc.getMessage()}): the "
             "file is truncated or was edited by hand; check it with xmllint"
         ) from None
+    except ImportFailed as exc:
+        raise ImportFailed(f"{file}:{exc.message.removeprefix('line ')}") from None
     except DefusedXmlException as exc:
         raise ImportFailed(
             f"{file}: refused: the XML declares a DTD, an entity or an external reference "

@@ -13,6 +13,7 @@ from controller.importers.sources import read_text
 MAX_INCLUDE_DEPTH = 8
 MAX_FILES = 256
 MAX_TOKENS = 200_000
+MAX_NESTING = 16  # drbd.conf nests 3 deep (resource, on, volume); parsing recurses
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class _Reader:
         return out
 
     def _block(
-        self, tokens: list[Token], i: int, opened: Token | None
+        self, tokens: list[Token], i: int, opened: Token | None, depth: int = 0
     ) -> tuple[list[Statement], int]:
         statements: list[Statement] = []
         words: list[Token] = []
@@ -142,7 +143,9 @@ class _Reader:
             elif token.text == "{":
                 if not words:
                     raise token.where.fail("a '{' with no section name before it")
-                children, i = self._block(tokens, i + 1, token)
+                if depth >= MAX_NESTING:
+                    raise token.where.fail(f"sections nested deeper than {MAX_NESTING} levels")
+                children, i = self._block(tokens, i + 1, token, depth + 1)
                 statements.append(
                     Statement(words[0].text, [w.text for w in words[1:]], words[0].where, children)
                 )

@@ -154,3 +154,8 @@ def test_malformed_drbd_conf_fails_naming_file_and_line(
         import_drbd(_file(tmp_path, text))
     assert error in str(exc.value)
     assert str(tmp_path) in str(exc.value)
+
+
+def test_deeply_nested_sections_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImportFailed, match=r"drbd.conf:1: sections nested deeper than 16"):
+        import_drbd(_file(tmp_path, "resource r0 " + "a { " * 5000 + "} " * 5000))

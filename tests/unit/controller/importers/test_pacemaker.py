@@ -175,3 +175,16 @@ def test_a_fence_address_that_is_not_an_address_names_its_line(tmp_path: Path) -
     )
     with pytest.raises(ImportFailed, match=r"config.crm:3: stonith st: invalid host"):
         import_pacemaker([path], "legacy", {"a": ["10.0.0.1"], "b": ["10.0.0.2"]})
+
+
+def test_deep_nesting_and_huge_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cib.xml"
+    path.write_text("<cib>" + "<a>" * 10_000 + "</a>" * 10_000 + "</cib>")
+    with pytest.raises(ImportFailed, match=r"cib.xml:1: elements nested deeper than 64"):
+        import_pacemaker([path], "legacy", {})
+    path.write_bytes(b"<cib>" + b" " * (5 << 20) + b"</cib>")
+    with pytest.raises(ImportFailed, match="larger than 4 MiB"):
+        import_pacemaker([path], "legacy", {})
+    path.write_bytes(b"<cib>\0</cib>")
+    with pytest.raises(ImportFailed, match="a binary file"):
+        import_pacemaker([path], "legacy", {})
