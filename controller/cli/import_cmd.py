@@ -70,7 +70,9 @@ def _prefixes(values: list[str]) -> dict[str, int]:
 
 
 def _run_rgmanager(args: argparse.Namespace) -> ImportResult:
-    explicit = args.cluster_name or getattr(args, "cluster", None)
+    explicit = (
+        args.cluster_name or getattr(args, "cluster", None) or os.environ.get("VIGIL_CLUSTER")
+    )
     return import_rgmanager(
         Path(args.paths[0]), explicit, _addresses(args.address), _prefixes(args.prefix)
     )
@@ -177,9 +179,10 @@ def _address_option(parser: argparse.ArgumentParser) -> None:
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
+    # No connection options: an import reads files only (`ha --cluster NAME import` still
+    # names the Cluster).
     p = sub.add_parser(
         "import",
-        parents=[common],
         help="translate a legacy cluster configuration to Vigil YAML",
         description="Translate Heartbeat, DRBD, Pacemaker or rgmanager configuration to Vigil "
         "YAML, with a comment beside every element not translated exactly and a summary on "
@@ -196,7 +199,8 @@ def register(
     shared.add_argument(
         "--cluster-name",
         metavar="NAME",
-        help=f"the Cluster's name (default: --cluster, $VIGIL_CLUSTER or {_DEFAULT_CLUSTER})",
+        help="the Cluster's name (default: --cluster before the command, $VIGIL_CLUSTER, "
+        f"cluster.conf's name, or {_DEFAULT_CLUSTER})",
     )
     hb = formats.add_parser(
         "heartbeat",
