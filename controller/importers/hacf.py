@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.importers.durations import heartbeat_time
+from controller.importers.hb_stonith import import_stonith_hosts
 from controller.importers.names import is_name, to_name
 from controller.importers.result import (
     Document,
@@ -48,8 +49,7 @@ _DROPPED = {
     "hbgenmethod": "Vigil counts agent incarnations itself",
     "watchdog": "Heartbeat's watchdog only rebooted a hung node; Vigil's self-fencing is a "
     "FenceDevice with agent watchdog per node (ha explain fd)",
-    "stonith": "stonith devices are not imported from ha.cf: write a FenceDevice per node",
-    "stonith_host": "stonith devices are not imported from ha.cf: write a FenceDevice per node",
+    "stonith": "a stonith configuration file is not read: write a FenceDevice per node",
     "crm": "",  # handled below
     "pacemaker": "",
 }
@@ -115,6 +115,7 @@ def import_hacf(
     media: list[tuple[str, list[str], Where]] = []
     baud: tuple[int, Where] | None = None
     loose: list[tuple[Line, Outcome, str]] = []
+    stonith: list[Line] = []
     for line in lines:
         directive, *args = line.text.split()
         directive = directive.lower()
@@ -187,6 +188,8 @@ def import_hacf(
                     else "Heartbeat 1 resources (haresources) are imported",
                 )
             )
+        elif directive == "stonith_host":
+            stonith.append(line)
         elif directive in _DROPPED:
             loose.append((line, "dropped", _DROPPED[directive]))
         else:
@@ -210,9 +213,11 @@ def import_hacf(
     spec: dict[str, Any] = {"nodes": spec_nodes, "timing": _timing(timing)}
     servers = len(spec_nodes)
     spec["quorum"] = {"mode": "two-node" if servers == 2 else "majority"}
-    # Heartbeat left a dead peer as it was; a fenced node that stays off until someone
-    # looks at it is the nearest Vigil behaviour (reboot would bring it back by itself).
-    spec["fencing"] = {"action": "off"}
+    if not stonith:
+        # Heartbeat without STONITH left a dead peer as it was; a fenced node that stays off
+        # until someone looks at it is the nearest Vigil behaviour (reboot would bring it
+        # back by itself). With stonith_host, Heartbeat reset the peer: reboot, the default.
+        spec["fencing"] = {"action": "off"}
     doc = new_document("Cluster", cluster_name, spec, Where(file))
     hacf.cluster = doc
     out.documents.append(doc)
@@ -244,17 +249,19 @@ def import_hacf(
             ),
         )
     _media(media, baud, hacf, by_node, doc, out)
-    doc.comment(
-        ("spec", "fencing"),
-        Note(
-            "approximated",
-            Where(file),
-            "no fencing action",
-            "Heartbeat never restarted a dead peer: Vigil powers it off and leaves it off "
-            "(action off); set reboot to have a fenced node come back by itself",
-        ),
-    )
-    if servers == 2:
+    covered = import_stonith_hosts(stonith, hacf.nodes, out)
+    if not stonith:
+        doc.comment(
+            ("spec", "fencing"),
+            Note(
+                "approximated",
+                Where(file),
+                "no fencing action",
+                "Heartbeat never restarted a dead peer: Vigil powers it off and leaves it off "
+                "(action off); set reboot to have a fenced node come back by itself",
+            ),
+        )
+    if servers == 2 and covered != set(hacf.nodes.values()):
         doc.comment(
             ("spec", "quorum"),
             Note(

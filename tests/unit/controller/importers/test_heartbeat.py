@@ -179,3 +179,40 @@ def test_a_udpport_other_than_694_is_named(tmp_path: Path) -> None:
     _write(tmp_path, HACF + "udpport 695\n", "a 10.1.0.9/24 apache2\n")
     result = import_heartbeat([tmp_path], "legacy", AB)
     assert "udpport 695" in comments(render(result.documents, result.loose))
+
+
+def test_stonith_host_ipmi_lines_become_fence_devices_and_the_import_applies_alone(
+    tmp_path: Path,
+) -> None:
+    _write(
+        tmp_path,
+        HACF
+        + "stonith_host * external/ipmi a 10.9.0.1 admin s3cret-a lanplus\n"
+        + "stonith_host b external/ipmi b 10.9.0.2 admin s3cret-b lanplus\n"
+        + "stonith_host * baytech 10.9.0.3 login pw\n",
+        "a 10.1.0.9/24 apache2\n",
+    )
+    result = import_heartbeat([tmp_path], "legacy", AB)
+    check_documents(result)
+    text = render(result.documents, result.loose)
+    created = dry_run(text)  # no FenceDevice to add: the import covers both nodes
+    assert "fencedevice/ipmi-a" in created and "fencedevice/ipmi-b" in created
+    assert "s3cret" not in text
+    assert result.secrets["fence-ipmi-a.credentials"] == b"password=s3cret-a\n"
+    cluster = result.find("Cluster", "legacy")
+    assert cluster is not None and "fencing" not in cluster.data["spec"]  # reboot, as Heartbeat
+    assert "baytech" in comments(text) and "without STONITH" not in comments(text)
+    assert "stonith_host b: any node may fence" in comments(text)
+
+
+def test_bcast_with_second_addresses_becomes_unicast_links(tmp_path: Path) -> None:
+    _write(tmp_path, HACF + "bcast eth1\n", "a 10.1.0.9/24 apache2\n")
+    addresses = {"a": ["10.1.0.1", "10.2.0.1"], "b": ["10.1.0.2", "10.2.0.2"]}
+    result = import_heartbeat([tmp_path], "legacy", addresses)
+    cluster = result.find("Cluster", "legacy")
+    assert cluster is not None
+    assert [n["heartbeat"] for n in cluster.data["spec"]["nodes"]] == [
+        [{"udp": {"peer": "10.2.0.2"}}],
+        [{"udp": {"peer": "10.2.0.1"}}],
+    ]
+    dry_run(render(result.documents) + fences("a", "b"))
