@@ -47,6 +47,17 @@ _OCF_WRAPPERS = (
     "ICP",
     "OCF",
 )
+# The wrappers whose positional arguments are known: resource.d/NAME passes them to
+# ocf:heartbeat:NAME as these parameters, in this order.
+_OCF_PARAMS: dict[str, tuple[str, ...]] = {
+    "apache": ("configfile",),
+    "IPsrcaddr": ("ipaddress",),
+    "LVM": ("volgrpname",),
+    "portblock": ("protocol", "portno", "action"),
+    "Xinetd": ("service",),
+    "Raid1": ("raidconf", "raiddev"),
+    "db2": ("instance",),
+}
 _IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 
@@ -160,6 +171,14 @@ class _Line:
             self.filesystem(token, args)
         elif name in _NOTIFIERS:
             self.drop(Note("dropped", where, token, _NOTIFIERS[name]))
+        elif name in _OCF_PARAMS and len(args) <= len(_OCF_PARAMS[name]):
+            # resource.d/NAME hands its arguments, in order, to ocf:heartbeat:NAME.
+            params = dict(zip(_OCF_PARAMS[name], args, strict=False))
+            ocf: dict[str, Any] = {"agent": f"heartbeat:{name}"}
+            if params:
+                ocf["params"] = params
+            self.service_name = self.service_name or name
+            self.add({"service": {"ocf": ocf}})
         elif name in _OCF_WRAPPERS and args:
             self.drop(
                 Note(

@@ -167,12 +167,31 @@ def test_timings_keep_heartbeats_defaults_when_unset(tmp_path: Path) -> None:
 
 
 def test_lsb_arguments_and_resource_d_wrappers_are_named(tmp_path: Path) -> None:
-    _write(tmp_path, HACF, "a 10.1.0.9/24/eth0 apache::/etc/apache/httpd.conf myapp::fast\n")
+    _write(
+        tmp_path,
+        HACF,
+        "a 10.1.0.9/24/eth0 apache::/etc/apache/httpd.conf portblock::tcp::80::unblock "
+        "WAS::/opt/was.conf myapp::fast\n",
+    )
     result = import_heartbeat([tmp_path], "legacy", AB)
+    check_documents(result)
     text = render(result.documents, result.loose)
-    assert "resource.d/apache passes positional arguments" in text
-    assert "without the arguments fast" in text
-    assert result.count("dropped") == 1 and result.count("approximated") == 4
+    group = result.find("ResourceGroup", "apache")
+    assert group is not None
+    services = [r["service"] for r in group.data["spec"]["resources"] if "service" in r]
+    assert services == [
+        {"ocf": {"agent": "heartbeat:apache", "params": {"configfile": "/etc/apache/httpd.conf"}}},
+        {
+            "ocf": {
+                "agent": "heartbeat:portblock",
+                "params": {"protocol": "tcp", "portno": "80", "action": "unblock"},
+            }
+        },
+        {"lsb": "myapp"},
+    ]
+    assert "resource.d/WAS passes positional arguments" in comments(text)
+    assert "without the arguments fast" in comments(text)
+    assert result.count("dropped") == 1
 
 
 def test_a_udpport_other_than_694_is_named(tmp_path: Path) -> None:
