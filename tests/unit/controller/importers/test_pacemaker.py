@@ -188,3 +188,27 @@ def test_deep_nesting_and_huge_files_are_refused(tmp_path: Path) -> None:
     path.write_bytes(b"<cib>\0</cib>")
     with pytest.raises(ImportFailed, match="a binary file"):
         import_pacemaker([path], "legacy", {})
+
+
+def test_pacemaker_2_promotable_clone_and_promoted_role(tmp_path: Path) -> None:
+    cib = _cib(
+        '<clone id="vol-clone"><meta_attributes id="m"><nvpair id="m1" name="promotable" '
+        'value="true"/></meta_attributes><primitive id="vol" class="ocf" provider="linbit" '
+        'type="drbd"><instance_attributes id="i"><nvpair id="i1" name="drbd_resource" '
+        'value="data"/></instance_attributes></primitive></clone>'
+        '<primitive id="fs" class="ocf" provider="heartbeat" type="Filesystem">'
+        '<instance_attributes id="f">'
+        '<nvpair id="f1" name="device" value="/dev/drbd/by-res/data/0"/>'
+        '<nvpair id="f2" name="directory" value="/data"/><nvpair id="f3" name="fstype" '
+        'value="ext4"/></instance_attributes></primitive>',
+        '<rsc_colocation id="c" rsc="fs" with-rsc="vol-clone" with-rsc-role="Promoted" '
+        'score="INFINITY"/><rsc_order id="o" first="vol-clone" first-action="promote" '
+        'then="fs" then-action="start"/>',
+    )
+    path = tmp_path / "cib.xml"
+    path.write_text(cib)
+    result = import_pacemaker([path], "legacy", {"a": ["10.0.0.1"], "b": ["10.0.0.2"]})
+    group = result.find("ResourceGroup", "fs")
+    assert group is not None
+    assert group.data["spec"]["resources"][0] == {"volume": {"name": "data"}}
+    assert group.data["spec"]["resources"][1]["filesystem"]["device"] == "volume:data"
