@@ -14,13 +14,7 @@ from controller.api.decode import decode
 from controller.api.errors import EXIT_INVALID, InputError
 from controller.apply.validation import validate_state
 from controller.cli.output import err
-from controller.importers.check import check_documents
-from controller.importers.drbd import import_drbd
-from controller.importers.emit import render, render_document
-from controller.importers.heartbeat import import_heartbeat
-from controller.importers.pacemaker import import_pacemaker
 from controller.importers.result import ImportResult
-from controller.importers.rgmanager import import_rgmanager
 
 _DEFAULT_CLUSTER = "legacy"
 
@@ -47,13 +41,21 @@ def _cluster_name(args: argparse.Namespace) -> str:
     )
 
 
+# The importers are loaded by the command that runs them: every other `ha` command starts
+# without them (and without defusedxml).
+
+
 def _run_heartbeat(args: argparse.Namespace) -> ImportResult:
+    from controller.importers.heartbeat import import_heartbeat
+
     return import_heartbeat(
         [Path(p) for p in args.paths], _cluster_name(args), _addresses(args.address)
     )
 
 
 def _run_pacemaker(args: argparse.Namespace) -> ImportResult:
+    from controller.importers.pacemaker import import_pacemaker
+
     return import_pacemaker(
         [Path(p) for p in args.paths], _cluster_name(args), _addresses(args.address)
     )
@@ -70,6 +72,8 @@ def _prefixes(values: list[str]) -> dict[str, int]:
 
 
 def _run_rgmanager(args: argparse.Namespace) -> ImportResult:
+    from controller.importers.rgmanager import import_rgmanager
+
     explicit = (
         args.cluster_name or getattr(args, "cluster", None) or os.environ.get("VIGIL_CLUSTER")
     )
@@ -79,6 +83,8 @@ def _run_rgmanager(args: argparse.Namespace) -> ImportResult:
 
 
 def _run_drbd(args: argparse.Namespace) -> ImportResult:
+    from controller.importers.drbd import import_drbd
+
     return import_drbd(Path(args.paths[0])).result
 
 
@@ -110,6 +116,8 @@ def _check_output_dir(directory: Path) -> None:
 
 
 def _write(result: ImportResult, directory: Path) -> list[Path]:
+    from controller.importers.emit import render
+
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for i, document in enumerate(result.documents):
@@ -134,6 +142,9 @@ def _summary(result: ImportResult, source: str) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from controller.importers.check import check_documents
+    from controller.importers.emit import render, render_document
+
     runner: Callable[[argparse.Namespace], ImportResult] = args.importer
     result = runner(args)
     check_documents(result)
