@@ -92,7 +92,8 @@ spec:
   resources:
     - volume: {{name: {volume}}}
     - filesystem: {{device: "volume:{volume}", mountPoint: {mount}, fsType: ext4}}
-    - service:
+    - name: postgresql
+      service:
         exec:
           command: [setpriv, --reuid=postgres, --regid=postgres, --init-groups, --,
                     {pg_bin()}/postgres, -D, {mount}/data, -c, "listen_addresses=*",

@@ -73,7 +73,8 @@ class LinkReport:
                     f"{peer} is not lost, but one more failure and it would be: "
                     f"check this link's cable, device or network",
                     type="Warning",
-                    component=f"agent/{self.node}",
+                    component="agent",
+                    node=self.node,
                 )
             )
         for peer, link in sorted(self._degraded - degraded):
@@ -86,7 +87,8 @@ class LinkReport:
                     self.node,
                     "LinkRecovered",
                     f"heartbeat link {link} from {self.node} to {peer} is heard again",
-                    component=f"agent/{self.node}",
+                    component="agent",
+                    node=self.node,
                 )
             )
         self._degraded = degraded

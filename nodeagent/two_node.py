@@ -152,7 +152,8 @@ class TwoNodeSurvivor:
                 "FenceVerified",
                 f"{record.node} is powered off ({record.message}); {self.node} carries on "
                 "alone (two-node mode) and the store with it",
-                component=f"agent/{self.node}",
+                component="agent",
+                node=self.node,
             )
         ]
         while True:

@@ -1,4 +1,5 @@
-"""A replica: role, connection management (listen/dial), state changes and status.
+"""A replica: role, connection management (listen/dial) and state changes (node_status.py
+reports them).
 
 Exactly one side dials: the node whose ``--listen-repl`` address sorts lower (or the only
 one given ``--peer`` without ``--listen-repl``); the other accepts. The listener takes
@@ -29,7 +30,7 @@ from blockrepl.generation import MdFlag
 from blockrepl.layout import BM_BYTES_PER_BIT
 from blockrepl.metadata import MetadataStore
 from blockrepl.replicated import ReplicatedBackend
-from blockrepl.replication import accept, diskless, outdating, splitbrain, tls, wire
+from blockrepl.replication import accept, diskless, node_status, outdating, splitbrain, tls, wire
 from blockrepl.replication.conflicts import Conflicts
 from blockrepl.replication.handshake import (
     Identity,
@@ -407,54 +408,8 @@ class ReplicaNode:
         if st.get("kind") == "SyncTarget":
             outdating.resynced(self)
 
-    def _sync_speed(self, remaining: int) -> dict[str, float | None]:
-        now, window = time.monotonic(), self.sync_rate
-        rate = window.rate(now) if window is not None else None
-        eta = window.eta(now, remaining) if window is not None else None
-        return {
-            "rate_bytes_per_s": None if rate is None else round(rate),
-            "eta_seconds": None if eta is None else round(eta, 1),
-        }
-
     def status(self) -> dict[str, Any]:
-        conn = self.conn
-        g = self.store.generation
-        peer_role = None if conn is None else ("Primary" if conn.peer_primary else "Secondary")
-        sync = None
-        if self.sync_state is not None:
-            total = self.sync_state["total_bytes"] or 1
-            sync = dict(self.sync_state, percent=round(100 * self.sync_state["done_bytes"] / total))
-            sync.pop("started", None)
-            sync.update(self._sync_speed(sync["total_bytes"] - sync["done_bytes"]))
-        return {
-            "volume": self.cfg.volume,
-            "role": "Primary" if self.is_primary else "Secondary",
-            "connection": self.state,
-            "disk": self.disk_state(),
-            "peer_role": peer_role,
-            "peer_disk": None
-            if conn is None
-            else ("Inconsistent" if sync and sync["kind"] == "SyncSource" else conn.peer_disk),
-            "protocol": self.cfg.protocol,
-            "resync_rate": self.resync_rate,
-            "sync": sync,
-            "last_sync": self.last_sync,
-            "verify": None if self.verify is None else self.verify.progress(),
-            "last_verify": self.last_verify,
-            "out_of_sync_bytes": self.store.bitmap.count() * BM_BYTES_PER_BIT,
-            "generation": g.describe(),
-            "wire": {
-                "bytes_in": self.totals["bytes_in"] + (conn.link.bytes_in if conn else 0),
-                "bytes_out": self.totals["bytes_out"] + (conn.link.bytes_out if conn else 0),
-                "connections": self.totals["connections"],
-            },
-            "repl_port": self.bound_port,
-            "tls": self.tls_status,
-            "last_error": self.last_error,
-            "disk_error": diskless.error_status(self),
-            "outdatePeer": self.outdate_status,
-            "peer_id": self.cfg.peer_id or None,
-        }
+        return node_status.describe(self)
 
     # ------------------------------------------------------------------ roles
     async def promote(self, force: bool = False, peer_lost: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""``ha get``, ``ha describe`` and ``ha events``: reading the cluster's objects."""
+"""``ha get`` and ``ha describe``: reading the cluster's objects."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from controller.api.group import ResourceGroup
 from controller.api.meta import Object, format_timestamp
 from controller.api.registry import KINDS, resolve_kind
 from controller.api.volume import ReplicatedVolume
+from controller.cli.events_cmd import events_table
 from controller.cli.output import NONE, age, render, table, to_yaml, use_colour
 from controller.cli.protection import protection
 from controller.cli.selectors import parse_selector
@@ -124,21 +125,6 @@ async def _watch(
         sys.stdout.flush()
 
 
-def _events_table(events: Sequence[Event], with_object: bool) -> str:
-    header = ["AGE", "TYPE", "REASON", *(["OBJECT"] if with_object else []), "MESSAGE"]
-    rows = [
-        [
-            age(e.time),
-            e.type,
-            e.reason,
-            *([f"{e.kind.lower()}/{e.name}"] if with_object else []),
-            e.message,
-        ]
-        for e in events
-    ]
-    return table(rows, header, use_colour(sys.stdout))
-
-
 def _describe_one(stored: StoredObject, events: Sequence[Event], extra: Sequence[str] = ()) -> str:
     obj = stored.obj
     meta = obj.metadata
@@ -176,7 +162,8 @@ def _describe_one(stored: StoredObject, events: Sequence[Event], extra: Sequence
     lines.extend(extra)
     lines.append("Events:")
     if events:
-        lines += ["  " + line for line in _events_table(events[-20:], False).splitlines()]
+        shown = events_table(events[-20:], False, use_colour(sys.stdout))
+        lines += ["  " + line for line in shown.splitlines()]
     else:
         lines.append("  <none>")
     return "\n".join(lines) + "\n"
@@ -244,19 +231,4 @@ async def run_describe(args: argparse.Namespace, config: ClientConfig) -> int:
             if isinstance(stored.obj, ReplicatedVolume) and view is not None:
                 extra = describe_lines(view, stored.obj.name, time.time())
             sys.stdout.write(("\n" if i else "") + _describe_one(stored, events, extra))
-    return 0
-
-
-async def run_events(args: argparse.Namespace, config: ClientConfig) -> int:
-    kind = resolve_kind(args.kind).KIND if args.kind else None
-    if args.name and not kind:
-        raise InputError("give the kind with the name: ha events rg pg")
-    async with config.open_store() as store:
-        events = await ObjectStore(store).events(kind, args.name)
-    if args.output == "json":
-        sys.stdout.write(json.dumps([e.to_dict() for e in events], indent=2) + "\n")
-    elif events:
-        sys.stdout.write(_events_table(events, True))
-    else:
-        sys.stderr.write("No events in the last hour.\n")
     return 0

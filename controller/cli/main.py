@@ -18,7 +18,15 @@ from typing import Any
 
 from controller.api.errors import EXIT_CONFLICT, EXIT_INVALID, EXIT_UNAVAILABLE, VigilError
 from controller.api.meta import API_VERSION
-from controller.cli import apply_cmd, cluster_cmd, fence_cmd, get_cmd, import_cmd, ops_cmd
+from controller.cli import (
+    apply_cmd,
+    cluster_cmd,
+    events_cmd,
+    fence_cmd,
+    get_cmd,
+    import_cmd,
+    ops_cmd,
+)
 from controller.cli.output import FORMATS, err
 from controller.store.client_config import ClientConfig, resolve
 from controller.store.errors import (
@@ -163,11 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=apply_cmd.run_delete)
 
-    p = sub.add_parser("events", parents=[common], help="recent events (last hour)")
-    p.add_argument("kind", nargs="?", metavar="KIND")
-    p.add_argument("name", nargs="?", metavar="NAME")
-    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    p.set_defaults(run=get_cmd.run_events)
+    events_cmd.register(sub, common)
 
     p = sub.add_parser(
         "explain",

@@ -29,6 +29,7 @@ from controller.store.base import Delete, Store
 from controller.store.client_config import ClientConfig
 from controller.store.errors import StoreUnavailableError
 from controller.store.informer import Informer, wait_any
+from controller.store.objects import ObjectStore, make_event
 from controller.store.view import ClusterView
 
 
@@ -84,7 +85,6 @@ async def _cluster_status(args: argparse.Namespace, config: ClientConfig) -> int
 
 
 async def _group(store: Store, name: str) -> ResourceGroup:
-    from controller.store.objects import ObjectStore
 
     stored = await ObjectStore(store).get("ResourceGroup", name)
     if stored is None or not isinstance(stored.obj, ResourceGroup):
@@ -126,7 +126,6 @@ async def run_move(args: argparse.Namespace, config: ClientConfig) -> int:
 
 
 async def run_standby(args: argparse.Namespace, config: ClientConfig) -> int:
-    from controller.store.objects import ObjectStore
 
     async with config.open_store() as store:
         stored = await ObjectStore(store).get("Node", args.node)
@@ -153,9 +152,17 @@ async def run_cleanup(args: argparse.Namespace, config: ClientConfig) -> int:
         kvs, _ = await store.list(keys.failure_prefix(args.group))
         if args.node:
             kvs = [kv for kv in kvs if kv.key.endswith("/" + args.node)]
+        cleared = ", ".join(kv.key.rsplit("/", 1)[1] for kv in kvs) or "none recorded"
         if kvs:
-            await store.commit([Delete(kv.key, expect_revision=kv.mod_revision) for kv in kvs])
-    cleared = ", ".join(kv.key.rsplit("/", 1)[1] for kv in kvs) or "none recorded"
+            event = make_event(
+                "ResourceGroup",
+                args.group,
+                "FailuresCleared",
+                f"failures on {cleared} cleared by ha cleanup",
+            )
+            await ObjectStore(store).commit_with_events(
+                [Delete(kv.key, expect_revision=kv.mod_revision) for kv in kvs], [event]
+            )
     print(f"resourcegroup/{args.group}: failures cleared ({cleared})")
     return 0
 

@@ -145,7 +145,9 @@ class Fencer:
         answers = fencing_plan.answers(view, liveness, now, self.node)
         if answers:
             for record in answers:
-                await self._write(record, _answer_event(record), self._revision(record.node))
+                await self._write(
+                    record, _answer_event(record, self.node), self._revision(record.node)
+                )
             return True  # attempts, if any are still due, next turn, from what it wrote
         if view.cluster is None:
             return False
@@ -153,7 +155,9 @@ class Fencer:
             view, liveness, self._lost_since, monotonic, now, self.node
         )
         for record in selfs:
-            await self._write(record, _self_fence_events(record), self._revision(record.node))
+            await self._write(
+                record, _self_fence_events(record, self.node), self._revision(record.node)
+            )
         if selfs:
             return True
         waits = fencing_plan.self_fence_waits(view, liveness, self._lost_since, now, self.node)
@@ -164,6 +168,7 @@ class Fencer:
                 "FenceRequested",
                 f"fencing {record.node} ({record.reason}): {record.message}",
                 component="controller",
+                node=self.node,
             )
             await self._write(record, [event], self._revision(record.node))
         if waits:
@@ -229,6 +234,7 @@ class Fencer:
                     f"fencing {node} ({record.reason}; asked by {record.requested_by}): "
                     f"{action} through {devices}",
                     component="controller",
+                    node=self.node,
                 )
             ]
             if record.attempts == 0
@@ -259,6 +265,7 @@ class Fencer:
                 f"{o.device}: {o.action} {node}: {o.message} ({o.seconds:.2f} s)",
                 type="Normal" if o.ok else "Warning",
                 component="controller",
+                node=self.node,
             )
             for o in result.outcomes
         ]
@@ -277,6 +284,7 @@ class Fencer:
                     "FenceVerified",
                     f"{node} is powered off ({result.message}); its groups may now be recovered",
                     component="controller",
+                    node=self.node,
                 )
             )
             return record, events
@@ -288,7 +296,15 @@ class Fencer:
             f"run `ha fence --confirm {node}`"
         )
         events.append(
-            make_event("Node", node, "FenceFailed", message, type="Warning", component="controller")
+            make_event(
+                "Node",
+                node,
+                "FenceFailed",
+                message,
+                type="Warning",
+                component="controller",
+                node=self.node,
+            )
         )
         record = started.but(
             state="failed", retry_at=now + delay, outcomes=result.outcomes, message=message
@@ -334,7 +350,7 @@ def _why(record: FenceRecord) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _self_fence_events(record: FenceRecord) -> list[Event]:
+def _self_fence_events(record: FenceRecord, leader: str) -> list[Event]:
     return [
         make_event(
             "Node",
@@ -342,11 +358,12 @@ def _self_fence_events(record: FenceRecord) -> list[Event]:
             "FenceVerified",
             f"{record.node} {record.message}; its groups may now be recovered",
             component="controller",
+            node=leader,
         )
     ]
 
 
-def _answer_event(record: FenceRecord) -> list[Event]:
+def _answer_event(record: FenceRecord, leader: str) -> list[Event]:
     if record.state == "refused":
         return [
             make_event(
@@ -356,12 +373,18 @@ def _answer_event(record: FenceRecord) -> list[Event]:
                 record.message,
                 type="Warning",
                 component="controller",
+                node=leader,
             )
         ]
     if record.state == "fenced":
         return [
             make_event(
-                "Node", record.node, "FenceConfirmed", record.message, component="controller"
+                "Node",
+                record.node,
+                "FenceConfirmed",
+                record.message,
+                component="controller",
+                node=leader,
             )
         ]
     return [
@@ -371,5 +394,6 @@ def _answer_event(record: FenceRecord) -> list[Event]:
             "Rejoined",
             f"{record.node} is heard again after it was fenced",
             component="controller",
+            node=leader,
         )
     ]

@@ -213,6 +213,7 @@ class Leader:
                     else "NotPlaced",
                     f"epoch {record.epoch}: {where}: {record.reason}",
                     component="controller",
+                    node=self.node,
                 )
             )
             puts.append(Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0))

@@ -247,6 +247,8 @@ class EtcdConnection:
         state = channel.get_state(try_to_connect=True)
         while state != ready:
             if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                # None: the probe got through, so the failure was one attempt (a TLS
+                # handshake cut short on a saturated host) and the channel reconnected.
                 return await self._why_failed(channel)
             left = deadline - time.monotonic()
             if left <= 0:
@@ -258,13 +260,14 @@ class EtcdConnection:
             state = channel.get_state(try_to_connect=True)
         return None
 
-    async def _why_failed(self, channel: Any) -> str:
+    async def _why_failed(self, channel: Any) -> str | None:
+        """The reason a channel in TRANSIENT_FAILURE fails; None when a call gets through."""
         # grpc only says TRANSIENT_FAILURE; a fail-fast call carries the real reason.
         try:
             await rpc.KVStub(channel).Range(rpc.RangeRequest(key=b"\0"), timeout=0.5)
         except rpc.AioRpcError as e:
             return describe_unavailable(e.details() or str(e.code()))
-        return "connection failed"
+        return None
 
     def _use(self, channel: Any) -> None:
         self.channel = channel

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from controller.api.decode import SchemaError, decode
+from controller.api.events import REASONS, Component
 from controller.api.meta import Object, format_timestamp
 from controller.api.registry import KINDS
 from controller.store import keys
@@ -62,6 +63,13 @@ class Event:
             "source": self.source,
         }
 
+    @property
+    def source_label(self) -> str:
+        """Who wrote it, short: `ha`, `controller/n2`, `agent/n1`."""
+        component = self.source.get("component", "")
+        node = self.source.get("node", "")
+        return f"{component}/{node}" if node else component
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
         involved = data.get("involvedObject", {})
@@ -90,8 +98,17 @@ def make_event(
     message: str,
     *,
     type: Literal["Normal", "Warning"] = "Normal",
-    component: str = "ha",
+    component: Component = "ha",
+    node: str | None = None,
 ) -> Event:
+    """An event stamped now with its source: the component, the cluster node it ran on
+    (the controller and agents; `ha` may run off the cluster), the host and pid."""
+    if reason not in REASONS:
+        # A bug, not input: the vocabulary is closed (controller/api/events.py).
+        raise ValueError(f"event reason {reason!r} is not in controller/api/events.py REASONS")
+    source = {"component": component, "host": socket.gethostname(), "pid": str(os.getpid())}
+    if node:
+        source["node"] = node
     return Event(
         kind=kind,
         name=name,
@@ -99,7 +116,7 @@ def make_event(
         reason=reason,
         message=message,
         time=datetime.now(UTC),
-        source={"component": component, "host": socket.gethostname(), "pid": str(os.getpid())},
+        source=source,
     )
 
 

@@ -31,6 +31,7 @@ from controller.api.liveness import LivenessSource
 from controller.scheduler.from_api import group_start_order
 from controller.store.base import Put, Store
 from controller.store.informer import Informer, wait_any
+from controller.store.objects import Event
 from controller.store.records import PlacementRecord
 from nodeagent.actuators import (
     ActuatorContext,
@@ -43,7 +44,7 @@ from nodeagent.actuators import (
 from nodeagent.actuators.base import ActuatorRegistry, actuator_kind
 from nodeagent.reconciler.dirty import RESYNC, Tracker
 from nodeagent.reconciler.plan import Action, GroupView, Mode, ResourceView, plan
-from nodeagent.reconciler.report import Reporter
+from nodeagent.reconciler.report import Reporter, action_event
 from nodeagent.reconciler.running import GroupMemory, Managed
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Reconciler:
         self._retired: list[Managed] = []
         self._vips: list[str] | None = None
         self._probe_wake = asyncio.Event()
+        self._done: list[Event] = []  # the turn's actions, recorded once it reported
         self.turns = 0
         self.views: dict[str, GroupView] = {}  # as the last turn saw each group here
 
@@ -103,6 +105,7 @@ class Reconciler:
     async def run(self) -> None:
         wakes = [self.informer.subscribe(), self.liveness.subscribe(), self._probe_wake]
         guard = asyncio.create_task(self._lease_guard(), name="lease-guard")
+        recorder = asyncio.create_task(self.reporter.actions.run(), name="action-events")
         try:
             while True:
                 try:
@@ -112,6 +115,7 @@ class Reconciler:
                 await wait_any(wakes, RESYNC)
         finally:
             guard.cancel()
+            recorder.cancel()
 
     async def _lease_guard(self) -> None:
         """Stop everything the moment the serving lease is lost, without waiting for a turn."""
@@ -220,6 +224,8 @@ class Reconciler:
             failed = await self._execute(actions, groups)
             self._keep_running_work(observed, groups, failed)
             unwritten, conflict = await self._report(observed, groups, placements, blocked, failed)
+            done, self._done = self._done, []
+            self.reporter.actions.add(done)
             self.dirty.looked(inputs, seen_as, observed, set(failed) | unwritten)
             if conflict:
                 self._probe_wake.set()  # someone else wrote one; look again next turn
@@ -450,8 +456,11 @@ class Reconciler:
                     managed.failure_counted = False  # a new run: its failure counts anew
                     self._start_running_work(group.name, resource, managed)
                 memory.last_action = f"{_PAST[action.verb]} {action.resource}"
+                self._note(group.name, resource, action.verb)
             except ActuatorError as exc:
                 failed[action.group] = str(exc)
+                if action.verb == "stop":  # a failed start is counted, with its event
+                    self._note(group.name, resource, action.verb, str(exc))
                 memory.last_action = f"{action.verb} of {action.resource} failed: {exc}"
                 log.error("%s", memory.last_action)
                 if action.verb == "start":
@@ -465,6 +474,12 @@ class Reconciler:
                 memory.last_action = failed[action.group]
                 log.exception("%s %s", action.verb, action.resource)
         return failed
+
+    def _note(self, group: str, resource: Resource, verb: str, error: str | None = None) -> None:
+        kind = resource.type
+        self._done.append(
+            action_event(self.node, group, kind, resource.resolved_name(), verb, error)
+        )
 
     def _lease_lost(self) -> bool:
         return not self.liveness.serving()

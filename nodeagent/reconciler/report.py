@@ -4,6 +4,7 @@ and the events that go with them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Literal, cast
@@ -13,7 +14,7 @@ from controller.store import keys
 from controller.store.base import Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer
-from controller.store.objects import ObjectStore, make_event
+from controller.store.objects import Event, ObjectStore, make_event
 from controller.store.records import FailureRecord, PlacementRecord
 from nodeagent.observation import State
 from nodeagent.reconciler.plan import GroupView, phase
@@ -27,12 +28,92 @@ Phase = Literal[
 ResourceState = Literal["Running", "Stopped", "Failed", "Unknown"]
 
 
+def action_event(
+    node: str, group: str, kind: str, resource: str, verb: str, error: str | None = None
+) -> Event:
+    """The event of one action of this node's reconciler on a resource of `group`: a
+    volume's start and stop are its promotion and demotion (docs/events.md)."""
+    if error is not None and verb == "stop":
+        return make_event(
+            "ResourceGroup",
+            group,
+            "StopFailed",
+            f"stop of {kind} {resource} on {node} failed: {error}",
+            type="Warning",
+            component="agent",
+            node=node,
+        )
+    if kind == "volume":
+        reason, done = (
+            ("Promoted", "promoted to Primary")
+            if verb == "start"
+            else (
+                "Demoted",
+                "demoted to Secondary",
+            )
+        )
+    else:
+        reason, done = ("Started", "started") if verb == "start" else ("Stopped", "stopped")
+    return make_event(
+        "ResourceGroup",
+        group,
+        reason,
+        f"{kind} {resource} {done} on {node}",
+        component="agent",
+        node=node,
+    )
+
+
+class ActionEvents:
+    """The reconciler's action events, written in the background in the order the actions
+    were taken: a turn never waits on the store for a record (a store outage would slow
+    every start and stop by its timeout). A batch the store refuses is dropped, not
+    retried: a timed-out commit may have landed, and a record twice misleads more than a
+    gap the agent's log fills."""
+
+    BATCH = 100
+    MAX_PENDING = 1000  # a store down for long: the oldest are dropped, memory stays bounded
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+        self._pending: list[Event] = []
+        self._wake = asyncio.Event()
+        self.dropped = 0
+
+    def add(self, events: list[Event]) -> None:
+        if not events:
+            return
+        self._pending.extend(events)
+        excess = len(self._pending) - self.MAX_PENDING
+        if excess > 0:
+            del self._pending[:excess]
+            self.dropped += excess
+            log.warning("store too slow for action events: %d dropped so far", self.dropped)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self.BATCH], self._pending[self.BATCH :]
+                try:
+                    await self.objects.commit_with_events([], batch)
+                except StoreError as exc:
+                    self.dropped += len(batch)
+                    log.warning("cannot record %d action events: %s", len(batch), exc)
+                except Exception:  # one bad batch must not end the record for good
+                    self.dropped += len(batch)
+                    log.exception("recording %d action events failed", len(batch))
+
+
 class Reporter:
     def __init__(self, node: str, store: Store, informer: Informer) -> None:
         self.node = node
         self.store = store
         self.informer = informer
         self.objects = ObjectStore(store)
+        self.actions = ActionEvents(self.objects)
 
     async def count_failure(self, group: str, message: str) -> None:
         """failures/<group>/<node> one higher (compare-and-swap), with a Warning event."""
@@ -47,7 +128,8 @@ class Reporter:
                 "Failed",
                 f"on {self.node} (failure {count + 1}): {message}",
                 type="Warning",
-                component=f"agent/{self.node}",
+                component="agent",
+                node=self.node,
             )
             put = Put(key, record.to_dict(), expect_revision=kv.mod_revision if kv else 0)
             try:
@@ -66,7 +148,8 @@ class Reporter:
             "Blocked",
             f"cannot run on {self.node}: {why}",
             type="Warning",
-            component=f"agent/{self.node}",
+            component="agent",
+            node=self.node,
         )
         try:
             await self.objects.commit_with_events([], [event])

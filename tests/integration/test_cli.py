@@ -77,7 +77,7 @@ def test_seed_scenario_applies_and_shows(pg: Cli, tmp_path: Path) -> None:
     described = pg("describe", "rg", "pg").out
     assert "Labels:            app=postgresql,tier=db" in described
     assert "systemd: postgresql.service" in described
-    assert "Created   ResourceGroup pg created by ha apply (generation 1)" in described
+    assert "Created   ha       ResourceGroup pg created by ha apply (generation 1)" in described
 
 
 def test_web_scenario_and_selectors(etcd_server: EtcdServer) -> None:

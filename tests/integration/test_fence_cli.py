@@ -45,6 +45,9 @@ def test_a_confirmation_needs_yes_off_a_terminal_and_warns(pg: Cli) -> None:
     done = pg("fence", "--confirm", "host-s", "--yes", "--no-wait")
     assert done.code == 0 and done.out == "node/host-s: confirmation requested\n"
     assert fencing(pg)["host-s"]["state"] == "confirm"
+    asked = pg("events", "node", "host-s", "--reason", "FenceConfirmRequested", "-o", "json")
+    (event,) = json.loads(asked.out)
+    assert event["source"]["component"] == "ha" and "ha fence --confirm" in event["message"]
 
 
 def test_unknown_nodes_and_nodes_without_a_device_are_refused(pg: Cli, tmp_path: Path) -> None:

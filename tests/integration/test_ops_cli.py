@@ -73,7 +73,9 @@ def test_move_is_a_spec_change_that_expires(pg: Cli) -> None:
     assert pg("move", "pg", "--clear").code == 0
     group = json.loads(pg("get", "rg", "pg", "-o", "json").out)
     assert "moveTo" not in group["spec"]["placement"]
-    assert "ha move" in pg("events", "rg", "pg").out or "Updated" in pg("events", "rg", "pg").out
+    moves = json.loads(pg("events", "rg", "pg", "--reason", "Updated", "-o", "json").out)
+    assert [e["source"]["component"] for e in moves] == ["ha", "ha"]
+    assert all("by ha move" in e["message"] for e in moves)
 
 
 def test_a_move_survives_applying_the_manifest_again(pg: Cli, tmp_path: Path) -> None:
@@ -128,6 +130,16 @@ def test_cleanup_forgets_failures(pg: Cli) -> None:
     assert pg("cleanup", "pg").code == 0
     assert json.loads(pg("status", "-o", "json").out)["groups"][0]["failures"] == {}
     assert pg("cleanup", "nope").code == 5
+    cleared = json.loads(
+        pg("events", "--reason", "FailuresCleared", "--source", "ha", "-o", "json").out
+    )
+    assert [e["message"] for e in cleared] == [
+        "failures on host-m cleared by ha cleanup",
+        "failures on host-s cleared by ha cleanup",
+    ]
+    assert cleared[0]["involvedObject"] == {"kind": "ResourceGroup", "name": "pg"}
+    unknown = pg("events", "--reason", "Cleared")
+    assert unknown.code == 1 and "--reason: unknown reason 'Cleared'" in unknown.err
 
 
 def test_expired_failures_are_not_shown_as_counting(pg: Cli) -> None:

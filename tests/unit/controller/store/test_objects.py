@@ -29,9 +29,10 @@ async def test_an_event_lease_revoked_under_the_store_is_granted_again() -> None
     await store.revoke_lease(first[0])  # what etcd does when the lease expires
     assert await objects.events() == []
     await objects.commit_with_events(
-        [Put(f"{keys.PLACEMENT}web", {"n": 1})], [make_event("ResourceGroup", "web", "Moved", "")]
+        [Put(f"{keys.PLACEMENT}web", {"n": 1})],
+        [make_event("ResourceGroup", "web", "Stopping", "")],
     )
-    assert [e.reason for e in await objects.events()] == ["Moved"]
+    assert [e.reason for e in await objects.events()] == ["Stopping"]
     assert objects._event_lease is not None and objects._event_lease[0] != first[0]
     assert (await store.get(f"{keys.PLACEMENT}web")) is not None
 
