@@ -18,7 +18,15 @@ from typing import Any
 
 from controller.api.errors import EXIT_CONFLICT, EXIT_INVALID, EXIT_UNAVAILABLE, VigilError
 from controller.api.meta import API_VERSION
-from controller.cli import apply_cmd, cluster_cmd, events_cmd, fence_cmd, get_cmd, ops_cmd
+from controller.cli import (
+    apply_cmd,
+    cluster_cmd,
+    events_cmd,
+    fence_cmd,
+    get_cmd,
+    import_cmd,
+    ops_cmd,
+)
 from controller.cli.output import FORMATS, err
 from controller.store.client_config import ClientConfig, resolve
 from controller.store.errors import (
@@ -180,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops_cmd.register(sub, common)
     fence_cmd.register(sub, common)
     cluster_cmd.register(sub, common)
+    import_cmd.register(sub, common)
     _register_plugins(sub)
     return parser
 

@@ -34,6 +34,9 @@ REMOVED = [
     ("nodeagent/reconciler/plan.py", "import nodeagent.actuators.base", "pure"),
     ("controller/leader/decide.py", "import controller.store.informer", "pure"),
     ("controller/scheduler/schedule.py", "import controller.api.group", "scheduler-core"),
+    # Never there, kept out the same way: an importer running `ha` code or a process.
+    ("controller/importers/heartbeat.py", "import controller.cli.output", "control-plane"),
+    ("controller/importers/drbd.py", "import subprocess", "pure"),
 ]
 
 
