@@ -57,6 +57,8 @@ STREAM_LIMIT = 2 * wire.MAX_PAYLOAD
 # A real peer needs one; the cap bounds what a misbehaving process on the peer's host can
 # make us hold, each for at most auth_timeout.
 MAX_PENDING_AUTH = 16
+# Seconds a promotion waits for a peer that is still Primary to announce its demotion.
+PEER_ROLE_WAIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -425,6 +427,8 @@ class ReplicaNode:
             await outdating.drop_lost_peer(self)
         conn = self.conn
         if conn is not None and conn.peer_primary:
+            conn = await self._peer_demotion(conn)
+        if conn is not None and conn.peer_primary:
             raise RoleError("the connected peer is Primary; demote it first (one Primary only)")
         if conn is not None and conn.target is not None:
             raise RoleError("this node is SyncTarget (Inconsistent) until the resync finishes")
@@ -438,6 +442,15 @@ class ReplicaNode:
             # DRBD's `primary --force` on a new pair: the connected peer holds nothing yet.
             # A resync is decided when a connection starts, so start one that sends it all.
             conn.fail(ConnectionError("forced promotion: reconnecting to resync the peer"))
+
+    async def _peer_demotion(self, conn: Connection) -> Connection | None:
+        """A peer's `demote` returns once it is Secondary, and its STATE saying so may
+        still be on the wire: `demote` there then `promote` here must not fail on that."""
+        if conn.peer_primary and conn.failure is None:
+            conn.peer_secondary.clear()  # an earlier STATE "secondary" says nothing now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.peer_secondary.wait(), PEER_ROLE_WAIT)
+        return self.conn
 
     async def demote(self, wait: float = 0.0) -> None:
         """Become Secondary, refused while an NBD client is attached (DRBD: "Device is

@@ -60,6 +60,7 @@ class Connection:
         self.decision = decision
         self.protocol = node.cfg.protocol
         self.peer_primary = peer.primary
+        self.peer_secondary = asyncio.Event()  # set by the peer's STATE "secondary"
         link.ack_ranges = peer.ack_ranges
         self.loop = asyncio.get_running_loop()
         self.seq = 0
@@ -91,6 +92,7 @@ class Connection:
         if self.failure is None:
             self.failure = exc or ConnectionError("closed")
         self._closed.set()
+        self.peer_secondary.set()  # no more news of the peer's role on this link
 
     async def run(self) -> None:
         """Serve until the link fails; raises the reason."""
@@ -316,6 +318,8 @@ class Connection:
         if role not in ("primary", "secondary"):
             raise wire.BadPayload(f"STATE role {role!r} is not primary/secondary")
         self.peer_primary = role == "primary"
+        if not self.peer_primary:
+            self.peer_secondary.set()
         diskless.on_peer_state(self, json.loads(payload))
 
     async def _keepalive(self) -> None:

@@ -333,6 +333,23 @@ def test_promote_refused_while_peer_is_primary(tmp_path: Path) -> None:
             asyncio.run(NbdClient.connect(unix=b.sock))
 
 
+def test_promote_right_after_the_peers_demote_switches_over(tmp_path: Path) -> None:
+    """`demote` on one side then at once `promote` on the other, as an operator's script
+    or a cluster does, twenty times: the promotion waits for the peer's announced
+    demotion instead of failing on a role still on the wire (seen in CI under load; on an
+    idle machine the announcement usually arrives first: tests/unit/blockrepl/
+    replication/test_peer_demotion.py holds it back)."""
+    with replica_pair(tmp_path) as (_net, a, b, _s):
+        primary, secondary = a, b
+        for _ in range(20):
+            assert primary.control("demote")["ok"]
+            answer = secondary.control("promote")
+            assert answer["ok"], answer
+            primary, secondary = secondary, primary
+        assert primary.status()["role"] == "Primary"
+        assert secondary.status()["role"] == "Secondary"
+
+
 def test_resync_interrupted_by_target_crash_resumes(tmp_path: Path) -> None:
     changed = 12 * 1024 * 1024
     rate = 3 * 1024 * 1024
