@@ -48,6 +48,23 @@ class Node:
         return out
 
 
+class XmlReader:
+    """What every reader of an XML file built of Nodes needs: where a node is, and its
+    attributes that must be there."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def at(self, node: Node) -> Where:
+        return Where(self.file, node.line)
+
+    def need(self, node: Node, attr: str) -> str:
+        value = node.attrib.get(attr)
+        if not value:
+            raise self.at(node).fail(f'<{node.tag}> has no {attr}="..."')
+        return value
+
+
 class _Builder(xml.sax.ContentHandler):
     def __init__(self) -> None:
         super().__init__()
@@ -117,19 +134,10 @@ def _sets(node: Node, tag: str) -> dict[str, str]:
     return out
 
 
-class _Reader:
+class _Reader(XmlReader):
     def __init__(self, file: str) -> None:
-        self.file = file
+        super().__init__(file)
         self.model = Pacemaker()
-
-    def at(self, node: Node) -> Where:
-        return Where(self.file, node.line)
-
-    def need(self, node: Node, attr: str) -> str:
-        value = node.attrib.get(attr)
-        if not value:
-            raise self.at(node).fail(f'<{node.tag}> has no {attr}="..."')
-        return value
 
     def primitive(self, node: Node) -> Primitive:
         id_ = self.need(node, "id")

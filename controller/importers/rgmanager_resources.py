@@ -8,9 +8,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from controller.importers.cib import Node
+from controller.importers.cib import Node, XmlReader
 from controller.importers.names import is_name
-from controller.importers.result import ImportResult, Note, Where
+from controller.importers.result import ImportResult, Note
 
 # service.sh's start order of a service's children, by type: siblings start in this order,
 # then each child's own children.
@@ -49,21 +49,12 @@ _APP_AGENTS = (
 )
 
 
-class Reader:
+class Reader(XmlReader):
     def __init__(self, file: str, out: ImportResult, prefixes: Mapping[str, int]) -> None:
-        self.file = file
+        super().__init__(file)
         self.out = out
         self.prefixes = prefixes
         self.shared: dict[str, Node] = {}
-
-    def at(self, node: Node) -> Where:
-        return Where(self.file, node.line)
-
-    def need(self, node: Node, attr: str) -> str:
-        value = node.attrib.get(attr)
-        if not value:
-            raise self.at(node).fail(f'<{node.tag}> has no {attr}="..."')
-        return value
 
     def resolve(self, node: Node) -> Node:
         ref = node.attrib.get("ref")
