@@ -157,19 +157,30 @@ async def test_with_fencing_the_node_that_cannot_stop_is_fenced_then_recovered(
         await stop(tasks)
 
 
+async def n1_service_turns_unstoppable(world: World) -> str:
+    """Once the group runs on n1, its service there can be neither observed nor stopped."""
+
+    async def on_n1() -> bool:
+        return len(world.on("n1")) == 2
+
+    await until(on_n1)
+    service = next(r for r in world.on("n1") if r != IP)
+    world.unknown.add(("n1", service))
+    return service
+
+
+def assert_ip_left_under(world: World, service: str) -> None:
+    assert ("n1", "stop", service) in world.log
+    assert ("n1", "stop", IP) not in world.log and IP in world.on("n1")
+
+
 async def test_a_failed_stop_leaves_what_the_resource_stands_on_alone(tmp_path: Path) -> None:
     # Stopped last started first: the service's stop fails, so the IP under it is not
     # stopped (as a volume must not be demoted under a filesystem still mounted).
     world, fenced = World(), list[str]()
     store, tasks = await run_cluster(SPEC, tmp_path, world, fenced)
     try:
-
-        async def on_n1() -> bool:
-            return len(world.on("n1")) == 2
-
-        await until(on_n1)
-        service = next(r for r in world.on("n1") if r != IP)
-        world.unknown.add(("n1", service))
+        service = await n1_service_turns_unstoppable(world)
         await apply_objects(
             store, decode_documents(parse_text(STANDBY_N1, "n.yaml")), cluster="lab"
         )
@@ -179,8 +190,7 @@ async def test_a_failed_stop_leaves_what_the_resource_stands_on_alone(tmp_path: 
 
         await until(stop_failed)
         await asyncio.sleep(0.5)
-        assert ("n1", "stop", service) in world.log
-        assert ("n1", "stop", IP) not in world.log and IP in world.on("n1")
+        assert_ip_left_under(world, service)
     finally:
         await stop(tasks)
 
@@ -194,21 +204,14 @@ async def test_a_failed_restart_leaves_what_an_unstoppable_resource_stands_on(
     world, fenced = World(), list[str]()
     store, tasks = await run_cluster(SPEC, tmp_path, world, fenced)
     try:
-
-        async def on_n1() -> bool:
-            return len(world.on("n1")) == 2
-
-        await until(on_n1)
-        service = next(r for r in world.on("n1") if r != IP)
-        world.unknown.add(("n1", service))
+        service = await n1_service_turns_unstoppable(world)
 
         async def failure_counted() -> bool:
             return await store.get(keys.failure_key("web", "n1")) is not None
 
         await until(failure_counted)
         await asyncio.sleep(0.5)
-        assert ("n1", "stop", service) in world.log
-        assert ("n1", "stop", IP) not in world.log and IP in world.on("n1")
+        assert_ip_left_under(world, service)
     finally:
         await stop(tasks)
 
