@@ -44,18 +44,12 @@ from nodeagent.actuators import (
 from nodeagent.actuators.base import ActuatorRegistry, actuator_kind
 from nodeagent.metrics.instruments import action_done, action_failed
 from nodeagent.reconciler.dirty import RESYNC, Tracker
+from nodeagent.reconciler.execute import execute
 from nodeagent.reconciler.plan import Action, GroupView, Mode, ResourceView, plan
-from nodeagent.reconciler.report import Reporter, action_event
-from nodeagent.reconciler.running import GroupMemory, Managed
+from nodeagent.reconciler.report import Reporter
+from nodeagent.reconciler.running import GroupMemory, Managed, resource_key
 
 log = logging.getLogger(__name__)
-
-_PAST = {"start": "started", "stop": "stopped"}
-BACKOFF_MAX = 10.0
-
-
-def resource_key(group: str, resource: Resource) -> str:
-    return f"{group}.{resource.resolved_name()}"
 
 
 def _spec_text(resource: Resource) -> str:
@@ -87,17 +81,17 @@ class Reconciler:
         self.lib_dir = lib_dir
         self.netns = netns
         self.reporter = Reporter(node, store, informer)
-        self._managed: dict[str, Managed] = {}
+        self.managed: dict[str, Managed] = {}
         self._spec_texts: dict[str, tuple[Resource, str]] = {}
         self._order: tuple[tuple[ResourceGroup, ...], list[str]] = ((), [])
         self._groups: tuple[ResourceGroup, ...] = ()  # as the last turn saw them
         self.dirty = Tracker()
-        self._memory: dict[str, GroupMemory] = {}
+        self.memory: dict[str, GroupMemory] = {}
         self._lock = asyncio.Lock()
         self._retired: list[Managed] = []
         self._vips: list[str] | None = None
         self._probe_wake = asyncio.Event()
-        self._done: list[Event] = []  # the turn's actions, recorded once it reported
+        self.done_actions: list[Event] = []  # the turn's actions, recorded once it reported
         self.turns = 0
         self.views: dict[str, GroupView] = {}  # as the last turn saw each group here
         self.on_group_started: Callable[[str], None] | None = None  # its last resource did
@@ -133,11 +127,11 @@ class Reconciler:
         disarms its self-fencing watchdog, nodeagent/selffence.py, and only then)."""
         stopped = True
         async with self._lock:
-            running = list(self._managed)
+            running = list(self.managed)
             if running:
                 log.warning("%s: stopping every resource", why)
             for key in reversed(running):
-                managed = self._managed[key]
+                managed = self.managed[key]
                 await managed.stop_running_work()
                 try:
                     await managed.actuator.stop()
@@ -223,10 +217,10 @@ class Reconciler:
             # ones not looked at are settled (dirty.py) and plan nothing.
             actions = plan(list(self.views.values()), order)
             actions = [a for a in actions if not self._backing_off(a, now)]
-            failed = await self._execute(actions, groups)
+            failed = await execute(self, actions, groups)
             self._keep_running_work(observed, groups, failed)
             unwritten, conflict = await self._report(observed, groups, placements, blocked, failed)
-            done, self._done = self._done, []
+            done, self.done_actions = self.done_actions, []
             self.reporter.actions.add(done)
             self.dirty.looked(inputs, seen_as, observed, set(failed) | unwritten)
             if conflict:
@@ -253,7 +247,7 @@ class Reconciler:
                     placements.get(view.name),
                     blocked.get(view.name),
                     failed.get(view.name),
-                    self._memory.setdefault(view.name, GroupMemory()),
+                    self.memory.setdefault(view.name, GroupMemory()),
                 )
             except Exception:
                 log.exception("reporting the status of %s failed", view.name)
@@ -298,7 +292,7 @@ class Reconciler:
             log.warning("cannot record the floating IPs for the lease enforcer: %s", exc)
 
     def _backing_off(self, action: Action, now: float) -> bool:
-        memory = self._memory.get(action.group)
+        memory = self.memory.get(action.group)
         if memory is None:
             return False
         return now < (memory.retry_after if action.verb == "start" else memory.stop_retry_after)
@@ -340,7 +334,7 @@ class Reconciler:
         for resource in group.spec.resources:
             key = resource_key(group.name, resource)
             spec_text = self._spec_text(key, resource)
-            managed = self._managed.get(key)
+            managed = self.managed.get(key)
             if managed is None or managed.spec != spec_text:
                 # A changed spec makes a new actuator; the old one's resource is stopped by
                 # the next turn only if the old spec is still observed running under the
@@ -358,10 +352,10 @@ class Reconciler:
                 try:
                     managed = Managed(spec_text, self.registry.create(resource, ctx))
                 except NoActuatorError as exc:
-                    self._managed.pop(key, None)
+                    self.managed.pop(key, None)
                     blocked = blocked or str(exc)
                     continue
-                self._managed[key] = managed
+                self.managed[key] = managed
             out[resource.resolved_name()] = managed
         return out, blocked
 
@@ -389,11 +383,11 @@ class Reconciler:
     async def _forget_deleted(self, groups: dict[str, ResourceGroup]) -> None:
         """Stop and drop actuators of resources no group declares any more."""
         wanted = {resource_key(g.name, r) for g in groups.values() for r in g.spec.resources}
-        retired = [m for k, m in self._managed.items() if k not in wanted]
+        retired = [m for k, m in self.managed.items() if k not in wanted]
         retired += self._retired
         self._retired = []
-        for key in [k for k in self._managed if k not in wanted]:
-            del self._managed[key]
+        for key in [k for k in self.managed if k not in wanted]:
+            del self.managed[key]
             self._spec_texts.pop(key, None)
         for managed in retired:
             await managed.stop_running_work()
@@ -414,7 +408,7 @@ class Reconciler:
                 continue
             group = groups[view.name]
             for resource, seen in zip(group.spec.resources, view.resources, strict=True):
-                managed = self._managed.get(resource_key(group.name, resource))
+                managed = self.managed.get(resource_key(group.name, resource))
                 if managed is None:
                     continue
                 if seen.state is State.RUNNING:
@@ -429,95 +423,8 @@ class Reconciler:
                             group.name, f"{name} failed: {seen.detail}"
                         )
 
-    async def _execute(
-        self, actions: list[Action], groups: dict[str, ResourceGroup]
-    ) -> dict[str, str]:
-        failed: dict[str, str] = {}
-        for action in actions:
-            if action.group in failed:
-                # After a failed start, nothing more starts; after a failed stop, nothing
-                # below it stops: a volume cannot demote under a filesystem that would not
-                # unmount, and trying would spend its stop timeout before the StopFailed
-                # report that gets this node fenced.
-                continue
-            group = groups[action.group]
-            resource = next(r for r in group.spec.resources if r.resolved_name() == action.resource)
-            managed = self._managed.get(resource_key(group.name, resource))
-            if managed is None:
-                failed[action.group] = f"{action.resource}: no actuator on this node"
-                continue
-            memory = self._memory.setdefault(group.name, GroupMemory())
-            began, kind = time.monotonic(), actuator_kind(resource)
-            try:
-                if action.verb == "stop":
-                    await managed.stop_running_work()
-                    await managed.actuator.stop()
-                    managed.probe_failed = False
-                    memory.failed_stops = 0
-                else:
-                    if self._lease_lost():
-                        failed[action.group] = "serving lease lost"
-                        continue
-                    await managed.actuator.start()
-                    managed.failure_counted = False  # a new run: its failure counts anew
-                    self._start_running_work(group.name, resource, managed)
-                memory.last_action = f"{_PAST[action.verb]} {action.resource}"
-                self._note(group.name, resource, action.verb)
-                action_done(group.name, action.resource, kind, action.verb, began, True)
-                last = group.spec.resources[-1].resolved_name() == action.resource
-                if action.verb == "start" and last and self.on_group_started is not None:
-                    self.on_group_started(group.name)
-            except ActuatorError as exc:
-                action_done(group.name, action.resource, kind, action.verb, began, False)
-                failed[action.group] = str(exc)
-                if action.verb == "stop":  # a failed start is counted, with its event
-                    self._note(group.name, resource, action.verb, str(exc))
-                memory.last_action = f"{action.verb} of {action.resource} failed: {exc}"
-                log.error("%s", memory.last_action)
-                if action.verb == "start":
-                    await self._start_failed(group, str(exc))
-                else:
-                    memory.failed_stops += 1
-                    pause = min(0.5 * 2**memory.failed_stops, BACKOFF_MAX)
-                    memory.stop_retry_after = time.monotonic() + pause
-            except Exception as exc:  # a bug in one actuator must not stop every other group
-                failed[action.group] = f"{action.verb} of {action.resource}: internal error {exc!r}"
-                memory.last_action = failed[action.group]
-                log.exception("%s %s", action.verb, action.resource)
-        return failed
-
-    def _note(self, group: str, resource: Resource, verb: str, error: str | None = None) -> None:
-        kind = resource.type
-        self._done.append(
-            action_event(self.node, group, kind, resource.resolved_name(), verb, error)
-        )
-
-    def _lease_lost(self) -> bool:
+    def lease_lost(self) -> bool:
         return not self.liveness.serving()
-
-    async def _start_failed(self, group: ResourceGroup, message: str) -> None:
-        memory = self._memory.setdefault(group.name, GroupMemory())
-        memory.failed_starts += 1
-        memory.retry_after = time.monotonic() + min(0.5 * 2**memory.failed_starts, BACKOFF_MAX)
-        await self.reporter.count_failure(group.name, message)
-        # Leave nothing half-started: the next turn starts the group again from scratch.
-        # But not below a resource that would not stop: what it may still use stays (a
-        # filesystem that may still be mounted keeps its volume Primary), as in _execute.
-        for resource in reversed(group.spec.resources):
-            managed = self._managed.get(resource_key(group.name, resource))
-            if managed is None:
-                continue
-            await managed.stop_running_work()
-            try:
-                await managed.actuator.stop()
-            except ActuatorError as exc:
-                log.error(
-                    "%s: after the failed start, %s did not stop (%s): what it stands on stays",
-                    group.name,
-                    resource.resolved_name(),
-                    exc,
-                )
-                break
 
     # -- work while a resource runs: probes and the actuator's tend() ------------------
 
@@ -531,11 +438,11 @@ class Reconciler:
                 continue
             group = groups[view.name]
             for resource, seen in zip(group.spec.resources, view.resources, strict=True):
-                managed = self._managed.get(resource_key(group.name, resource))
+                managed = self.managed.get(resource_key(group.name, resource))
                 if managed is not None and seen.state is State.RUNNING:
-                    self._start_running_work(group.name, resource, managed)
+                    self.start_running_work(group.name, resource, managed)
 
-    def _start_running_work(self, group: str, resource: Resource, managed: Managed) -> None:
+    def start_running_work(self, group: str, resource: Resource, managed: Managed) -> None:
         name = f"{group}.{resource.resolved_name()}"
 
         async def probe_failed(detail: str) -> None:

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 ProbeFailed = Callable[[str], Awaitable[None]]
 
 
+def resource_key(group: str, resource: Resource) -> str:
+    return f"{group}.{resource.resolved_name()}"
+
+
 @dataclass
 class Managed:
     spec: str
