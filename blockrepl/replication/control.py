@@ -1,7 +1,9 @@
 """Control socket: one JSON request per line on a unix socket, one JSON answer per line.
 
-Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false, "peer_lost": false}``
-(peer_lost: the cluster knows the peer is gone; node.py ``promote``),
+Requests: ``{"cmd": "status"}``, ``{"cmd": "promote", "force": false, "peer_lost": false,
+"peer_wait": 1.0}`` (peer_lost: the cluster knows the peer is gone; peer_wait: seconds to
+wait for a peer still Primary to announce its demotion, 0 for a caller that retries by
+itself; node.py ``promote``),
 ``{"cmd": "demote", "wait": SECONDS}`` (refused while NBD clients stay attached after
 ``wait``; default :data:`DEMOTE_WAIT`),
 ``{"cmd": "set-resync-rate", "rate": BYTES_PER_S}`` (0 = unlimited),
@@ -27,6 +29,10 @@ MAX_REQUEST = 4096
 # An NBD client stopped just before the demote (its socket closed) is seen gone within
 # milliseconds; this covers that race without making a real refusal slow.
 DEMOTE_WAIT = 1.0
+# Seconds a promote waits by default for a peer still Primary to announce its demotion:
+# `demote` there then `promote` here, as an operator types them, must not fail on a STATE
+# still on the wire. The cluster's volume actuator retries by itself and passes 0.
+PEER_ROLE_WAIT = 1.0
 
 
 class ControlError(BlockReplError):
@@ -69,9 +75,17 @@ class ControlServer:
                 raise ValueError("request must be a JSON object")
             cmd = req.get("cmd")
             if cmd == "promote":
+                peer_wait = req.get("peer_wait", PEER_ROLE_WAIT)
+                if (
+                    not isinstance(peer_wait, (int, float))
+                    or isinstance(peer_wait, bool)
+                    or peer_wait < 0
+                ):
+                    raise ValueError('promote "peer_wait" must be seconds >= 0')
                 await self.node.promote(
                     force=bool(req.get("force", False)),
                     peer_lost=bool(req.get("peer_lost", False)),
+                    peer_wait=float(peer_wait),
                 )
             elif cmd == "demote":
                 wait = req.get("wait", DEMOTE_WAIT)

@@ -57,8 +57,6 @@ STREAM_LIMIT = 2 * wire.MAX_PAYLOAD
 # A real peer needs one; the cap bounds what a misbehaving process on the peer's host can
 # make us hold, each for at most auth_timeout.
 MAX_PENDING_AUTH = 16
-# Seconds a promotion waits for a peer that is still Primary to announce its demotion.
-PEER_ROLE_WAIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -414,11 +412,14 @@ class ReplicaNode:
         return node_status.describe(self)
 
     # ------------------------------------------------------------------ roles
-    async def promote(self, force: bool = False, peer_lost: bool = False) -> None:
+    async def promote(
+        self, force: bool = False, peer_lost: bool = False, peer_wait: float = 0.0
+    ) -> None:
         """`peer_lost`: the caller knows the peer is gone (the cluster fenced it, or its
         lease ended), so its link is dropped now instead of after --timeout, and with
         --outdate-peer resource-only the peer is outdated in the store before this replica
-        becomes Primary: a peer still alive then finds the record naming it."""
+        becomes Primary: a peer still alive then finds the record naming it. `peer_wait`:
+        seconds to wait for a peer still Primary to announce its demotion."""
         if self.is_primary:
             return
         if self.disk.detached:
@@ -426,8 +427,8 @@ class ReplicaNode:
         if peer_lost:
             await outdating.drop_lost_peer(self)
         conn = self.conn
-        if conn is not None and conn.peer_primary:
-            conn = await self._peer_demotion(conn)
+        if conn is not None and conn.peer_primary and peer_wait > 0:
+            conn = await self._peer_demotion(conn, peer_wait)
         if conn is not None and conn.peer_primary:
             raise RoleError("the connected peer is Primary; demote it first (one Primary only)")
         if conn is not None and conn.target is not None:
@@ -443,13 +444,13 @@ class ReplicaNode:
             # A resync is decided when a connection starts, so start one that sends it all.
             conn.fail(ConnectionError("forced promotion: reconnecting to resync the peer"))
 
-    async def _peer_demotion(self, conn: Connection) -> Connection | None:
+    async def _peer_demotion(self, conn: Connection, wait: float) -> Connection | None:
         """A peer's `demote` returns once it is Secondary, and its STATE saying so may
         still be on the wire: `demote` there then `promote` here must not fail on that."""
         if conn.peer_primary and conn.failure is None:
             conn.peer_secondary.clear()  # an earlier STATE "secondary" says nothing now
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(conn.peer_secondary.wait(), PEER_ROLE_WAIT)
+                await asyncio.wait_for(conn.peer_secondary.wait(), wait)
         return self.conn
 
     async def demote(self, wait: float = 0.0) -> None:

@@ -75,7 +75,9 @@ class VolumeActuator(Actuator):
 
     async def _start(self) -> None:
         while True:
-            answer = await self._ask("promote")
+            # No wait in the replica for a peer still Primary: this loop retries, and
+            # after a power loss it must reach the peer_lost promotion at once.
+            answer = await self._ask("promote", peer_wait=0)
             if answer.get("ok"):
                 return
             why = str(answer.get("error"))

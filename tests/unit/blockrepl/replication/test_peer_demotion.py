@@ -25,7 +25,7 @@ def test_a_demotion_announced_shortly_after_is_waited_for() -> None:
         conn.peer_secondary.set()  # left over from an earlier demotion: must not count
         node = SimpleNamespace(conn=conn)
         task = asyncio.create_task(_announce_later(conn, 0.1))
-        got = await ReplicaNode._peer_demotion(node, conn)  # type: ignore[arg-type]
+        got = await ReplicaNode._peer_demotion(node, conn, 1.0)  # type: ignore[arg-type]
         await task
         return got is conn and not conn.peer_primary
 
@@ -36,7 +36,7 @@ def test_a_peer_that_stays_primary_is_still_refused_after_the_wait() -> None:
     async def run() -> bool:
         conn = _conn(True)
         node = SimpleNamespace(conn=conn)
-        await ReplicaNode._peer_demotion(node, conn)  # type: ignore[arg-type]
+        await ReplicaNode._peer_demotion(node, conn, 1.0)  # type: ignore[arg-type]
         return bool(conn.peer_primary)
 
     assert asyncio.run(run())  # promote() then refuses: one Primary only
