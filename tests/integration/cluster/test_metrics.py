@@ -1,12 +1,15 @@
 """Every agent's /metrics in a real 3-node lab, before and after the power loss of the
 node running a VIP group: names and types exactly as documented (docs/metrics.md), the
 lost node, the placement change and the failover duration visible, and the numbers
-agreeing with `ha status`."""
+agreeing with `ha status` and with the events (`ha events`)."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +153,7 @@ def test_metrics_before_and_after_a_failover(vlab: VigilLab, observer: VipObserv
     }
 
     killed = time.monotonic()
+    killed_at = time.time()
     vlab.lab.kill(active)
     survivor = vlab.wait_running("web", 30, not_on=active)
     running_seen = time.monotonic()
@@ -179,6 +183,59 @@ def test_metrics_before_and_after_a_failover(vlab: VigilLab, observer: VipObserv
     assert value(fm, "vigil_resource_action_duration_seconds_count", action="start",
                  type="service.exec") >= 1  # fmt: skip
     assert observer.holders() == {survivor}
+    events_agree(vlab, after, status, active, survivor, killed_at, took)
+
+
+def events_agree(
+    lab: VigilLab,
+    after: dict[str, Families],
+    status: dict[str, Any],
+    lost: str,
+    survivor: str,
+    killed_at: float,
+    took: float,
+) -> None:
+    """What the metrics counted, the events recorded: the same placements, made by the
+    leader `ha status` names, the failover's start on the node the metric timed it on,
+    within the span the events bound."""
+    result = lab.ha("events", "ResourceGroup", "web", "-o", "json")
+    assert result.code == 0, result.err
+    events = json.loads(result.out)
+    placed = [e for e in events if e["reason"] == "Placed"]
+    nodes = [e["message"].split(": ")[1] for e in placed]
+    changes = sum(1 for a, b in itertools.pairwise(nodes) if a != b)
+    for node, m in after.items():
+        # Each agent saw the first placement (it was up before the apply) and counts
+        # every change after it: one per Placed event that names another node.
+        assert value(m, "vigil_placement_changes_total", group="web") == changes, (node, events)
+    assert changes >= 1 and nodes[-1] == survivor, events
+    last = placed[-1]
+    assert last["source"]["component"] == "controller", last
+    assert last["source"]["node"] == status["leader"], (last, status["leader"])
+    # The lost node the metrics show, named as the reason the group moved.
+    assert f"{lost} is lost" in last["message"], last
+    # One recovery from a lost node in the events, one failover timed, on its node.
+    recoveries = [e for e in placed if " is lost" in e["message"]]
+    assert recoveries == [last], events
+    assert value(after[survivor], "vigil_failover_duration_seconds_count") == len(recoveries)
+    placed_at = _when(last)
+    assert placed_at > killed_at, (last, killed_at)
+    started = [
+        e for e in events
+        if e["reason"] == "Started" and _when(e) >= placed_at
+        and (e["source"]["component"], e["source"].get("node")) == ("agent", survivor)
+    ]  # fmt: skip
+    assert started, events
+    # The metric's span opens when the survivor saw the node lost (after the kill) and
+    # closes once the group's last resource started there: within the kill and the
+    # last Started event (stamped as the start completed), give or take the moment
+    # between the stamp and the metric's observation.
+    assert took <= _when(started[-1]) - killed_at + 0.25, (took, started[-1], killed_at)
+    assert not [e for e in events if e["reason"] in ("Failed", "StopFailed", "Blocked")], events
+
+
+def _when(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(event["time"]).timestamp()
 
 
 def _links(m: Families, peer: str) -> list[str]:
