@@ -244,10 +244,12 @@ def _links(m: Families, peer: str) -> list[str]:
 
 
 def _probe_successes(m: Families) -> float:
-    return sum(
-        s.value
-        for s in m["vigil_probe_results"].samples
-        if s.labels["group"] == "web" and s.labels["result"] == "success"
+    return float(
+        sum(
+            s.value
+            for s in m["vigil_probe_results"].samples
+            if s.labels["group"] == "web" and s.labels["result"] == "success"
+        )
     )
 
 
