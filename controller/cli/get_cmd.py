@@ -18,10 +18,10 @@ from controller.api.registry import KINDS, resolve_kind
 from controller.api.volume import ReplicatedVolume
 from controller.cli.events_cmd import events_table
 from controller.cli.output import NONE, age, render, table, to_yaml, use_colour
-from controller.cli.protection import protection
 from controller.cli.selectors import parse_selector
-from controller.cli.status_view import active_failures
 from controller.cli.status_volumes import describe_lines
+from controller.status.document import active_failures
+from controller.status.protection import protection
 from controller.store import keys
 from controller.store.base import Store
 from controller.store.client_config import ClientConfig
@@ -170,7 +170,7 @@ def _describe_one(stored: StoredObject, events: Sequence[Event], extra: Sequence
 
 
 async def _protection_lines(objects: ObjectStore) -> list[str]:
-    """What protects the cluster today (controller/cli/protection.py), for describe."""
+    """What protects the cluster today (controller/status/protection.py), for describe."""
     stored, _ = await objects.list_objects([Cluster.KIND, FenceDevice.KIND, ResourceGroup.KIND])
     items = [s.obj for s in stored]
     cluster = next((o for o in items if isinstance(o, Cluster)), None)
@@ -180,7 +180,7 @@ async def _protection_lines(objects: ObjectStore) -> list[str]:
 
 
 async def _failure_lines(store: Store, group: ResourceGroup) -> list[str]:
-    """The failures that count, as `ha status` shows them (one rule, status_view.py)."""
+    """The failures that count, as `ha status` shows them (one rule: status/document.py)."""
     kvs, _ = await store.list(keys.failure_prefix(group.name))
     records = [FailureRecord.from_dict(kv.value) for kv in kvs]
     counts = active_failures({group.name: group}, records, time.time()).get(group.name, {})

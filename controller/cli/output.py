@@ -21,8 +21,8 @@ from controller.api.volume import ReplicatedVolume
 
 # NONE is defined beside the volume words, which output uses (an import the other way
 # would be a cycle); re-exported here, where every other command takes it from.
-from controller.cli.volume_text import NONE as NONE
-from controller.cli.volume_text import replica_columns
+from controller.status.volume_text import NONE as NONE
+from controller.status.volume_text import replica_columns
 
 FORMATS = ("table", "wide", "yaml", "json", "name")
 
@@ -71,7 +71,7 @@ def _cluster_columns(wide: bool) -> list[Column]:
         ("NAME", lambda o: o.name),
         ("NODES", lambda o: str(len(c(o).spec.nodes))),
         ("QUORUM", lambda o: c(o).spec.quorum.mode),
-        # Requested in the spec, but no fence device is called yet (cli/protection.py).
+        # Requested in the spec, but no fence device is called yet (status/protection.py).
         ("FENCING", lambda o: "on" if c(o).spec.fencing.enabled else "OFF"),
         ("LEADER", lambda o: c(o).status.leader or NONE),
         ("AGE", _age),

@@ -9,32 +9,16 @@ so what is shown here is what the leader decides on.
 
 from __future__ import annotations
 
-from typing import Any
-
-from controller.api.volume import ReplicaStatus
-from controller.cli.output import NONE, table
-from controller.cli.volume_text import human_bytes, human_seconds, resolve_command, sync_text
-from controller.scheduler.from_api import volume_facts, volumes_used
-from controller.scheduler.volumes import data_verdict
+from controller.cli.output import table
+from controller.status.volume_text import human_bytes, human_seconds, resolve_command, sync_text
+from controller.status.volumes import (
+    promotable,
+    runs_on,
+    split_brain,
+    stale_for,
+    sync_words,
+)
 from controller.store.view import ClusterView, VolumeState
-
-# An entry older than this whose node has no agent connected is shown as stale: nothing
-# there can update it. (A connected node's entry may be old simply because nothing
-# changed: entries are written on change.)
-STALE_AFTER = 10.0
-
-
-def stale_for(view: ClusterView, entry: ReplicaStatus, now: float) -> float | None:
-    """How old a replica's entry is when it is stale (its node's agent not connected and
-    the entry older than STALE_AFTER), else None."""
-    phase = view.node_status.get(entry.node)
-    connected = entry.node in view.agents and not (phase is not None and phase.phase == "Fenced")
-    if connected:
-        return None
-    if entry.observed_at is None:
-        return float("inf")
-    age = now - entry.observed_at.timestamp()
-    return age if age > STALE_AFTER else None
 
 
 def _age_words(age: float) -> str:
@@ -55,28 +39,6 @@ def replica_cell(state: VolumeState, node: str, view: ClusterView, now: float) -
     return text
 
 
-def _split_brain(state: VolumeState) -> bool:
-    return any(e.split_brain for e in state.entries.values())
-
-
-def _sync(state: VolumeState) -> str:
-    if _split_brain(state):
-        return "SPLIT BRAIN"
-    # The SyncSource knows the rate best; either side's entry will do.
-    sources = [e for e in state.entries.values() if e.sync and e.sync.direction == "SyncSource"]
-    targets = [e for e in state.entries.values() if e.sync and e.sync.direction == "SyncTarget"]
-    for entry in sources + targets:
-        if entry.sync is not None:
-            return sync_text(entry.node, state.peer(entry.node), entry.sync)
-    if len(state.entries) == len(state.replicas) and all(
-        e.connection == "Connected" and not e.out_of_sync_bytes for e in state.entries.values()
-    ):
-        return "in sync"
-    if any(e.connection in ("StandAlone", "Connecting", "Unknown") for e in state.entries.values()):
-        return "not connected"
-    return NONE
-
-
 def _out_of_sync(state: VolumeState) -> str:
     most = max((e.out_of_sync_bytes for e in state.entries.values()), default=0)
     return human_bytes(most) if most else "0"
@@ -86,18 +48,8 @@ def volume_rows(view: ClusterView, now: float) -> list[list[str]]:
     rows = []
     for name, state in view.volume_states().items():
         cells = [replica_cell(state, node, view, now) for node in state.replicas]
-        rows.append([name, ", ".join(cells), _out_of_sync(state), _sync(state)])
+        rows.append([name, ", ".join(cells), _out_of_sync(state), sync_words(state)])
     return rows
-
-
-def _runs_on(view: ClusterView, volume: str) -> dict[str, str]:
-    """Groups using the volume, by the node their placement names."""
-    out: dict[str, str] = {}
-    for group_name, group in sorted(view.groups.items()):
-        placement = view.placements.get(group_name)
-        if volume in volumes_used(group) and placement is not None and placement.node:
-            out[placement.node] = group_name
-    return out
 
 
 def split_brain_lines(state: VolumeState, view: ClusterView) -> list[str]:
@@ -107,7 +59,7 @@ def split_brain_lines(state: VolumeState, view: ClusterView) -> list[str]:
         f"SPLIT BRAIN on volume {name}: both replicas changed apart and nothing is "
         "resynced until you choose whose changes to discard."
     ]
-    running = _runs_on(view, name)
+    running = runs_on(view, name)
     primaries = [n for n in state.replicas if (e := state.entries.get(n)) and e.role == "Primary"]
     keep_first = [n for n in state.replicas if n in primaries or n in running]
     choices = keep_first[:1] if len(keep_first) == 1 else list(state.replicas)
@@ -131,7 +83,7 @@ def volume_notes(view: ClusterView) -> list[str]:
     """Lines under the volume table: split brains, outdate records, last errors."""
     lines: list[str] = []
     for name, state in view.volume_states().items():
-        if _split_brain(state):
+        if split_brain(state):
             lines += split_brain_lines(state, view)
         record = state.outdated
         if record is not None:
@@ -155,67 +107,6 @@ def render_volumes(view: ClusterView, now: float, colour: bool = False) -> str:
     parts = ["\nVolumes:\n", table(rows, ["NAME", "REPLICAS", "OUT-OF-SYNC", "SYNC"], colour)]
     parts += [f"  {line}\n" for line in volume_notes(view)]
     return "".join(parts)
-
-
-def promotable(view: ClusterView) -> dict[str, dict[str, str | None]]:
-    """Per volume and replica node: None if its data may be promoted there (or stay
-    Primary where its group is placed), else why not: the scheduler's rule, node
-    liveness aside."""
-    facts = volume_facts(view.volume_states())
-    out: dict[str, dict[str, str | None]] = {}
-    for name, fact in facts.items():
-        placed = _runs_on(view, name)
-        out[name] = {node: data_verdict(fact, node, node in placed) for node in fact.replicas}
-    return out
-
-
-def volumes_json(view: ClusterView, now: float) -> list[dict[str, Any]]:
-    verdicts = promotable(view)
-    out = []
-    for name, state in view.volume_states().items():
-        replicas = []
-        for node in state.replicas:
-            entry = state.entries.get(node)
-            age = stale_for(view, entry, now) if entry is not None else None
-            replicas.append(
-                {
-                    "node": node,
-                    "status": entry.model_dump(mode="json", by_alias=True) if entry else None,
-                    "stale": age is not None,
-                    "outdated": node in state.outdated_nodes(),
-                    "promotable": verdicts[name][node] is None,
-                    "notPromotableBecause": verdicts[name][node],
-                }
-            )
-        record = state.outdated
-        out.append(
-            {
-                "name": name,
-                "replicas": replicas,
-                "splitBrain": _split_brain(state),
-                # The same path on either node: run discardMine on the node whose changes
-                # are thrown away, then connect on the other.
-                "resolve": (
-                    {
-                        "discardMine": resolve_command(name, discard=True),
-                        "connect": resolve_command(name, discard=False),
-                    }
-                    if _split_brain(state)
-                    else None
-                ),
-                "outdateRecord": None
-                if record is None
-                else {
-                    "outdated": record.outdated,
-                    "generation": record.generation,
-                    "by": record.by,
-                    "since": record.since,
-                    "problem": record.problem or None,
-                },
-                "sync": _sync(state),
-            }
-        )
-    return out
 
 
 def _replica_detail(state: VolumeState, node: str, view: ClusterView, now: float) -> list[str]:
@@ -257,7 +148,7 @@ def describe_lines(view: ClusterView, name: str, now: float) -> list[str]:
     for node in state.replicas:
         lines += _replica_detail(state, node, view, now)
     lines.append("Data promotable (the scheduler's rule, node liveness aside):")
-    placed = _runs_on(view, name)
+    placed = runs_on(view, name)
     for node, why in promotable(view)[name].items():
         entry = state.entries.get(node)
         if why is None and node in placed and entry is not None and entry.role == "Primary":
@@ -272,7 +163,7 @@ def describe_lines(view: ClusterView, name: str, now: float) -> list[str]:
         lines.append(f"  {', '.join(state.outdated_nodes()) or '?'}: {record.describe()}")
         if record.since:
             lines.append(f"  since {record.since}, updated {record.updated or record.since}")
-    if _split_brain(state):
+    if split_brain(state):
         lines.append("Split brain:")
         lines += ["  " + line for line in split_brain_lines(state, view)]
     return lines
