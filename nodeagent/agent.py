@@ -153,6 +153,7 @@ class Agent:
         self.store = TimedStore(node_store(self.config))
         self.informer = Informer(self.store)
         self.metrics.sources.informer = self.informer
+        self.metrics.sources.store = self.store
         self._load_cache(self.informer)
         self._spawn(self.informer.run(), "informer")
         cluster = await self._cluster_spec()

@@ -68,6 +68,11 @@ class MetricsSettings(BaseModel):
         description="A Prometheus exporter-toolkit web config file: tls_server_config "
         "(cert_file, key_file) and basic_auth_users (bcrypt hashes).",
     )
+    status_page: bool = Field(
+        default=True,
+        description="Serve the read-only status page (/, /status, /status.json) on the same "
+        "listener, TLS and users as /metrics.",
+    )
 
     @field_validator("listen")
     @classmethod

@@ -21,6 +21,7 @@ from blockrepl.metrics import families as replica_families
 from controller.api.group import ResourceGroupStatus
 from controller.api.liveness import NodePhase, PeerState
 from controller.api.node import NodeStatus
+from controller.store.base import Store
 from controller.store.informer import Informer
 from nodeagent.liveness import HeartbeatLiveness
 from nodeagent.liveness_link import LivenessLink
@@ -44,6 +45,9 @@ class Sources:
     volumes: Callable[[], Mapping[str, dict[str, Any] | None]] | None = None
     etcd: EtcdPoll | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
+    # For the status page only (nodeagent/web/): its cluster name and its events' store.
+    cluster: str = ""
+    store: Store | None = None
 
 
 class _Families:

@@ -1,6 +1,6 @@
 """The agent's /metrics, put together: the registry (event-site instruments, the
-scrape-time collector, the process's own CPU and memory) and its server, per the node
-config's `metrics` settings."""
+scrape-time collector, the process's own CPU and memory) and its server, with the status
+page beside it (nodeagent/web/), per the node config's `metrics` settings."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from nodeagent.metrics.server import MetricsServer
 from nodeagent.metrics.tracker import ChangeTracker
 from nodeagent.metrics.webconfig import WebConfig, load_web_config
 from nodeagent.reconciler.loop import Reconciler
+from nodeagent.web.source import StatusPages
 
 
 def agent_registry(sources: Sources) -> CollectorRegistry:
@@ -45,7 +46,12 @@ async def serve(
     if not settings.enabled:
         return None
     host, port = settings.address()
-    server = MetricsServer(host, port, agent_registry(sources), web)
+    pages = None
+    if settings.status_page:
+        pages = StatusPages(
+            sources.cluster, sources.node, lambda: sources.informer, lambda: sources.store
+        )
+    server = MetricsServer(host, port, agent_registry(sources), web, pages)
     try:
         await server.start()
     except OSError as exc:
@@ -63,7 +69,7 @@ class AgentMetrics:
         self, config: NodeConfig, link: LivenessLink, version: str, web: WebConfig | None
     ) -> None:
         self.config = config
-        self.sources = Sources(config.node, version, link)
+        self.sources = Sources(config.node, version, link, cluster=config.cluster)
         self.web = web
         self.server: MetricsServer | None = None
         self.tracker: ChangeTracker | None = None

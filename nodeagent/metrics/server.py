@@ -1,4 +1,5 @@
-"""/metrics over HTTP(S), on the agent's event loop.
+"""/metrics over HTTP(S), on the agent's event loop; beside it, the status page
+(nodeagent/web/) when metrics.status_page is on, behind the same TLS and users.
 
 An asyncio server rather than prometheus_client's threaded one: the collector then reads
 the agent's state on the loop that changes it, never half-way through a change. A scrape
@@ -22,23 +23,31 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from nodeagent.metrics.webconfig import WebConfig
+from nodeagent.web.source import PATHS, StatusPages
 
 log = logging.getLogger(__name__)
 
 HEAD_LIMIT = 8192
 READ_TIMEOUT = 10.0
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            405: "Method Not Allowed"}  # fmt: skip
+            405: "Method Not Allowed", 500: "Internal Server Error",
+            503: "Service Unavailable"}  # fmt: skip
 
 
 class MetricsServer:
     def __init__(
-        self, host: str, port: int, registry: CollectorRegistry, web: WebConfig | None = None
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        web: WebConfig | None = None,
+        pages: StatusPages | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.registry = registry
         self.web = web or WebConfig(None, {})
+        self.pages = pages  # the status page (metrics.status_page), behind the same auth
         self._server: asyncio.Server | None = None
         self._accepted: set[bytes] = set()  # digests of credentials bcrypt accepted
 
@@ -49,6 +58,8 @@ class MetricsServer:
         scheme = "https" if self.web.ssl_context else "http"
         auth = " with basic auth" if self.web.users else ""
         log.info("metrics on %s://%s:%d/metrics%s", scheme, self.host, self.port, auth)
+        if self.pages is not None:
+            log.info("status page on %s://%s:%d/", scheme, self.host, self.port)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -91,6 +102,13 @@ class MetricsServer:
         if path == "/metrics":
             body = generate_latest(self.registry)
             return 200, {"Content-Type": CONTENT_TYPE_LATEST}, body
+        if self.pages is not None and path in PATHS:
+            try:
+                return await self.pages.answer(path)
+            except Exception:
+                # A bug in the page must not look like a dead agent: say so, log it.
+                log.exception("status page %s", path)
+                return 500, {}, b"status page failed; the agent's log says why\n"
         if path == "/":
             return 200, {"Content-Type": "text/plain"}, b"vigil-agent: metrics at /metrics\n"
         return 404, {}, b"not found\n"
