@@ -374,17 +374,24 @@ spec:
             time.sleep(0.2)
         raise LabError(f"group {group} not running within {within:.0f} s: {last}")
 
-    def scrape(self, node: str, listen: str = "127.0.0.1:9464", timeout: float = 5.0) -> str:
-        """The node agent's /metrics text, fetched inside the node's namespaces (the
-        agent listens on the node's loopback by default: docs/metrics.md)."""
+    def scrape(
+        self,
+        node: str,
+        listen: str = "127.0.0.1:9464",
+        timeout: float = 5.0,
+        path: str = "/metrics",
+    ) -> str:
+        """The node agent's /metrics text (or another `path` of its listener: the status
+        page), fetched inside the node's namespaces (the agent listens on the node's
+        loopback by default: docs/metrics.md)."""
         script = (
             "import sys,urllib.request\n"
-            f"sys.stdout.write(urllib.request.urlopen('http://{listen}/metrics', "
+            f"sys.stdout.write(urllib.request.urlopen('http://{listen}{path}', "
             f"timeout={timeout}).read().decode())\n"
         )
         proc = self.lab.exec_in(node, [sys.executable, "-c", script], timeout=timeout + 10)
         if proc.returncode != 0:
-            raise LabError(f"scraping {node}'s metrics failed: {proc.stderr.strip()[-300:]}")
+            raise LabError(f"fetching {node}'s {path} failed: {proc.stderr.strip()[-300:]}")
         return proc.stdout
 
     def get(self, address: str, port: int = 80, timeout: float = 1.0) -> str | None:
