@@ -1,7 +1,7 @@
 """The cluster view: every spec, status and record the readers of the cluster need, typed.
 
 One builder (``Informer.view()``) serves the leader's decisions, ``ha status``,
-``ha apply --dry-run`` and, later, metrics and the web page, so that they cannot disagree
+``ha apply --dry-run``, the metrics and every agent's status page, so that they cannot disagree
 about what the store holds. Pure data: building it costs no round trip.
 """
 
