@@ -5,13 +5,16 @@ byte for byte, `/` and `/status` the page, behind the same auth; the node config
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from controller.api.errors import InputError
 from controller.api.meta import Object
@@ -24,8 +27,10 @@ from controller.store.objects import ObjectStore, event_key, make_event
 from controller.store.records import PlacementRecord
 from nodeagent.metrics.collector import Sources
 from nodeagent.metrics.endpoint import serve
+from nodeagent.metrics.server import MetricsServer
+from nodeagent.metrics.webconfig import WebConfig
 from nodeagent.web.page import REFRESH_SECONDS
-from nodeagent.web.source import StatusPages
+from nodeagent.web.source import PATHS, StatusPages
 from tests.unit.controller.bootstrap.test_node_config import _init
 from tests.unit.controller.cli.test_status_view import pg_view
 from tests.unit.nodeagent.metrics.helpers import link
@@ -163,3 +168,20 @@ def test_the_node_config_field(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(InputError, match="metrics.status_page"):
         load_node_config(path)
+
+
+async def test_the_page_asks_for_the_metrics_users() -> None:
+    """Behind the web config's basic auth as /metrics is: the page names every node and
+    group, and the events' messages."""
+    informer = await loaded(MemoryStore("c"))
+    pages = StatusPages("c", "host-s", lambda: informer, lambda: None)
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4))
+    server = MetricsServer(
+        "127.0.0.1", 0, CollectorRegistry(), WebConfig(None, {"u": hashed}), pages
+    )
+    token = base64.b64encode(b"u:s3cret").decode()
+    for path in PATHS:
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        assert (await server._answer(request))[0] == 401
+        authorized = f"GET {path} HTTP/1.1\r\nAuthorization: Basic {token}\r\n\r\n".encode()
+        assert (await server._answer(authorized))[0] == 200
