@@ -79,7 +79,8 @@ class StatusPages:
         return 200, dict(_HTML_HEADERS), render_page(page).encode()
 
     async def _recent_events(self, now: float) -> tuple[Sequence[Mapping[str, Any]] | None, str]:
-        if self._events is not None and now - self._events[0] < REFRESH_SECONDS:
+        # A wall clock set back does not keep an old listing: only 0 <= age counts.
+        if self._events is not None and 0 <= now - self._events[0] < REFRESH_SECONDS:
             return self._events[1], self._events[2]
         store = self._store()
         events: Sequence[Mapping[str, Any]] | None = None
