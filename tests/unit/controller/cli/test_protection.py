@@ -9,7 +9,7 @@ from controller.api.decode import decode
 from controller.api.fencing import FenceDevice
 from controller.api.group import Resource, ResourceGroup
 from controller.api.manifest import load
-from controller.cli.protection import ENFORCED, protection
+from controller.status.protection import ENFORCED, protection
 from nodeagent import enforcer
 from nodeagent.actuators import ActuatorContext, default_registry
 from nodeagent.actuators.service_exec import ExecActuator

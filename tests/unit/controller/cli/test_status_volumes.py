@@ -20,7 +20,7 @@ from controller.api.volume import (
 )
 from controller.cli.output import object_rows
 from controller.cli.status_view import render, to_json
-from controller.cli.volume_text import control_socket, human_bytes, human_seconds
+from controller.status.volume_text import control_socket, human_bytes, human_seconds
 from controller.store.outdate_record import OutdateRecord
 from controller.store.records import NodeRecord, PlacementRecord
 from controller.store.view import ClusterView
