@@ -20,11 +20,10 @@ from lab.cluster import VigilLab
 from lab.pg_power_loss import deploy, lose_power, lost_commits, power_on_and_resync
 from lab.postgres import CommitClient
 from lab.testing import unique_lab_name
+from tests.bench.procstat import percentile
 
 
-def run_pg(
-    timing: dict[str, str], kills: int, seed: int, percentile: Any, hogs: Any
-) -> dict[str, Any]:
+def run_pg(timing: dict[str, str], kills: int, seed: int, hogs: Any) -> dict[str, Any]:
     rng = random.Random(seed)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as disks:

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.bench.procstat import cpu_seconds
 from tests.integration.blockrepl.replicas import replica_pair, synced, wait_for
 
 RESULTS = Path(__file__).parent / "results"
@@ -39,15 +40,6 @@ WORKLOADS = {
     "seq-1M": ["--rw=write", "--bs=1M", "--iodepth=8"],
     "rand-4K": ["--rw=randwrite", "--bs=4k", "--iodepth=32", "--randrepeat=1"],
 }
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of the processes so far (their threads included)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def fio(target: list[str], workload: str, seconds: float) -> dict[str, float]:

@@ -48,6 +48,7 @@ from lab import state
 from lab.cluster import DEFAULT_TIMING, TUNED_TIMING, VigilLab
 from lab.testing import unique_lab_name
 from tests.bench._failover_pg import run_pg
+from tests.bench.procstat import percentile
 
 RESULTS = Path(__file__).parent / "results"
 PROBE = Path(__file__).resolve().parents[2] / "lab" / "probe_client.py"
@@ -65,12 +66,6 @@ def make_lab(cluster: str, timing: dict[str, str], disks: str) -> VigilLab:
         name, 2, timing=timing, disk_root=disks, fencing=True, fence_action="off",
         quorum="two-node",
     )  # fmt: skip
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 # Lines of the survivors' logs that explain a slow failover.
@@ -338,8 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {cluster}, {name} timings: {TIMINGS[name]}", flush=True)
             if cluster == "3-node-pg":
                 results[f"{cluster}/{name}"] = run_pg(
-                    TIMINGS[name], args.kills, args.seed, percentile,
-                    hog_cpus if args.load else list,
+                    TIMINGS[name], args.kills, args.seed, hog_cpus if args.load else list,
                 )  # fmt: skip
                 continue
             results[f"{cluster}/{name}"] = run_config(

@@ -30,7 +30,8 @@ from typing import Any
 
 from lab.cluster import VigilLab
 from lab.testing import unique_lab_name
-from tests.bench.scale import RESULTS, Usage, agent_and_liveness, cpu_seconds
+from tests.bench.procstat import cpu_seconds, percentile
+from tests.bench.scale import RESULTS, Usage, agent_and_liveness
 
 SETTLE = 10.0  # seconds after the group runs: start-up work (first writes, caches) done
 
@@ -91,7 +92,7 @@ def scrape_latency(lab: VigilLab, node: str, count: int) -> dict[str, float]:
     return {
         "scrapes": count,
         "median_ms": statistics.median(times) * 1000,
-        "p95_ms": times[int(0.95 * (len(times) - 1))] * 1000,
+        "p95_ms": percentile(times, 0.95) * 1000,
         "max_ms": times[-1] * 1000,
         "bytes": data["bytes"],
         "agent_cpu_ms_per_scrape": cpu / count * 1000,

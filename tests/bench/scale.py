@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -41,13 +40,13 @@ from lab import state
 from lab.cluster import VigilLab
 from lab.errors import LabError
 from lab.testing import unique_lab_name
+from tests.bench.procstat import cpu_seconds, rss_mb
 from tests.chaos.observers import ClientView
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[2]
 VIP_NET = "10.201.0.0/16"
 PROBED = ("probe-a", "probe-b", "probe-c")
-TICK = os.sysconf("SC_CLK_TCK")
 
 # What the agents' logs say when the liveness path suffered (nodeagent/heartbeat/service.py
 # and nodeagent/loopwatch.py).
@@ -80,24 +79,6 @@ def groups_manifest(count: int, *, service: bool) -> str:
 
 def agent_and_liveness(lab: VigilLab, node: str) -> list[int]:
     return [pid for pid in lab.agent_processes(node) if pid is not None]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime, every thread
-    return total / TICK
-
-
-def rss_mb(pids: list[int]) -> float:
-    """Summed: pages the liveness process shares with the agent (it is a fork) count twice."""
-    total = 0.0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) / 1024
-    return total
 
 
 class Usage:
