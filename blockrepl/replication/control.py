@@ -75,23 +75,13 @@ class ControlServer:
                 raise ValueError("request must be a JSON object")
             cmd = req.get("cmd")
             if cmd == "promote":
-                peer_wait = req.get("peer_wait", PEER_ROLE_WAIT)
-                if (
-                    not isinstance(peer_wait, (int, float))
-                    or isinstance(peer_wait, bool)
-                    or peer_wait < 0
-                ):
-                    raise ValueError('promote "peer_wait" must be seconds >= 0')
                 await self.node.promote(
                     force=bool(req.get("force", False)),
                     peer_lost=bool(req.get("peer_lost", False)),
-                    peer_wait=float(peer_wait),
+                    peer_wait=_seconds(req, "promote", "peer_wait", PEER_ROLE_WAIT),
                 )
             elif cmd == "demote":
-                wait = req.get("wait", DEMOTE_WAIT)
-                if not isinstance(wait, (int, float)) or isinstance(wait, bool) or wait < 0:
-                    raise ValueError('demote "wait" must be seconds >= 0')
-                await self.node.demote(wait=float(wait))
+                await self.node.demote(wait=_seconds(req, "demote", "wait", DEMOTE_WAIT))
             elif cmd == "outdate":
                 from blockrepl.replication.outdating import outdate_self
 
@@ -118,6 +108,14 @@ class ControlServer:
         except (ValueError, BlockReplError, OSError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": True, "status": self.node.status()}
+
+
+def _seconds(req: dict[str, Any], cmd: str, field: str, default: float) -> float:
+    value = req.get(field, default)
+    # bool is an int to Python; `true` seconds is a caller's mistake, not 1.
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f'{cmd} "{field}" must be seconds >= 0, not {value!r}')
+    return float(value)
 
 
 async def _verify(node: ReplicaNode, cmd: str, req: dict[str, Any]) -> None:
