@@ -184,6 +184,12 @@ STORE = [
         "Changes of the etcd leader seen by polling this node's member.",
     ),
     _m("vigil_etcd_db_size_bytes", "gauge", "Size of this node's etcd database."),
+    _m(
+        "vigil_etcd_voting_members",
+        "gauge",
+        "Voting members of the etcd cluster, as this node's member knows it (the last "
+        "count while it cannot answer).",
+    ),
 ]
 
 FENCING = [

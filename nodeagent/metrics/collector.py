@@ -133,6 +133,7 @@ class AgentCollector(Collector):
         if s.etcd is not None:
             f.add("vigil_etcd_member_healthy", [], s.etcd.healthy)
             f.add("vigil_etcd_db_size_bytes", [], s.etcd.db_size)
+            f.add("vigil_etcd_voting_members", [], s.etcd.voters)
         informer = s.informer
         if informer is None:
             return

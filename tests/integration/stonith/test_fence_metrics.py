@@ -29,12 +29,17 @@ def fence_counts(lab: VigilLab, nodes: list[str], device: str) -> dict[tuple[str
     return out
 
 
-def failovers(lab: VigilLab, node: str) -> float:
+def sample(lab: VigilLab, node: str, name: str) -> float:
+    """The value of the unlabelled sample `name` in the node's agent's metrics."""
     for family in text_string_to_metric_families(lab.scrape(node)):
         for s in family.samples:
-            if s.name == "vigil_failover_duration_seconds_count":
-                return s.value
-    raise AssertionError("no vigil_failover_duration_seconds_count")
+            if s.name == name and not s.labels:
+                return float(s.value)
+    raise AssertionError(f"no {name} in {node}'s metrics")
+
+
+def failovers(lab: VigilLab, node: str) -> float:
+    return sample(lab, node, "vigil_failover_duration_seconds_count")
 
 
 def test_a_fenced_node_is_counted_as_the_fence_record_says(

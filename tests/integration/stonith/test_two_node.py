@@ -18,6 +18,7 @@ from tests.integration.cluster.helpers import wait_until
 
 from .conftest import explained, needs_ipmi_sim
 from .test_fence_before_recovery import fencing_of, reasons
+from .test_fence_metrics import sample
 
 pytestmark = [pytest.mark.slow, needs_root, needs_ipmi_sim]
 
@@ -28,11 +29,22 @@ def store_members(lab: VigilLab) -> list[str]:
     return sorted(m["name"] for m in json.loads(result.out))
 
 
+def voters_seen(lab: VigilLab, nodes: list[str], count: int) -> bool:
+    """Every agent's metrics: its store member healthy, in a cluster of `count` voters
+    (what VigilStoreQuorumLost divides by; the agents poll etcd every 10 s)."""
+    return all(
+        sample(lab, n, "vigil_etcd_voting_members") == count
+        and sample(lab, n, "vigil_etcd_member_healthy") == 1
+        for n in nodes
+    )
+
+
 def test_the_survivor_fences_its_peer_and_carries_on_alone(
     fenced2: tuple[VigilLab, VipObserver],
 ) -> None:
     lab, observer = fenced2
     assert store_members(lab) == sorted(lab.nodes)
+    wait_until("two voters, by the metrics", lambda: voters_seen(lab, lab.nodes, 2), 30)
     assert lab.apply(lab.web_group()).code == 0
     active = lab.wait_running("web", 30)
     survivor_name = next(n for n in lab.nodes if n != active)
@@ -44,6 +56,8 @@ def test_the_survivor_fences_its_peer_and_carries_on_alone(
     assert record["fencedBy"] == [f"bmc-{active}"]
     assert "FenceVerified" in reasons(lab, active)
     assert store_members(lab) == [survivor]  # the store runs on the survivor alone
+    # So the store has its quorum again: one voter, healthy (the alert stops).
+    wait_until("one voter, by the metrics", lambda: voters_seen(lab, [survivor], 1), 30)
     assert lab.lab.node_pid(active) is None
     assert observer.holders() == {survivor}
 
