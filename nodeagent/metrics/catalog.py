@@ -130,6 +130,12 @@ GROUPS = [
         "phase",
     ),
     _m(
+        "vigil_group_enabled",
+        "gauge",
+        "1 while a group's spec says it should run (enabled), 0 when it is disabled.",
+        "group",
+    ),
+    _m(
         "vigil_resource_action_duration_seconds",
         "histogram",
         "Duration of this node's start, stop and monitor actions, by resource type.",

@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from blockrepl.metrics import families as replica_families
-from controller.api.group import ResourceGroupStatus
+from controller.api.group import ResourceGroup, ResourceGroupStatus
 from controller.api.liveness import NodePhase, PeerState
 from controller.api.node import NodeStatus
 from controller.store.base import Store
@@ -78,7 +78,7 @@ class AgentCollector(Collector):
         catalog.NODE,
         catalog.HEARTBEAT,
         [m for m in catalog.LEADER if m.kind == "gauge"],
-        [m for m in catalog.GROUPS if m.name in ("vigil_group_placed", "vigil_group_phase")],
+        [m for m in catalog.GROUPS if m.kind == "gauge"],
         [m for m in catalog.STORE if m.kind == "gauge"],
         catalog.VOLUMES,
     )
@@ -149,6 +149,11 @@ class AgentCollector(Collector):
         groups = informer.statuses("ResourceGroup", ResourceGroupStatus)
         for group, gs in sorted(groups.items()):
             f.one_hot("vigil_group_phase", [group], GROUP_PHASES, gs.phase)
+        # Beside the phase, so that an alert tells a group Stopped on purpose from one
+        # that should run.
+        for group, spec in sorted(informer.objects("ResourceGroup").items()):
+            if isinstance(spec, ResourceGroup):
+                f.add("vigil_group_enabled", [group], 1.0 if spec.spec.enabled else 0.0)
 
     def _volumes(self, f: _Families) -> None:
         if self.sources.volumes is None:

@@ -130,8 +130,8 @@ def test_metrics_before_and_after_a_failover(vlab: VigilLab, observer: VipObserv
         20,
     )
     wait_until(
-        "every etcd member healthy, by the agents' polls",
-        lambda: all(value(scrape(vlab, n), "vigil_etcd_member_healthy") == 1 for n in vlab.nodes),
+        "every etcd member healthy, of three voters, by the agents' polls",
+        lambda: all(_store_healthy(scrape(vlab, n), voters=3) for n in vlab.nodes),
         30,
     )
     for node, m in before.items():
@@ -139,6 +139,7 @@ def test_metrics_before_and_after_a_failover(vlab: VigilLab, observer: VipObserv
         assert requests and min(requests.values()) >= 1, (node, requests)
         assert "lease_refresh" in requests, (node, requests)  # the node record's lease
         assert value(m, "vigil_failover_duration_seconds_count") == 0, node
+        assert value(m, "vigil_group_enabled", group="web") == 1, node
         for peer in vlab.nodes:
             if peer != node:
                 assert value(m, "vigil_peer_state", peer=peer, state="up") == 1, (node, peer)
@@ -232,6 +233,13 @@ def events_agree(
     # between the stamp and the metric's observation.
     assert took <= _when(started[-1]) - killed_at + 0.25, (took, started[-1], killed_at)
     assert not [e for e in events if e["reason"] in ("Failed", "StopFailed", "Blocked")], events
+
+
+def _store_healthy(m: Families, voters: int) -> bool:
+    return (
+        value(m, "vigil_etcd_member_healthy") == 1
+        and value(m, "vigil_etcd_voting_members") == voters
+    )
 
 
 def _when(event: dict[str, Any]) -> float:

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from prometheus_client import CollectorRegistry
 
+from controller.store import keys
 from nodeagent.metrics import catalog
 from nodeagent.metrics.collector import AgentCollector, Sources
 from nodeagent.metrics.endpoint import agent_registry
@@ -62,6 +63,23 @@ def test_heartbeats_lease_leader_groups_from_the_agent_state() -> None:
     assert phases[(("group", "web"), ("phase", "Running"))] == 1
     assert sum(phases.values()) == 1 and len(phases) == 8
     assert samples(f["vigil_node_phase"])[(("node", "n3"), ("phase", "Lost"))] == 1
+
+
+def test_a_group_disabled_in_its_spec_is_told_apart() -> None:
+    lk, _end = link()
+    copy = Copy()
+    for name, enabled in (("web", True), ("old", False)):
+        spec = {"enabled": enabled, "resources": [{"ip": {"address": "10.0.0.9/24"}}]}
+        group = {"apiVersion": "ha.vigil.dev/v1alpha1", "kind": "ResourceGroup",
+                 "metadata": {"name": name}, "spec": spec}  # fmt: skip
+        copy.set(keys.spec_key("ResourceGroup", name), group)
+        copy.set(f"status/ResourceGroup/{name}", {"phase": "Stopped"})
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector(Sources("n1", "0.1", lk, informer=copy.informer)))
+    f = scrape(registry)
+    assert samples(f["vigil_group_enabled"]) == {(("group", "old"),): 0, (("group", "web"),): 1}
+    copy.set(keys.spec_key("ResourceGroup", "old"), None)  # deleted: its series goes
+    assert samples(scrape(registry)["vigil_group_enabled"]) == {(("group", "web"),): 1}
 
 
 def test_volumes_from_the_supervisor_last_status() -> None:
