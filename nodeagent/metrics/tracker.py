@@ -85,8 +85,11 @@ class ChangeTracker:
     def _placements_changed(self) -> None:
         placements = self.informer.placements()
         for group, record in placements.items():
-            before = self._placed.get(group, record.node)
-            if group in self._placed and before != record.node:
+            if group not in self._placed:
+                # The series from the first sight, at 0: increase() over a window needs a
+                # sample before the first change to count it.
+                PLACEMENT_CHANGES.labels(group)
+            elif self._placed[group] != record.node:
                 PLACEMENT_CHANGES.labels(group).inc()
             self._placed[group] = record.node
         for group in [g for g in self._placed if g not in placements]:

@@ -38,6 +38,7 @@ def test_placement_and_leader_changes_are_counted_not_first_sights() -> None:
     copy.set("leader", {"node": "n1", "lease": 7})
     tracker.store_changed()
     assert value(PLACEMENT_CHANGES, group="g-count") == before
+    assert series(PLACEMENT_CHANGES, "g-count")  # exported at 0 from the first sight
     assert value(LEADER_CHANGES) == leaders
     copy.set("placement/g-count", placement("g-count", "n2", 2))
     copy.set("leader", {"node": "n1", "lease": 9})  # the same node, elected again
