@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -48,7 +47,7 @@ from controller.leader.election import Election
 from controller.leader.fencer import Fencer, Result, fence_through_levels
 from controller.leader.loop import Leader
 from controller.store import keys
-from controller.store.base import KeyValue, Put, Store
+from controller.store.base import Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer
 from controller.store.objects import ObjectStore
@@ -71,6 +70,7 @@ from nodeagent.metrics.webconfig import WebConfig
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
 from nodeagent.selffence import WatchdogSettings
+from nodeagent.store_cache import CACHE_NAME, load_cache, save_cache_loop
 from nodeagent.two_node import TwoNodeSurvivor
 from nodeagent.volumes.command import ReplicaFiles
 from nodeagent.volumes.supervisor import VolumeSupervisor, store_config_text, write_store_config
@@ -78,18 +78,6 @@ from nodeagent.volumes.supervisor import VolumeSupervisor, store_config_text, wr
 log = logging.getLogger(__name__)
 
 FENCE = counting_fence_attempts(run_fence_action)
-
-CACHE_NAME = "store-cache.json"
-# What a node needs to keep serving through a store outage, and, in two-node mode, to fence
-# its peer while the store has no majority; nothing else is cached.
-CACHED_PREFIXES = (
-    keys.spec_prefix("Cluster"),
-    keys.spec_prefix("ResourceGroup"),
-    keys.spec_prefix("FenceDevice"),
-    keys.PLACEMENT,
-    keys.FENCING,
-)
-
 
 def _version() -> str:
     try:
@@ -153,7 +141,7 @@ class Agent:
         self.store = TimedStore(node_store(self.config))
         self.informer = Informer(self.store)
         self.metrics.sources.informer = self.informer
-        self._load_cache(self.informer)
+        load_cache(self.lib_dir / CACHE_NAME, self.informer)
         self._spawn(self.informer.run(), "informer")
         cluster = await self._cluster_spec()
         await self._start_heartbeats(cluster)
@@ -195,7 +183,7 @@ class Agent:
         self._spawn(self._report_links(), "link-events")
         self._spawn(self._register_node(), "node-object")
         self._spawn(self._watch_cluster_spec(), "cluster-spec")
-        self._spawn(self._save_cache_loop(), "store-cache")
+        self._spawn(save_cache_loop(self.lib_dir / CACHE_NAME, self.informer), "store-cache")
         self._spawn(keep_client_endpoints(self.config), "client-endpoints")
         with contextlib.suppress(Exception):
             join = await serve_joins(self.config)
@@ -466,41 +454,3 @@ class Agent:
                 log.debug("registering Node %s: %s", self.node, exc)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 10.0)
-
-    # -- the on-disk copy of what this node must know through a store outage -----------
-
-    def _cache_path(self) -> Path:
-        return self.lib_dir / CACHE_NAME
-
-    def _load_cache(self, informer: Informer) -> None:
-        try:
-            data = json.loads(self._cache_path().read_text())
-            items = [KeyValue(k, v, int(rev), 0, 0, 0) for k, (rev, v) in data["items"].items()]
-        except (OSError, ValueError, KeyError, TypeError):
-            return
-        informer.preload(items)
-        log.info("preloaded %d objects from the last store copy", len(items))
-
-    async def _save_cache_loop(self) -> None:
-        assert self.informer is not None
-        changed = self.informer.subscribe()
-        saved_revision = -1
-        while True:
-            await changed.wait()
-            changed.clear()
-            if not self.informer.connected or self.informer.revision == saved_revision:
-                continue
-            items = {
-                kv.key: (kv.mod_revision, kv.value)
-                for prefix in CACHED_PREFIXES
-                for kv in self.informer.under(prefix)
-            }
-            path = self._cache_path()
-            tmp = path.with_suffix(".tmp")
-            try:
-                tmp.write_text(json.dumps({"revision": self.informer.revision, "items": items}))
-                tmp.replace(path)
-                saved_revision = self.informer.revision
-            except OSError as exc:
-                log.warning("cannot save the store copy: %s", exc)
-            await asyncio.sleep(1.0)  # at most one write a second
