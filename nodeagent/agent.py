@@ -53,6 +53,7 @@ from controller.store.informer import Informer
 from controller.store.objects import ObjectStore
 from controller.store.records import NodeRecord
 from nodeagent import fastpath
+from nodeagent.agent_events import AgentEvents
 from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
 from nodeagent.client_endpoints import keep_client_endpoints
 from nodeagent.etcd_member import EtcdMember
@@ -78,6 +79,7 @@ from nodeagent.volumes.supervisor import VolumeSupervisor, store_config_text, wr
 log = logging.getLogger(__name__)
 
 FENCE = counting_fence_attempts(run_fence_action)
+
 
 def _version() -> str:
     try:
@@ -110,7 +112,9 @@ class Agent:
         self.informer: Informer | None = None
         self.liveness: HeartbeatLiveness | None = None
         self.reconciler: Reconciler | None = None
+        self.events: AgentEvents | None = None
         self._stopping = asyncio.Event()
+        self._why_stopping = "stopped"  # AgentStopping's message: a signal, a task that died
         self._failed = False  # a task died: exit non-zero so that the supervisor restarts it
         self._tasks: list[asyncio.Task[Any]] = []
         self._closers: list[Any] = []
@@ -123,7 +127,7 @@ class Agent:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
+            loop.add_signal_handler(sig, self._on_signal, sig)
         try:
             await self._start()
             await self._stopping.wait()
@@ -131,6 +135,11 @@ class Agent:
             return 1 if self._failed else 0
         finally:
             await self._shutdown()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self._stopping.is_set():
+            self._why_stopping = sig.name
+        self._stopping.set()
 
     async def _start(self) -> None:
         # /metrics first: it answers while the agent waits for its store and spec.
@@ -159,6 +168,7 @@ class Agent:
             netns=self.netns,
         )
         self._spawn(self.reconciler.run(), "reconciler")
+        self._start_agent_events(self.reconciler)
         for coro, name in self.metrics.track(self.informer, self.reconciler):
             self._spawn(coro, name)
         supervisor = self._volume_supervisor()
@@ -190,6 +200,21 @@ class Agent:
             if join is not None:
                 self._closers.append(join.close)
                 log.info("serving joins on port %d", join.port)
+
+    def _start_agent_events(self, reconciler: Reconciler) -> None:
+        """AgentStarted, ServingLost, and later AgentStopping (nodeagent/agent_events.py)."""
+        assert self.store is not None and self.informer is not None
+        assert self.liveness is not None
+        self.events = AgentEvents(
+            self.node,
+            self.store,
+            self.informer,
+            lambda: reconciler.views.values(),
+            self.run_dir,
+            _version(),
+        )
+        self._spawn(self.events.record_started(lambda: reconciler.turns > 0), "agent-started")
+        self._spawn(self.events.watch_serving(self.liveness), "serving-losses")
 
     def _volume_supervisor(self) -> VolumeSupervisor:
         """The replicas of this node's volumes; they keep outdate records in the store with
@@ -256,20 +281,29 @@ class Agent:
             # node deciding from a frozen copy of the store, silently. Restart whole.
             log.error("task %s was cancelled while the agent runs; stopping the agent",
                       task.get_name())  # fmt: skip
+            self._why_stopping = f"task {task.get_name()} was cancelled"
             self._failed = True
             self._stopping.set()
             return
         exc = task.exception()
         if exc is not None:
             log.error("task %s died: %r; stopping the agent", task.get_name(), exc)
+            self._why_stopping = f"task {task.get_name()} died"
             self._failed = True
             self._stopping.set()
 
     async def _shutdown(self) -> None:
+        # Recorded beside the stops, not before them: the store may not answer.
+        said = None
+        if self.events is not None:
+            said = asyncio.create_task(self.events.record_stopping(self._why_stopping))
         # A resource that would not stop keeps the watchdog armed: the node resets.
         stopped = True
         if self.reconciler is not None:
             stopped = await self.reconciler.stop_all("agent stopping")
+        if said is not None:
+            with contextlib.suppress(Exception):
+                await said  # bounded: agent_events.STOPPING_TIMEOUT
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
