@@ -93,6 +93,7 @@ class Reconciler:
         self._probe_wake = asyncio.Event()
         self.done_actions: list[Event] = []  # the turn's actions, recorded once it reported
         self.turns = 0
+        self.looked = 0  # turns whose observations are in self.views (AgentStarted reads them)
         self.views: dict[str, GroupView] = {}  # as the last turn saw each group here
         self.on_group_started: Callable[[str], None] | None = None  # its last resource did
 
@@ -209,6 +210,7 @@ class Reconciler:
             views = {name: self.views[name] for name in groups if name in self.views}
             views.update((view.name, view) for view in observed)
             self.views = views
+            self.looked += 1
             if changed or self._retired:
                 await self._forget_deleted(groups)
             order = self._start_order(groups)
