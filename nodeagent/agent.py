@@ -13,6 +13,8 @@ Start-up order matters for safety and speed:
 
 SIGTERM stops the node's resources before the agent leaves: nobody would stop them at
 the end of the lease otherwise. SIGKILL leaves them running for the next agent to adopt.
+The agent records its start, its orderly stop and each loss of its serving lease as
+events (nodeagent/agent_events.py).
 """
 
 from __future__ import annotations
