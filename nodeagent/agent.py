@@ -215,7 +215,7 @@ class Agent:
             self.run_dir,
             _version(),
         )
-        self._spawn(self.events.record_started(lambda: reconciler.looked > 0), "agent-started")
+        self._spawn(self.events.record_started(lambda: reconciler.first_look), "agent-started")
         self._spawn(self.events.watch_serving(self.liveness), "serving-losses")
 
     def _volume_supervisor(self) -> VolumeSupervisor:

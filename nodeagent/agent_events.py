@@ -191,14 +191,15 @@ class AgentEvents:
             log.info("cannot record %s yet: %s", ", ".join(e.reason for e in events), exc)
             return False
 
-    async def record_started(self, first_turn: Callable[[], bool]) -> None:
+    async def record_started(self, first_look: Callable[[], Iterable[GroupView] | None]) -> None:
         """AgentStarted, once the store is connected, naming what the reconciler's first
         turn found running here (what this agent adopted from the one before it)."""
         for _tick in range(int(FIRST_TURN_WAIT / 0.1)):
-            if first_turn():
+            if first_look() is not None:
                 break
             await asyncio.sleep(0.1)  # the reconciler has no event for it: a turn is rare
-        adopted = running_groups(self.views()) if first_turn() else None
+        found = first_look()
+        adopted = running_groups(found) if found is not None else None
         changed = self.informer.subscribe()
         while not self.informer.connected:
             await wait_any([changed], RETRY)

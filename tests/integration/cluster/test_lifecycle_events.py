@@ -110,6 +110,8 @@ def test_an_agent_records_its_stop_and_its_starts(vlab: VigilLab, observer: VipO
     )
     assert adopted["message"].endswith("adopted: web"), adopted
     assert observer.holders() <= {running}
+    # A restarted agent inherits its serving lease: a restart is no loss of it.
+    assert events(vlab, "ServingLost") == []
 
 
 def test_a_node_cut_off_records_its_lost_lease_once_it_is_back(

@@ -118,7 +118,7 @@ async def test_the_agent_records_its_start_its_stop_and_a_loss_once(tmp_path: Pa
     seen = StaticLiveness({}, serving=True)
     async with informed(store) as informer:
         events = AgentEvents("n1", store, informer, lambda: views, tmp_path, "1.0")
-        await events.record_started(lambda: True)
+        await events.record_started(lambda: views)
         watch = asyncio.create_task(events.watch_serving(seen))
         await asyncio.sleep(0.05)
         seen.set_serving(False)
