@@ -13,13 +13,14 @@ Start-up order matters for safety and speed:
 
 SIGTERM stops the node's resources before the agent leaves: nobody would stop them at
 the end of the lease otherwise. SIGKILL leaves them running for the next agent to adopt.
+The agent records its start, its orderly stop and each loss of its serving lease as
+events (nodeagent/agent_events.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -48,12 +49,13 @@ from controller.leader.election import Election
 from controller.leader.fencer import Fencer, Result, fence_through_levels
 from controller.leader.loop import Leader
 from controller.store import keys
-from controller.store.base import KeyValue, Put, Store
+from controller.store.base import Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer
 from controller.store.objects import ObjectStore
 from controller.store.records import NodeRecord
 from nodeagent import fastpath
+from nodeagent.agent_events import AgentEvents
 from nodeagent.bootstrap import bootstrap_first_member, node_store, serve_joins
 from nodeagent.client_endpoints import keep_client_endpoints
 from nodeagent.etcd_member import EtcdMember
@@ -71,6 +73,7 @@ from nodeagent.metrics.webconfig import WebConfig
 from nodeagent.reconciler.loop import Reconciler
 from nodeagent.registration import Registration
 from nodeagent.selffence import WatchdogSettings
+from nodeagent.store_cache import CACHE_NAME, load_cache, save_cache_loop
 from nodeagent.two_node import TwoNodeSurvivor
 from nodeagent.volumes.command import ReplicaFiles
 from nodeagent.volumes.supervisor import VolumeSupervisor, store_config_text, write_store_config
@@ -78,17 +81,6 @@ from nodeagent.volumes.supervisor import VolumeSupervisor, store_config_text, wr
 log = logging.getLogger(__name__)
 
 FENCE = counting_fence_attempts(run_fence_action)
-
-CACHE_NAME = "store-cache.json"
-# What a node needs to keep serving through a store outage, and, in two-node mode, to fence
-# its peer while the store has no majority; nothing else is cached.
-CACHED_PREFIXES = (
-    keys.spec_prefix("Cluster"),
-    keys.spec_prefix("ResourceGroup"),
-    keys.spec_prefix("FenceDevice"),
-    keys.PLACEMENT,
-    keys.FENCING,
-)
 
 
 def _version() -> str:
@@ -122,7 +114,9 @@ class Agent:
         self.informer: Informer | None = None
         self.liveness: HeartbeatLiveness | None = None
         self.reconciler: Reconciler | None = None
+        self.events: AgentEvents | None = None
         self._stopping = asyncio.Event()
+        self._why_stopping = "stopped"  # AgentStopping's message: a signal, a task that died
         self._failed = False  # a task died: exit non-zero so that the supervisor restarts it
         self._tasks: list[asyncio.Task[Any]] = []
         self._closers: list[Any] = []
@@ -135,7 +129,7 @@ class Agent:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
+            loop.add_signal_handler(sig, self._on_signal, sig)
         try:
             await self._start()
             await self._stopping.wait()
@@ -143,6 +137,11 @@ class Agent:
             return 1 if self._failed else 0
         finally:
             await self._shutdown()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self._stopping.is_set():
+            self._why_stopping = sig.name
+        self._stopping.set()
 
     async def _start(self) -> None:
         # /metrics first: it answers while the agent waits for its store and spec.
@@ -154,7 +153,7 @@ class Agent:
         self.informer = Informer(self.store)
         self.metrics.sources.informer = self.informer
         self.metrics.sources.store = self.store
-        self._load_cache(self.informer)
+        load_cache(self.lib_dir / CACHE_NAME, self.informer)
         self._spawn(self.informer.run(), "informer")
         cluster = await self._cluster_spec()
         await self._start_heartbeats(cluster)
@@ -172,6 +171,7 @@ class Agent:
             netns=self.netns,
         )
         self._spawn(self.reconciler.run(), "reconciler")
+        self._start_agent_events(self.reconciler)
         for coro, name in self.metrics.track(self.informer, self.reconciler):
             self._spawn(coro, name)
         supervisor = self._volume_supervisor()
@@ -196,13 +196,28 @@ class Agent:
         self._spawn(self._report_links(), "link-events")
         self._spawn(self._register_node(), "node-object")
         self._spawn(self._watch_cluster_spec(), "cluster-spec")
-        self._spawn(self._save_cache_loop(), "store-cache")
+        self._spawn(save_cache_loop(self.lib_dir / CACHE_NAME, self.informer), "store-cache")
         self._spawn(keep_client_endpoints(self.config), "client-endpoints")
         with contextlib.suppress(Exception):
             join = await serve_joins(self.config)
             if join is not None:
                 self._closers.append(join.close)
                 log.info("serving joins on port %d", join.port)
+
+    def _start_agent_events(self, reconciler: Reconciler) -> None:
+        """AgentStarted, ServingLost, and later AgentStopping (nodeagent/agent_events.py)."""
+        assert self.store is not None and self.informer is not None
+        assert self.liveness is not None
+        self.events = AgentEvents(
+            self.node,
+            self.store,
+            self.informer,
+            lambda: reconciler.views.values(),
+            self.run_dir,
+            _version(),
+        )
+        self._spawn(self.events.record_started(lambda: reconciler.first_look), "agent-started")
+        self._spawn(self.events.watch_serving(self.liveness), "serving-losses")
 
     def _volume_supervisor(self) -> VolumeSupervisor:
         """The replicas of this node's volumes; they keep outdate records in the store with
@@ -269,20 +284,29 @@ class Agent:
             # node deciding from a frozen copy of the store, silently. Restart whole.
             log.error("task %s was cancelled while the agent runs; stopping the agent",
                       task.get_name())  # fmt: skip
+            self._why_stopping = f"task {task.get_name()} was cancelled"
             self._failed = True
             self._stopping.set()
             return
         exc = task.exception()
         if exc is not None:
             log.error("task %s died: %r; stopping the agent", task.get_name(), exc)
+            self._why_stopping = f"task {task.get_name()} died"
             self._failed = True
             self._stopping.set()
 
     async def _shutdown(self) -> None:
+        # Recorded beside the stops, not before them: the store may not answer.
+        said = None
+        if self.events is not None:
+            said = asyncio.create_task(self.events.record_stopping(self._why_stopping))
         # A resource that would not stop keeps the watchdog armed: the node resets.
         stopped = True
         if self.reconciler is not None:
             stopped = await self.reconciler.stop_all("agent stopping")
+        if said is not None:
+            with contextlib.suppress(Exception):
+                await said  # bounded: agent_events.STOPPING_TIMEOUT
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -467,41 +491,3 @@ class Agent:
                 log.debug("registering Node %s: %s", self.node, exc)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 10.0)
-
-    # -- the on-disk copy of what this node must know through a store outage -----------
-
-    def _cache_path(self) -> Path:
-        return self.lib_dir / CACHE_NAME
-
-    def _load_cache(self, informer: Informer) -> None:
-        try:
-            data = json.loads(self._cache_path().read_text())
-            items = [KeyValue(k, v, int(rev), 0, 0, 0) for k, (rev, v) in data["items"].items()]
-        except (OSError, ValueError, KeyError, TypeError):
-            return
-        informer.preload(items)
-        log.info("preloaded %d objects from the last store copy", len(items))
-
-    async def _save_cache_loop(self) -> None:
-        assert self.informer is not None
-        changed = self.informer.subscribe()
-        saved_revision = -1
-        while True:
-            await changed.wait()
-            changed.clear()
-            if not self.informer.connected or self.informer.revision == saved_revision:
-                continue
-            items = {
-                kv.key: (kv.mod_revision, kv.value)
-                for prefix in CACHED_PREFIXES
-                for kv in self.informer.under(prefix)
-            }
-            path = self._cache_path()
-            tmp = path.with_suffix(".tmp")
-            try:
-                tmp.write_text(json.dumps({"revision": self.informer.revision, "items": items}))
-                tmp.replace(path)
-                saved_revision = self.informer.revision
-            except OSError as exc:
-                log.warning("cannot save the store copy: %s", exc)
-            await asyncio.sleep(1.0)  # at most one write a second

@@ -44,6 +44,19 @@ REASONS: dict[str, str] = {
     # Node: heartbeat links, written by the agent that hears them.
     "LinkDegraded": "one heartbeat link to a peer is silent while another still hears it",
     "LinkRecovered": "a degraded heartbeat link is heard again",
+    # Node: the agent's life, written by the agent itself.
+    "AgentStarted": "a node's agent started and reached the store (message: version, pid, "
+    "what it found running and adopted)",
+    "AgentStopping": "a node's agent is stopping in order (SIGTERM) and stops its resources",
+    "ServingLost": "a node lost its serving lease and stopped its resources while cut off "
+    "from the store; recorded once it reached the store again",
+    # Node: membership of the cluster's store.
+    "MemberJoined": "the join endpoint admitted a node as a store member",
+    "MemberRemoved": "`ha cluster leave` removed a node's store member",
+    # Cluster: the controller's lead and join tokens.
+    "LeaderElected": "a node took the controller lead (message: the previous leader, the term)",
+    "JoinTokenCreated": "`ha cluster token create` made a join token (its id, never its secret)",
+    "JoinTokenRevoked": "`ha cluster token delete` revoked a join token",
 }
 
 

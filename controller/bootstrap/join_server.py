@@ -6,6 +6,8 @@ the fingerprint in its token), then reconnects verifying the server with that CA
 sends its token, its node name, its ports and CSRs. The server checks the token and
 that the node is in the Cluster spec, signs the CSRs (subject and SANs chosen here),
 runs etcd ``member add`` and answers with the certificates and the initial cluster.
+The admission is recorded (MemberJoined) in the background once the store has its
+majority again: the new member, not started yet, counts in it (membership_events.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from controller.api.cluster import Cluster
 from controller.bootstrap import pki
 from controller.bootstrap.etcd_admin import SETTLE, EtcdAdmin, MemberInfo
+from controller.bootstrap.membership_events import member_joined, record_patiently
 from controller.bootstrap.node_config import NodeConfig, format_initial_cluster, url
 from controller.bootstrap.protocol import (
     PROTOCOL_VERSION,
@@ -87,6 +90,7 @@ class JoinServer:
         self._server: asyncio.Server | None = None
         self._lock = asyncio.Lock()  # one member add at a time: each changes the quorum
         self.joins = 0
+        self._records: set[asyncio.Task[bool]] = set()
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0 = any free port); returns the port."""
@@ -102,6 +106,10 @@ class JoinServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for task in list(self._records):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -141,7 +149,8 @@ class JoinServer:
             )
         # Before any store read: without quorum those wait out the store's timeout.
         self._refuse_without_quorum(await self.admin.members())
-        await verify_token(self.store, _field(req, "token_id", str), _field(req, "secret", str))
+        token_id = _field(req, "token_id", str)
+        await verify_token(self.store, token_id, _field(req, "secret", str))
         name = _field(req, "node", str)
         address = await self._spec_address(name)
         peer_url = url(address, _port(req, "peer_port"))
@@ -155,6 +164,10 @@ class JoinServer:
             member, members = await self._add_member(name, peer_url, say)
             self.joins += 1
         log.info("node %s joined as etcd member %x (%s)", name, member.id, peer_url)
+        event = member_joined(name, member.id, peer_url, token_id, self.node.node)
+        task = asyncio.create_task(record_patiently(self.store, event), name="member-joined")
+        self._records.add(task)
+        task.add_done_callback(self._records.discard)
         return {
             "ok": True,
             "cluster": self.node.cluster,

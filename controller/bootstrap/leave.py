@@ -2,7 +2,8 @@
 
 etcd exits by itself once it learns it was removed (the agent's supervisor then does
 not restart it). Its data dir is wiped only after it stopped answering: a running
-member's files are never pulled from under it.
+member's files are never pulled from under it. MemberRemoved is recorded through the
+members that stay, right after the removal (etcd's cluster API is no key transaction).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from urllib.parse import urlsplit
 from controller.api.errors import InputError
 from controller.bootstrap.etcd_admin import EtcdAdmin
 from controller.bootstrap.etcd_config import port_in_use
+from controller.bootstrap.membership_events import member_removed, record_once
 from controller.bootstrap.node_config import NodeConfig, save_node_config
+from controller.store.etcd import EtcdStore
 
 
 class LeaveError(Exception):
@@ -61,6 +64,7 @@ async def leave_cluster(
     # Ask the others, so the answer does not depend on the member being removed.
     async with EtcdAdmin(others, tls) as admin:
         await admin.remove(me.id)
+    unrecorded = await _record_removal(cfg, others, me.id)
     stopped = await _wait_stopped(cfg, wait_stopped)
     cfg = cfg.model_copy(update={"state": "left"})
     save_node_config(cfg, node_config)
@@ -70,4 +74,17 @@ async def leave_cluster(
             f"listens on {cfg.etcd.client_urls[0]}: stop vigil-agent, then remove {cfg.data_dir}"
         )
     shutil.rmtree(cfg.data_dir, ignore_errors=True)
-    return f"node {cfg.node} left the cluster (member {me.id:x} removed, {cfg.data_dir} wiped)"
+    summary = f"node {cfg.node} left the cluster (member {me.id:x} removed, {cfg.data_dir} wiped)"
+    if unrecorded is not None:
+        summary += f"; MemberRemoved not recorded: {unrecorded}"
+    return summary
+
+
+async def _record_removal(cfg: NodeConfig, others: list[str], member_id: int) -> str | None:
+    """MemberRemoved, through the members that stay; None, or why it was not recorded."""
+    p = cfg.pki
+    store = EtcdStore(
+        others, cfg.cluster, ca_cert=p.ca_cert, cert_key=p.client_key, cert_cert=p.client_cert
+    )
+    async with store:
+        return await record_once(store, member_removed(cfg.node, member_id))

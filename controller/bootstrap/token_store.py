@@ -1,11 +1,18 @@
-"""Join tokens in the store: ``tokens/<id>`` under a lease that expires with the token."""
+"""Join tokens in the store: ``tokens/<id>`` under a lease that expires with the token.
+
+Creating and revoking one is recorded (JoinTokenCreated, JoinTokenRevoked) in the same
+transaction, on the Cluster object; without a Cluster spec yet, there is no object to
+record it on, and the token is written alone.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from controller.bootstrap.membership_events import cluster_name, token_created, token_revoked
 from controller.bootstrap.token import (
     TOKEN_PREFIX,
     JoinToken,
@@ -13,7 +20,9 @@ from controller.bootstrap.token import (
     new_token,
     token_record,
 )
-from controller.store.base import Store
+from controller.store.base import Delete, Put, Store
+from controller.store.errors import ConflictError
+from controller.store.objects import ObjectStore
 
 DEFAULT_TTL = 3600.0
 MAX_TTL = 24 * 3600.0
@@ -33,10 +42,12 @@ async def create_token(
         raise ValueError(f"token ttl {ttl:g}s must be above 0 and at most {MAX_TTL:g}s (24h)")
     token = new_token(ca_sha256, endpoint)
     now = time.time()
+    cluster = await cluster_name(store)
     lease = await store.grant_lease(max(1, math.ceil(ttl)))
-    await store.put(
-        TOKEN_PREFIX + token.id, token_record(token, now, ttl, created_by), lease=lease.id
-    )
+    put = Put(TOKEN_PREFIX + token.id, token_record(token, now, ttl, created_by), lease=lease.id)
+    expires = datetime.fromtimestamp(now + ttl, UTC)
+    events = [token_created(cluster, token.id, expires, created_by)] if cluster else []
+    await ObjectStore(store).commit_with_events([put], events)
     return token
 
 
@@ -60,5 +71,17 @@ async def list_tokens(store: Store) -> list[TokenInfo]:
     return [t for t in out if t.expires_at > now]
 
 
-async def delete_token(store: Store, token_id: str) -> bool:
-    return await store.delete(TOKEN_PREFIX + token_id)
+async def delete_token(store: Store, token_id: str, revoked_by: str = "") -> bool:
+    """Whether there was such a token (False also when it expired while being revoked)."""
+    kv = await store.get(TOKEN_PREFIX + token_id)
+    if kv is None:
+        return False
+    cluster = await cluster_name(store)
+    events = [token_revoked(cluster, token_id, revoked_by)] if cluster else []
+    try:
+        await ObjectStore(store).commit_with_events(
+            [Delete(TOKEN_PREFIX + token_id, expect_revision=kv.mod_revision)], events
+        )
+    except ConflictError:
+        return False  # it expired (or went) meanwhile: nothing was revoked
+    return True

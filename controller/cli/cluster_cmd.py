@@ -249,7 +249,7 @@ async def _token_list(args: argparse.Namespace, config: ClientConfig) -> int:
 
 async def _token_delete(args: argparse.Namespace, config: ClientConfig) -> int:
     async with config.open_store() as store:
-        if not await token_store.delete_token(store, args.id):
+        if not await token_store.delete_token(store, args.id, socket.gethostname()):
             raise InputError(f"no join token {args.id!r} (expired, or never created)")
     print(f"join token {args.id} deleted")
     return 0

@@ -204,8 +204,9 @@ def register(
         parents=[common],
         help="recent events (last hour); --watch follows new ones",
         description="Events of the last hour, oldest first: placements, the agents' "
-        "actions, failures, fencing, operator commands, each with its source. Reasons "
-        "are listed in docs/events.md.",
+        "actions, failures, fencing, elections, agents starting and stopping, lost serving "
+        "leases, store membership, operator commands, each with its source. Reasons are "
+        "listed in docs/events.md.",
     )
     p.add_argument("kind", nargs="?", metavar="KIND", help="only events of this kind")
     p.add_argument("name", nargs="?", metavar="NAME", help="only events of this object")

@@ -30,6 +30,7 @@ from controller.store.base import Lease, Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer, wait_any
 from controller.store.lease_keeper import LeaseKeeper
+from controller.store.objects import ObjectStore, make_event
 from controller.store.records import LeaderRecord
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ REVOKE_PAUSE = 0.02
 # Seconds for one request of a campaign. Campaigns follow failures, often etcd's own: a
 # request sent to an etcd leader that just died would wait out the store's whole timeout.
 CAMPAIGN_ATTEMPT = 0.5
+# Seconds for the LeaderElected event: it is written beside the new term, not before it.
+RECORD_TIMEOUT = 2.0
 
 Lead = Callable[[], Coroutine[Any, Any, None]]
 
@@ -56,6 +59,9 @@ class Election:
         self.liveness = liveness
         self.leading = False
         self._store_changed = informer.subscribe()
+        self._objects = ObjectStore(store)
+        self.previous: str | None = None  # the last leader this node saw, for LeaderElected
+        self._recording: asyncio.Task[None] | None = None
 
     def current_leader(self) -> str | None:
         record = self.informer.leader()
@@ -108,7 +114,8 @@ class Election:
                 await wait_any(changed, 1.0)
                 continue
             said = None
-            if self.informer.get(keys.LEADER) is not None:
+            if (holder := self.informer.get(keys.LEADER)) is not None:
+                self.previous = LeaderRecord.from_dict(holder.value).node
                 await self._unseat_lost_leader()
                 await wait_any(changed, 1.0)
                 continue
@@ -118,8 +125,9 @@ class Election:
                 log.warning("leader election: %s", exc)
                 await asyncio.sleep(0.2)
 
-    async def _claim(self) -> Lease | None:
-        """A lease of ours that holds the leader key, or None when another node holds it."""
+    async def _claim(self) -> tuple[Lease, int] | None:
+        """A lease of ours that holds the leader key and the revision that wrote it, or
+        None when another node holds it."""
         lease = await self.store.grant_lease(LEADER_TTL, CAMPAIGN_ATTEMPT)
         record = LeaderRecord(self.node, lease.id, os.getpid(), datetime.now(UTC).isoformat())
         claim = Put(keys.LEADER, record.to_dict(), expect_revision=0, lease=lease.id)
@@ -127,13 +135,12 @@ class Election:
         unanswered = False
         while time.monotonic() < deadline:
             try:
-                await self.store.commit([claim], CAMPAIGN_ATTEMPT)
-                return lease
+                return lease, await self.store.commit([claim], CAMPAIGN_ATTEMPT)
             except ConflictError:
                 # A claim whose answer was lost may have been applied: then the key that
                 # conflicts is our own, and waiting for it to expire would stall a failover.
-                if unanswered and await self._holds(lease.id):
-                    return lease
+                if unanswered and (revision := await self._holds(lease.id)) is not None:
+                    return lease, revision
                 break
             except StoreError as exc:
                 unanswered = True
@@ -143,23 +150,48 @@ class Election:
             await self.store.revoke_lease(lease.id, CAMPAIGN_ATTEMPT)  # else it expires
         return None
 
-    async def _holds(self, lease_id: int) -> bool:
-        """Whether the leader key, once the watch has delivered it, is on ``lease_id``."""
+    async def _holds(self, lease_id: int) -> int | None:
+        """The revision of the leader key if, once the watch has delivered it, it is on
+        ``lease_id``; None otherwise."""
         deadline = time.monotonic() + CAMPAIGN_ATTEMPT
         while (kv := self.informer.get(keys.LEADER)) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
+                return None
             await wait_any([self._store_changed], remaining)
-        return LeaderRecord.from_dict(kv.value).lease == lease_id
+        return kv.mod_revision if LeaderRecord.from_dict(kv.value).lease == lease_id else None
+
+    async def _record_elected(self, lease: Lease, term: int, previous: str | None) -> None:
+        """LeaderElected, right after the claim rather than in its transaction: the claim
+        is on the failover's path and retries a lost answer, and the event's own lease
+        grant would add a round trip to it."""
+        clusters = self.informer.objects(Cluster.KIND).values()
+        cluster = next((c for c in clusters if isinstance(c, Cluster)), None)
+        if cluster is None:
+            return  # no Cluster spec, no object to record it on (tests of the loop alone)
+        event = make_event(
+            Cluster.KIND,
+            cluster.name,
+            "LeaderElected",
+            elected_message(self.node, previous, term, lease.id),
+            component="controller",
+            node=self.node,
+        )
+        try:
+            await self._objects.commit_with_events([], [event], RECORD_TIMEOUT)
+        except StoreError as exc:
+            log.warning("cannot record LeaderElected: %s", exc)
 
     async def _term(self, lead: Lead) -> None:
-        lease = await self._claim()
-        if lease is None:
+        claimed = await self._claim()
+        if claimed is None:
             return
+        lease, term = claimed
         keeper = LeaseKeeper(lease, LEADER_TTL / 4)
         keeper.start()
-        log.info("%s leads the controller", self.node)
+        log.info("%s leads the controller (term %d)", self.node, term)
+        self._recording = asyncio.create_task(self._record_elected(lease, term, self.previous))
+        self.previous = self.node
         self.leading = True
         task = asyncio.create_task(lead(), name="controller")
         watch = self.liveness.subscribe()
@@ -179,3 +211,15 @@ class Election:
                 await keeper.stop(revoke=True)
             why = keeper.lost_reason or unfit or "stepped down"
             log.info("%s stopped leading (%s)", self.node, why)
+
+
+def elected_message(node: str, previous: str | None, term: int, lease: int) -> str:
+    """LeaderElected's message; `term` is the revision that wrote the leader key, which
+    only grows, so two elections compare."""
+    if previous is None:
+        before = "no previous leader seen by this node"
+    elif previous == node:
+        before = "it led before"
+    else:
+        before = f"previous leader {previous}"
+    return f"{node} leads the controller: term {term}, lease {lease:x}; {before}"

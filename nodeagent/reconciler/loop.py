@@ -93,6 +93,9 @@ class Reconciler:
         self._probe_wake = asyncio.Event()
         self.done_actions: list[Event] = []  # the turn's actions, recorded once it reported
         self.turns = 0
+        # What the first turn found on this node, before it acted: what this agent adopted
+        # from the one before it (AgentStarted says it; later turns' views have moved on).
+        self.first_look: tuple[GroupView, ...] | None = None
         self.views: dict[str, GroupView] = {}  # as the last turn saw each group here
         self.on_group_started: Callable[[str], None] | None = None  # its last resource did
 
@@ -209,6 +212,8 @@ class Reconciler:
             views = {name: self.views[name] for name in groups if name in self.views}
             views.update((view.name, view) for view in observed)
             self.views = views
+            if self.first_look is None:
+                self.first_look = tuple(observed)
             if changed or self._retired:
                 await self._forget_deleted(groups)
             order = self._start_order(groups)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.api.errors import VigilError
-from controller.cli import cluster_cmd
+from controller.cli import cluster_cmd, events_cmd
 from controller.cli.main import _global_options, _report
 from controller.store.client_config import resolve
 from controller.store.errors import StoreError
@@ -99,11 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ha", parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
     cluster_cmd.register(sub, common)
+    events_cmd.register(sub, common)  # what the membership commands recorded
     return parser
 
 
 def _dispatch(argv: list[str]) -> int:
-    # The same dispatch as controller.cli.main.main, with only the cluster commands.
+    # The same dispatch as controller.cli.main.main, with only the cluster and events commands.
     args = _parser().parse_args(argv)
     try:
         if getattr(args, "run", None) is None:

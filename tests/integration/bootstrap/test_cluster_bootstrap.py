@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -169,6 +170,48 @@ async def test_members_shows_three_healthy(cluster: Cluster3) -> None:
     assert r.code == 0 and r.out.count("healthy") == 3, r.out
 
 
+async def events_json(node: NodeDirs, reason: str) -> list[dict[str, Any]]:
+    r = await ha(
+        "events", "--reason", reason, "--config", str(node.client_config), "-o", "json"
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    found: list[dict[str, Any]] = json.loads(r.out)
+    return found
+
+
+async def test_joins_and_tokens_are_events(cluster: Cluster3) -> None:
+    n1 = cluster.nodes[0]
+    token = parse_token(cluster.token)
+    [created] = [e for e in await events_json(n1, "JoinTokenCreated") if token.id in e["message"]]
+    assert created["involvedObject"] == {"kind": "Cluster", "name": "boot"}
+    assert created["source"]["component"] == "ha"
+    joined: list[dict[str, Any]] = []
+    for _ in range(50):  # recorded in the background, once the store has its majority
+        joined = await events_json(n1, "MemberJoined")
+        if len(joined) >= 2:
+            break
+        await asyncio.sleep(0.2)
+    assert [e["involvedObject"]["name"] for e in joined] == ["n2", "n3"]
+    assert all(e["source"]["component"] == "agent" for e in joined)
+    assert all(e["source"]["node"] == "n1" for e in joined)
+    assert all(f"with join token {token.id} by the join endpoint on n1" in e["message"]
+               for e in joined)  # fmt: skip
+    r = await ha(
+        "cluster", "token", "create", "--config", str(n1.client_config),
+        "--node-config", str(n1.node_config),
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    spare = parse_token(r.out.strip())
+    r = await ha("cluster", "token", "delete", spare.id, "--config", str(n1.client_config))
+    assert r.code == 0, r.err
+    [revoked] = await events_json(n1, "JoinTokenRevoked")
+    assert revoked["message"].startswith(f"join token {spare.id} revoked")
+    every = await events_json(n1, "JoinTokenCreated")
+    assert {token.id, spare.id} <= {e["message"].split()[2] for e in every}
+    for e in [*every, revoked, *joined]:
+        assert token.secret not in e["message"] and spare.secret not in e["message"]
+
+
 async def test_store_with_admin_cert_works_on_every_member(cluster: Cluster3) -> None:
     key = f"probe/{uuid.uuid4().hex[:8]}"
     first = cluster.admin_store(cluster.configs["n1"].etcd.client_urls[0])
@@ -278,6 +321,10 @@ async def test_leave_removes_member_and_two_stay_healthy(cluster: Cluster3) -> N
     assert all(r["healthy"] for r in rows)
     async with cluster.admin_store(cluster.configs["n2"].etcd.client_urls[0]) as store:
         await store.put("after-leave", {"ok": True})
+    [removed] = await events_json(cluster.nodes[0], "MemberRemoved")
+    assert removed["involvedObject"] == {"kind": "Node", "name": "n3"}
+    assert removed["source"]["component"] == "ha" and removed["source"]["node"] == "n3"
+    assert "removed by `ha cluster leave`" in removed["message"]
 
 
 async def test_a_join_after_one_that_never_started_is_refused(cluster: Cluster3) -> None:

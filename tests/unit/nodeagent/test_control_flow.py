@@ -31,6 +31,7 @@ from nodeagent.actuators.base import (
     ActuatorContext,
     ActuatorRegistry,
 )
+from nodeagent.agent_events import running_groups
 from nodeagent.observation import Observation
 from nodeagent.reconciler.loop import Reconciler
 from tests.unit.static_liveness import StaticLiveness
@@ -322,12 +323,37 @@ async def test_a_resource_adopted_after_an_agent_restart_is_tended(tmp_path: Pat
     reconciler = Reconciler(
         "n1", store, informer, view, registry=registry_for(world, "n1"), run_dir=tmp_path
     )
+    assert reconciler.first_look is None
     await reconciler.turn()
     await asyncio.sleep(0)  # let the tend tasks begin
     assert world.tended("n1") == BOTH
     assert not [entry for entry in world.log if entry[1] == "start"]
+    assert reconciler.first_look is not None
+    assert running_groups(reconciler.first_look) == ["web"]  # AgentStarted: adopted
     await reconciler.stop_all("test over")
     assert not world.tended("n1") and not world.on("n1")
+
+
+async def test_the_first_look_is_what_was_found_not_what_the_turn_started(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore("lab")
+    world = World()
+    await apply_objects(store, decode_documents(parse_text(SPEC, "spec.yaml")), cluster="lab")
+    record = PlacementRecord("web", "n1", 1, "best")
+    await store.put(keys.placement_key("web"), record.to_dict())
+    informer = Informer(store)
+    informer.load(*await store.list(""))
+    view = StaticLiveness({m: UP for m in ("n1", "n2", "n3")})
+    reconciler = Reconciler(
+        "n1", store, informer, view, registry=registry_for(world, "n1"), run_dir=tmp_path
+    )
+    await reconciler.turn()
+    await reconciler.turn()
+    assert world.on("n1") == BOTH  # the first turn started it, the second saw it run
+    assert running_groups(reconciler.views.values()) == ["web"]
+    assert reconciler.first_look is not None and running_groups(reconciler.first_look) == []
+    await reconciler.stop_all("test over")
 
 
 BLOCKED = """

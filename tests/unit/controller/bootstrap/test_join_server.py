@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ from controller.bootstrap.join_server import JoinRefused, JoinServer, member_nam
 from controller.bootstrap.node_config import EtcdSettings, NodeConfig
 from controller.bootstrap.protocol import PROTOCOL_VERSION
 from controller.bootstrap.token import TokenError
-from controller.bootstrap.token_store import create_token
+from controller.bootstrap.token_store import create_token, delete_token
 from controller.store import keys
 from controller.store.memory import MemoryStore
-from controller.store.objects import spec_document
+from controller.store.objects import ObjectStore, spec_document
 
 CLUSTER = {
     "apiVersion": "ha.vigil.dev/v1alpha1",
@@ -151,3 +152,36 @@ async def test_a_join_while_the_last_joiner_never_started_is_refused_at_once(set
     with pytest.raises(JoinRefused, match="never started its etcd"):
         await server.process(request(token))
     assert admin.added == []
+
+
+async def test_an_admitted_node_is_recorded_and_the_token_by_its_id_only(setup: Any) -> None:
+    server, _admin, token = setup
+    await server.process(request(token))
+    for _ in range(200):
+        joined = await ObjectStore(server.store).events("Node", "b")
+        if joined:
+            break
+        await asyncio.sleep(0.01)
+    await server.close()
+    [event] = joined
+    assert event.reason == "MemberJoined"
+    assert event.source["component"] == "agent" and event.source["node"] == "a"
+    assert event.message == (
+        f"b admitted as store member b (https://10.0.0.2:2380) with join token {token.id} "
+        "by the join endpoint on a"
+    )
+    created = await ObjectStore(server.store).events("Cluster", "c1")
+    assert [e.reason for e in created] == ["JoinTokenCreated"]
+    assert token.id in created[0].message
+    assert all(token.secret not in e.message for e in [*created, event])
+
+
+async def test_a_revoked_token_is_recorded_and_an_unknown_one_is_not(setup: Any) -> None:
+    server, _admin, token = setup
+    assert await delete_token(server.store, token.id, "admin-host")
+    assert not await delete_token(server.store, token.id)
+    assert not await delete_token(server.store, "nosuch")
+    events = await ObjectStore(server.store).events("Cluster", "c1")
+    assert [e.reason for e in events] == ["JoinTokenCreated", "JoinTokenRevoked"]
+    assert events[1].message == f"join token {token.id} revoked on admin-host"
+    assert events[1].source["component"] == "ha"

@@ -207,11 +207,14 @@ async def test_a_claim_left_unanswered_is_retried_and_a_claim_that_landed_is_kep
     store = LateAnsweringStore(drops=1, applied=applied)
     async with running_informer(store) as informer:
         election = Election(store, informer, "n2", StaticLiveness({"n2": UP}))
-        lease = await asyncio.wait_for(election._claim(), CAMPAIGN_ATTEMPT * 4)
-    assert lease is not None
+        claimed = await asyncio.wait_for(election._claim(), CAMPAIGN_ATTEMPT * 4)
+    assert claimed is not None
+    lease, term = claimed
     # Waiting for our own key to expire instead would stall the failover for its TTL.
     record = await holder(store)
     assert record is not None and (record.node, record.lease) == ("n2", lease.id)
+    kv = await store.get(keys.LEADER)
+    assert kv is not None and term == kv.mod_revision  # the term LeaderElected names
     assert store.revoked == []
     assert store.grants == [CAMPAIGN_ATTEMPT]
     assert store.claims == [CAMPAIGN_ATTEMPT] * 2  # the second meets our own key, or lands
