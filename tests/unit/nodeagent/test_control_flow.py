@@ -7,7 +7,6 @@ machines; the lab tests check the same with real namespaces, etcd and addresses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from nodeagent.agent_events import running_groups
 from nodeagent.observation import Observation
 from nodeagent.reconciler.loop import Reconciler
 from tests.unit.static_liveness import StaticLiveness
+from tests.unit.tasks import cancel_all
 
 UP, LOST = Liveness("up", False), Liveness("dead", True)
 
@@ -173,11 +173,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     try:
         yield Cluster(store, world, views, reconcilers, tasks)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
 
 
 async def test_group_starts_in_order_on_the_best_node(cluster: Cluster) -> None:
@@ -309,20 +305,25 @@ async def test_work_while_running_follows_the_resource(cluster: Cluster) -> None
     await until(moved)
 
 
-async def test_a_resource_adopted_after_an_agent_restart_is_tended(tmp_path: Path) -> None:
-    # The group runs on n1 from before this agent started: no start, yet its tend() runs.
+async def web_placed_on_n1(world: World, run_dir: Path) -> Reconciler:
+    """n1's reconciler, web placed on n1 in the store, before its first turn."""
     store = MemoryStore("lab")
-    world = World()
-    world.on("n1").update(BOTH)
     await apply_objects(store, decode_documents(parse_text(SPEC, "spec.yaml")), cluster="lab")
     record = PlacementRecord("web", "n1", 1, "best")
     await store.put(keys.placement_key("web"), record.to_dict())
     informer = Informer(store)
     informer.load(*await store.list(""))
     view = StaticLiveness({m: UP for m in ("n1", "n2", "n3")})
-    reconciler = Reconciler(
-        "n1", store, informer, view, registry=registry_for(world, "n1"), run_dir=tmp_path
+    return Reconciler(
+        "n1", store, informer, view, registry=registry_for(world, "n1"), run_dir=run_dir
     )
+
+
+async def test_a_resource_adopted_after_an_agent_restart_is_tended(tmp_path: Path) -> None:
+    # The group runs on n1 from before this agent started: no start, yet its tend() runs.
+    world = World()
+    world.on("n1").update(BOTH)
+    reconciler = await web_placed_on_n1(world, tmp_path)
     assert reconciler.first_look is None
     await reconciler.turn()
     await asyncio.sleep(0)  # let the tend tasks begin
@@ -337,17 +338,8 @@ async def test_a_resource_adopted_after_an_agent_restart_is_tended(tmp_path: Pat
 async def test_the_first_look_is_what_was_found_not_what_the_turn_started(
     tmp_path: Path,
 ) -> None:
-    store = MemoryStore("lab")
     world = World()
-    await apply_objects(store, decode_documents(parse_text(SPEC, "spec.yaml")), cluster="lab")
-    record = PlacementRecord("web", "n1", 1, "best")
-    await store.put(keys.placement_key("web"), record.to_dict())
-    informer = Informer(store)
-    informer.load(*await store.list(""))
-    view = StaticLiveness({m: UP for m in ("n1", "n2", "n3")})
-    reconciler = Reconciler(
-        "n1", store, informer, view, registry=registry_for(world, "n1"), run_dir=tmp_path
-    )
+    reconciler = await web_placed_on_n1(world, tmp_path)
     await reconciler.turn()
     await reconciler.turn()
     assert world.on("n1") == BOTH  # the first turn started it, the second saw it run

@@ -15,6 +15,7 @@ from controller.store.informer import Informer
 from controller.store.memory import MemoryStore
 from controller.store.records import NodeRecord
 from nodeagent.registration import Registration
+from tests.unit.tasks import cancel_all
 
 RECORD = NodeRecord("n1", 42, "v", "0001", "t", True)
 
@@ -34,11 +35,7 @@ async def registering(store: MemoryStore) -> AsyncIterator[Running]:
     try:
         yield Running(store, registration)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
 
 
 @pytest.fixture

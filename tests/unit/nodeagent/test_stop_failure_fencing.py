@@ -6,7 +6,6 @@ stops). Leader, reconcilers and a scripted fence device over the in-memory store
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from controller.store.records import PlacementRecord
 from nodeagent.reconciler.loop import Reconciler
 from tests.unit.nodeagent.test_control_flow import SPEC, World, registry_for, until
 from tests.unit.static_liveness import StaticLiveness
+from tests.unit.tasks import cancel_all
 
 FENCED_SPEC = (
     SPEC.replace("fencing: {enabled: false}", "fencing: {enabled: true}")
@@ -95,11 +95,7 @@ async def run_cluster(
 
 
 async def stop(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_all(tasks)
 
 
 async def phase(store: MemoryStore) -> str | None:

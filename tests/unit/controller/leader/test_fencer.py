@@ -26,6 +26,7 @@ from controller.store.memory import MemoryStore
 from controller.store.objects import ObjectStore
 from controller.store.records import PlacementRecord
 from tests.unit.static_liveness import StaticLiveness
+from tests.unit.tasks import cancel_all
 
 UP = Liveness("up", False, "i-up")
 LOST = Liveness("dead", True, "i-lost")
@@ -96,11 +97,7 @@ async def leading(
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
 
 
 async def placed_store() -> MemoryStore:

@@ -16,6 +16,7 @@ from controller.store.informer import Informer
 from controller.store.memory import MemoryStore
 from controller.store.objects import Event, ObjectStore
 from tests.unit.static_liveness import StaticLiveness
+from tests.unit.tasks import cancel_all
 
 UP = Liveness("up", False, "i-up")
 
@@ -56,11 +57,7 @@ async def campaigning(
     try:
         yield election
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
 
 
 async def elected(store: MemoryStore, count: int) -> list[Event]:
