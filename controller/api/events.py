@@ -53,6 +53,15 @@ REASONS: dict[str, str] = {
     # Node: membership of the cluster's store.
     "MemberJoined": "the join endpoint admitted a node as a store member",
     "MemberRemoved": "`ha cluster leave` removed a node's store member",
+    # ReplicatedVolume: a node's replica, written by that node's agent.
+    "ReplicaConnected": "a replica's replication link to its peer came up",
+    "ReplicaDisconnected": "a replica's replication link to its peer went down",
+    "SplitBrain": "a replica found both sides changed the data apart (a split brain)",
+    "DiskDetached": "a replica's disk was detached (Diskless: I/O goes to the peer)",
+    "ReplicaNotAnswering": "a replica that answered its control socket no longer does",
+    "ResyncStarted": "a resync between the replicas began",
+    "ResyncFinished": "a resync between the replicas ended (message: how long, how much)",
+    "ResyncInterrupted": "a resync was cut off by the link going down; it resumes on reconnect",
     # Cluster: the controller's lead and join tokens.
     "LeaderElected": "a node took the controller lead (message: the previous leader, the term)",
     "JoinTokenCreated": "`ha cluster token create` made a join token (its id, never its secret)",

@@ -8,7 +8,8 @@ a back-off when it exits, and restarted when the spec changes, unless it is Prim
 (restarting it would pull the disk from under a mounted filesystem): that waits for the
 demote. Each turn the replica's own status goes into the volume's status entry for this
 node, by compare-and-swap, when it changed or every REFRESH seconds (`observedAt` tells
-readers the node still reports).
+readers the node still reports), with the events of what changed (transitions.py) in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from controller.store import keys
 from controller.store.base import Put, Store
 from controller.store.errors import ConflictError, StoreError
 from controller.store.informer import Informer
+from controller.store.objects import ObjectStore, make_event
 from nodeagent.actuators.procinfo import read_proc_stat
 from nodeagent.actuators.volume_paths import control_socket, volume_dir
 from nodeagent.volumes.command import (
@@ -42,6 +44,7 @@ from nodeagent.volumes.command import (
 )
 from nodeagent.volumes.control import ReplicaUnreachable, request
 from nodeagent.volumes.status import entry, merge, replica_status, same
+from nodeagent.volumes.transitions import Change, resync_ended, status_changes
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,9 @@ class VolumeSupervisor:
         self.last_status: dict[str, dict[str, Any] | None] = {}
         """Each volume's replica status as it last answered (None: it did not), read by
         the agent's metrics at scrape time rather than asking the replica again."""
+        self._objects = ObjectStore(store)
+        self._resyncs: dict[str, tuple[object, ...] | None] = {}  # last `last_sync` seen
+        self._pending: dict[str, list[Change]] = {}  # resync ends not yet recorded
 
     async def run(self) -> None:
         changed = self.informer.subscribe()
@@ -143,6 +149,8 @@ class VolumeSupervisor:
             await self._retire(name)
         for name in [n for n in self.last_status if n not in wanted]:
             del self.last_status[name]
+            self._resyncs.pop(name, None)
+            self._pending.pop(name, None)
         for name, volume in wanted.items():
             try:
                 await self._keep(volume)
@@ -269,6 +277,21 @@ class VolumeSupervisor:
 
     # -- reporting ------------------------------------------------------------------------
 
+    def _note_resync_end(self, name: str, raw: dict[str, Any] | None) -> None:
+        """A resync's end, once: blockrepl's `last_sync` is replaced at each end (counters
+        are added to it afterwards, so it is told apart by what does not change). The
+        first look only takes note: an agent that starts does not retell an old resync."""
+        if raw is None:
+            return
+        last = raw.get("last_sync")
+        if not isinstance(last, dict):
+            self._resyncs.setdefault(name, None)
+            return
+        seen = tuple(last.get(k) for k in ("kind", "total_bytes", "seconds", "started"))
+        if name in self._resyncs and seen != self._resyncs[name]:
+            self._pending.setdefault(name, []).append(resync_ended(name, last))
+        self._resyncs[name] = seen
+
     async def _report(self, volume: ReplicatedVolume) -> None:
         name = volume.metadata.name
         replica = self.replicas.get(name)
@@ -284,18 +307,29 @@ class VolumeSupervisor:
         except ReplicaUnreachable as exc:
             error = error or f"replica not answering: {exc}"
         self.last_status[name] = raw
+        self._note_resync_end(name, raw)
         mine = replica_status(self.node, raw, error, datetime.now(UTC))
         key = keys.status_key("ReplicatedVolume", name)
         stored = self.informer.get(key)
         current = stored.value if stored is not None else None
+        before = entry(current, self.node)
+        pending = self._pending.get(name, [])
         fresh = replica is not None and time.monotonic() - replica.written_at < REFRESH
-        if same(mine, entry(current, self.node)) and fresh:
+        if same(mine, before) and fresh and not pending:
             return
         order = [r.node for r in volume.spec.replicas]
+        peer = next((n for n in order if n != self.node), None)
+        changes = [*status_changes(name, peer, before, mine), *pending]
+        events = [
+            make_event("ReplicatedVolume", name, c.reason, c.message, type=c.type,
+                       component="agent", node=self.node)
+            for c in changes
+        ]  # fmt: skip
         revision = stored.mod_revision if stored is not None else 0
         put = Put(key, merge(current, mine, order), expect_revision=revision)
         try:
-            await self.store.commit([put])
+            await self._objects.commit_with_events([put], events)
+            pending.clear()
         except ConflictError:
             return  # the peer wrote its entry meanwhile: the next turn merges with it
         except StoreError as exc:

@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import time
+from datetime import datetime
 
 import pytest
 
@@ -165,6 +166,7 @@ def test_the_returning_node_resyncs_only_what_changed(vlab: VigilLab) -> None:
     rnd = random.Random()
     # The Primary writes before it dies: its activity log is hot when the power goes.
     write_blocks(vlab, nodes[0], [i * BLOCK for i in range(0, 2048, 7)], rnd)
+    killed_at = time.time()
     vlab.lab.kill(nodes[0])
     wait_until(
         "Primary on the survivor", lambda: roles(vlab, (nodes[1],))[nodes[1]] == "Primary", 30
@@ -185,3 +187,32 @@ def test_the_returning_node_resyncs_only_what_changed(vlab: VigilLab) -> None:
     assert sync["kind"] == "SyncSource"
     assert sync["data_bytes"] >= changed  # every changed block was sent
     assert sync["wire_bytes_out"] <= 1.2 * changed, sync
+
+    # The survivor's agent told it: the link lost, then back, and the resync it served.
+    said = wait_until(
+        "the survivor's volume events",
+        lambda: replica_events(vlab, "data", nodes[1], killed_at, "ResyncFinished"),
+        15,
+    )
+    assert [e["reason"] for e in said] == [
+        "ReplicaDisconnected", "ReplicaConnected", "ResyncFinished"
+    ], said  # fmt: skip
+    assert said[0]["type"] == "Warning" and "Connected ->" in said[0]["message"], said
+    assert said[2]["message"].startswith("data: resync done as SyncSource in "), said
+
+
+def replica_events(
+    vlab: VigilLab, volume: str, node: str, since: float, last: str
+) -> list[dict[str, str]]:
+    """The link and resync events the agent of `node` recorded for `volume` from `since`
+    (a wall-clock time) on, once `last` is among them."""
+    result = vlab.ha("events", "ReplicatedVolume", volume, "-o", "json", "--source", node)
+    assert result.code == 0, result.err
+    # Not ResyncStarted: a resync of a second may begin and end between two looks.
+    wanted = {"ReplicaDisconnected", "ReplicaConnected", "ResyncFinished"}
+    events = [
+        e for e in json.loads(result.out)
+        if e["reason"] in wanted
+        and datetime.fromisoformat(e["time"]).timestamp() >= since
+    ]  # fmt: skip
+    return events if any(e["reason"] == last for e in events) else []
