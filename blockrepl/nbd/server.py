@@ -135,10 +135,11 @@ class NbdServer:
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if sock is not None:
+        elif sock is not None and sock.family == socket.AF_UNIX:
             # Room in the kernel for a few big READ replies: what the socket does not take
             # at once asyncio copies into its own buffer (and sends from there piecemeal).
-            # Capped by net.core.wmem_max; TCP's autotuning may grow it further anyway.
+            # Capped by net.core.wmem_max. Not on TCP: setting it would end the kernel's
+            # autotuning, which grows the buffer up to net.ipv4.tcp_wmem's maximum.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
