@@ -11,6 +11,8 @@ nbdkit-file from the same run. Each cell is the median of ``--repeat`` fio runs;
 ``cpu ms/MiB`` is the CPU time (user + system) of the serving processes (Primary +
 Secondary for A/B/C) per MiB moved, which is steadier than MiB/s on a machine shared with
 other work; ``primary cpu ms/MiB`` is the Primary's (or the lone server's) share.
+``blockrepl-resync``: the Secondary misses a write of the whole area and comes back; the
+resync's rate (unlimited) and the source's CPU per MiB resynced.
 
     .venv/bin/python -m tests.bench.blockrepl [--dir /dev/shm] [--seconds 3] [--repeat 1]
         [--targets local-file nbdkit-file blockrepl-nopeer blockrepl-C ...]
@@ -33,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.integration.blockrepl.replicas import replica_pair, synced, wait_for
+from tests.integration.blockrepl.replicas import Replica, replica_pair, synced, wait_for
 
 RESULTS = Path(__file__).parent / "results"
 SIZE = "160M"
@@ -45,7 +47,7 @@ WORKLOADS = {
     "rand-read-4K": ["--rw=randread", "--bs=4k", "--iodepth=32", "--randrepeat=1"],
 }
 TARGETS: tuple[str, ...] = ("local-file", "nbdkit-file", "blockrepl-nopeer")
-TARGETS += ("blockrepl-A", "blockrepl-B", "blockrepl-C")
+TARGETS += ("blockrepl-A", "blockrepl-B", "blockrepl-C", "blockrepl-resync")
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -159,7 +161,7 @@ def run(
             measure("blockrepl-nopeer", nbd_target(sock, "blockrepl"), (pid,))
 
     protocols = [t[-1] for t in targets if t in ("blockrepl-A", "blockrepl-B", "blockrepl-C")]
-    if not protocols:
+    if not protocols and "blockrepl-resync" not in targets:
         return results
     pair_dir = base / "pair"
     pair_dir.mkdir()
@@ -175,7 +177,33 @@ def run(
             measure(f"blockrepl-{proto}", nbd_target(a.sock, "blockrepl"), pids)
             st = a.status()
             assert st["connection"] == "Connected", st  # the peer stayed attached throughout
+        if "blockrepl-resync" in targets:
+            runs = [resync(a, b, secret) for _ in range(repeat)]
+            cell = {k: round(statistics.median(x[k] for x in runs), 2) for k in runs[0]}
+            results["blockrepl-resync"] = {f"resync-{AREA}": cell}
+            print(f"  measured blockrepl-resync: {cell}", flush=True)
     return results
+
+
+def resync(a: Replica, b: Replica, secret: str) -> dict[str, float]:
+    """The Secondary misses a write of the whole area, then comes back: the resync's rate
+    (unlimited) and the source's (Primary's) CPU per MiB resynced."""
+    a.stop()
+    b.stop()
+    a.start("primary", secret, "--resync-rate", "0")
+    wait_for(lambda: os.path.exists(a.sock), 20, "the Primary's NBD socket")
+    fill = ["fio", "--name=fill", f"--size={AREA}", "--rw=write", "--bs=1M", "--iodepth=8"]
+    subprocess.run([*fill, *nbd_target(a.sock, "blockrepl")], check=True, capture_output=True)
+    assert a.proc is not None
+    cpu0 = cpu_seconds([a.proc.pid])
+    b.start("secondary", secret)
+    wait_for(lambda: synced(a) and synced(b), 120, "the resync")
+    used = cpu_seconds([a.proc.pid]) - cpu0
+    last = a.status()["last_sync"]
+    mib = last["payload_bytes"] / 2**20
+    rate = round(mib / max(last["seconds"], 1e-3), 1)
+    cpu = round(1000 * used / mib, 2)
+    return {"MiB_s": rate, "iops": rate, "cpu_ms_per_MiB": cpu, "primary_cpu_ms_per_MiB": cpu}
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
@@ -184,7 +212,11 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any
     rows = []
     for name, per in results.items():
         for w, r in per.items():
-            ratio = round(r["MiB_s"] / base[w]["MiB_s"], 2) if base and base[w]["MiB_s"] else ""
+            ratio = (
+                round(r["MiB_s"] / base[w]["MiB_s"], 2)
+                if base and w in base and base[w]["MiB_s"]
+                else ""
+            )
             rows.append(
                 {
                     "target": name,
