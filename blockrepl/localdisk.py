@@ -74,6 +74,8 @@ def in_memory(fd: int) -> bool:
 def nowait_supported(fd: int) -> bool:
     """Whether preadv(RWF_NOWAIT) works on ``fd`` (it answers EAGAIN instead of waiting
     for the device when the page cache lacks the data)."""
+    if not hasattr(os, "RWF_NOWAIT"):  # Linux >= 4.14 only
+        return False
     try:
         os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
     except BlockingIOError:
