@@ -37,11 +37,14 @@ FALLOC_FL_PUNCH_HOLE = 0x02
 BLKZEROOUT = 0x127F
 ZERO_CHUNK = 1024 * 1024
 INLINE_WRITE = 64 * 1024  # no-peer writes up to this size skip the thread pool
+INLINE_READ = 64 * 1024  # reads up to this size skip the thread pool when cached
+TMPFS_MAGIC = 0x01021994
 # Largest piece one AL activation covers: 4 extents, aligned (the AL holds >= 7).
 AL_PIECE = 4 * AL_EXTENT_SIZE
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
 
 
 def punch_hole(fd: int, offset: int, length: int) -> None:
@@ -56,6 +59,45 @@ def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> No
     while view:
         n = os.pwrite(fd, view, offset)
         view, offset = view[n:], offset + n
+
+
+def in_memory(fd: int) -> bool:
+    """Whether ``fd`` is a tmpfs file: its pages are memory, a read never waits for a
+    device (tmpfs refuses RWF_NOWAIT, so this is how its reads may stay inline)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs starts with the long f_type
+    if _libc.fstatfs(fd, buf) != 0:
+        return False
+    f_type: int = struct.unpack_from("l", buf.raw)[0]
+    return f_type == TMPFS_MAGIC
+
+
+def nowait_supported(fd: int) -> bool:
+    """Whether preadv(RWF_NOWAIT) works on ``fd`` (it answers EAGAIN instead of waiting
+    for the device when the page cache lacks the data)."""
+    if not hasattr(os, "RWF_NOWAIT"):  # Linux >= 4.14 only
+        return False
+    try:
+        os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def read_cached(fd: int, offset: int, length: int, memory: bool) -> bytes | None:
+    """The bytes at ``offset`` if reading them cannot block on the device, else None (and
+    on any error: the caller's thread-pool read meets it again and handles it)."""
+    try:
+        if memory:
+            data = os.pread(fd, length, offset)
+            return data if len(data) == length else None
+        buf = bytearray(length)
+        if os.preadv(fd, [buf], offset, os.RWF_NOWAIT) != length:
+            return None  # partly cached, or the sparse tail past the end of the file
+        return bytes(buf)  # a small copy; cheaper than a thread hop by far
+    except OSError:
+        return None
 
 
 def pieces(offset: int, length: int) -> list[tuple[int, int]]:
@@ -89,6 +131,10 @@ class LocalDiskBackend:
         self.data_path = data_path
         self._fd = os.open(data_path, os.O_RDWR)
         self._is_blockdev = stat.S_ISBLK(os.fstat(self._fd).st_mode)
+        # Small reads the page cache (or tmpfs) can answer at once are served on the event
+        # loop: the hop to a pool thread and back costs more than copying 4 KiB.
+        self._memory = in_memory(self._fd)
+        self._read_inline = self._memory or nowait_supported(self._fd)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blockrepl-io")
         self.gate = ActivityGate(store, self._run)
         self._closed = False
@@ -207,6 +253,10 @@ class LocalDiskBackend:
     async def pread(self, offset: int, length: int) -> bytes:
         self._check(offset, length)
         self._usable(offset, length, reading=True)
+        if self._read_inline and length <= INLINE_READ:
+            cached = read_cached(self._fd, offset, length, self._memory)
+            if cached is not None:
+                return cached
         data: bytes = await self._io("read", offset, length, os.pread, self._fd, length, offset)
         if len(data) < length:  # sparse tail of a file that was never written
             data += bytes(length - len(data))

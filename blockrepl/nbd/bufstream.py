@@ -10,12 +10,16 @@ share one reusable receive buffer, so a burst of 4 KiB requests still needs few 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 SMALL = 256 * 1024  # shared receive buffer (headers, options, small payloads)
 DIRECT_MIN = 64 * 1024  # payload remainders at least this big are received in place
+# asyncio < 3.12 copies unsent data into the transport's bytearray; 3.12+ keeps a reference.
+TRANSPORT_COPIES = sys.version_info < (3, 12)
 
 
 class Conn(asyncio.BufferedProtocol):
@@ -40,6 +44,13 @@ class Conn(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self._cork: list[bytes] = []
+        self._fd = -1  # the plain socket's fd for writev (-1: TLS or no socket)
+
+    def _attach(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        plain = sock is not None and transport.get_extra_info("ssl_object") is None
+        self._fd = sock.fileno() if plain else -1
 
     @classmethod
     def adopt(cls, transport: asyncio.Transport, pending: bytes, eof: bool) -> Conn:
@@ -52,7 +63,7 @@ class Conn(asyncio.BufferedProtocol):
         conn._buf[: len(pending)] = pending
         conn._end = len(pending)
         conn._eof = eof or transport.is_closing()
-        conn.transport = transport
+        conn._attach(transport)
         transport.set_protocol(conn)
         if transport.is_closing():
             conn._closed.set_result(None)  # its connection_lost went to the old protocol
@@ -63,7 +74,7 @@ class Conn(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------ protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self._attach(transport)
         if self._serve is not None:
             self.task = self._loop.create_task(self._serve(self))
 
@@ -211,6 +222,36 @@ class Conn(asyncio.BufferedProtocol):
         if not self._cork:
             self._loop.call_soon(self._flush_cork)
         self._cork.append(data)
+
+    def write_reply(self, head: bytes, body: bytes | bytearray) -> None:
+        """A reply's header and payload, each copied in user space as little as possible.
+
+        A small payload joins the cork (copied first unless it is immutable ``bytes``), so
+        a burst of 4 KiB READ replies costs one send instead of two each. A big one goes
+        out with its header in one ``writev`` straight from ``body`` when nothing is queued
+        before it; only what the socket did not take then goes through the transport (which
+        copies it before Python 3.12). ``body`` may be reused once this returned."""
+        if len(body) < DIRECT_MIN:
+            self.write_corked(head)
+            self._cork.append(body if isinstance(body, bytes) else bytes(body))
+            return
+        assert self.transport is not None
+        if self._cork:
+            self._flush_cork()
+        sent = 0
+        transport = self.transport
+        if self._fd >= 0 and not transport.get_write_buffer_size() and not transport.is_closing():
+            try:
+                sent = os.writev(self._fd, [head, body])
+            except OSError:  # would block, or broken: the transport's write handles it
+                sent = 0
+        rest = memoryview(body)[max(0, sent - len(head)) :]
+        if rest and not TRANSPORT_COPIES and not isinstance(body, bytes):
+            rest = memoryview(bytes(rest))  # the transport would keep a view of our buffer
+        if sent < len(head):
+            transport.write(head[sent:])
+        if rest:
+            transport.write(rest)
 
     def _flush_cork(self) -> None:
         if self._cork and self.transport is not None and not self.transport.is_closing():

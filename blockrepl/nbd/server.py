@@ -32,6 +32,7 @@ from blockrepl.nbd.bufstream import BufferPool, Conn, PoolShare
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
+SEND_BUFFER = 4 * 1024 * 1024
 OFFERED = p.HandshakeFlag.FIXED_NEWSTYLE | p.HandshakeFlag.NO_ZEROES
 BASE_TFLAGS = (
     p.TFlag.HAS_FLAGS
@@ -134,6 +135,13 @@ class NbdServer:
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        elif sock is not None and sock.family == socket.AF_UNIX:
+            # Room in the kernel for a few big READ replies: what the socket does not take
+            # at once asyncio copies into its own buffer (and sends from there piecemeal).
+            # Capped by net.core.wmem_max. Not on TCP: setting it would end the kernel's
+            # autotuning, which grows the buffer up to net.ipv4.tcp_wmem's maximum.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
             try:
                 async with asyncio.timeout(self.handshake_timeout):
@@ -339,11 +347,7 @@ class NbdServer:
             if writer.is_closing():
                 return
             if data:
-                writer.write(p.encode_simple_reply(req.cookie, error))
-                # As a view: the transport keeps what the socket did not take without first
-                # slicing off a copy (Python 3.11 then copies it once into its buffer, and
-                # ours can go while the drain below waits for a slow reader).
-                writer.write(memoryview(data))
+                writer.write_reply(p.encode_simple_reply(req.cookie, error), data)
                 data = b""
             else:
                 writer.write_corked(p.encode_simple_reply(req.cookie, error))

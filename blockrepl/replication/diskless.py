@@ -86,11 +86,11 @@ async def serve_read(conn: Connection, req_id: int, offset: int, length: int) ->
         if disk.detached:
             raise OSError(errno.EIO, "this replica is Diskless too")
         data = await disk.read_local(offset, length)
-        reply = wire.encode_read_reply(req_id, 0, data)
+        head = wire.read_reply_head(req_id, 0)
     except OSError as exc:
         log.error("READ_REQ [%d, +%d] from the peer failed: %s", offset, length, exc)
-        reply = wire.encode_read_reply(req_id, exc.errno or errno.EIO)
-    conn.link.send(MsgType.READ_REPLY, reply)
+        head, data = wire.read_reply_head(req_id, exc.errno or errno.EIO), b""
+    conn.link.send_parts(MsgType.READ_REPLY, head, data)  # the data is not copied
 
 
 def on_peer_state(conn: Connection, state: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ import time
 from typing import cast
 
 from blockrepl.errors import BlockReplError
-from blockrepl.nbd.bufstream import DIRECT_MIN, Conn
+from blockrepl.nbd.bufstream import DIRECT_MIN, BufferPool, Conn
 from blockrepl.replication import wire
 from blockrepl.replication.wire import MsgType
 
@@ -58,6 +58,10 @@ class ReplicationLink:
         self._ack_first = 0
         self._ack_count = 0
         self._conn: Conn | None = None
+        # Big payloads the reader handed back once applied (DATA, RS_DATA): a fresh 1 MiB
+        # bytearray per frame costs a zero-fill and page faults before the kernel copies
+        # the frame into it. 16 MiB: enough for the Secondary's few frames in flight.
+        self._pool = BufferPool(16 * 1024 * 1024)
         self._fd = -1
         transport = getattr(writer, "transport", None)
         sock = writer.get_extra_info("socket")
@@ -208,7 +212,7 @@ class ReplicationLink:
             if hdr.length < DIRECT_MIN:
                 payload = await self._conn.readexactly(hdr.length) if hdr.length else b""
             else:
-                buf = bytearray(hdr.length)
+                buf = self._pool.get(hdr.length)
                 await self._conn.readinto(memoryview(buf))
                 # A bytearray supports every read-only bytes operation the decoders use
                 # (slicing, memoryview, struct, decode); returning it saves a copy of each
@@ -219,6 +223,12 @@ class ReplicationLink:
         if hdr.type is MsgType.ERROR:
             raise PeerError(f"peer refused: {wire.decode_text(payload, 'ERROR')}")
         return hdr.type, payload
+
+    def release(self, payload: bytes) -> None:
+        """``payload``, returned by :meth:`recv`, is no longer used (nor any view of it):
+        its buffer may receive a later frame."""
+        if isinstance(payload, bytearray):
+            self._pool.put(payload)
 
     async def expect(self, mtype: MsgType) -> bytes:
         got, payload = await self.recv()

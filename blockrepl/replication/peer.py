@@ -215,6 +215,8 @@ class Connection:
                 await self._submit(
                     d.seq, self.node.disk.apply_write, d.offset, d.data, False, fua=fua
                 )
+                del d
+                self.link.release(payload)  # written (apply_write is synchronous)
             elif mtype is MsgType.WRITE_ACK_RANGE:
                 for seq in wire.decode_ack_range(payload):
                     self._on_write_ack(seq, True)
@@ -262,6 +264,8 @@ class Connection:
             off, data = wire.decode_rs_data(payload, size)
             self.node.disk.apply_write(off, data, False)
             self.target.on_written(off, len(data))
+            del data
+            self.link.release(payload)  # written (apply_write is synchronous)
         elif mtype is MsgType.RS_ACK and self.source is not None:
             self.source.on_ack(*wire.decode_rs_ack(payload))
         elif mtype is MsgType.SYNC_DONE and self.target is not None:

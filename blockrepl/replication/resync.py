@@ -180,7 +180,7 @@ class ResyncSource:
             data = await conn.node.disk.read_local(off, length)
             self.inflight[off] = length
             self.inflight_bytes += length
-            conn.link.send(MsgType.RS_DATA, wire.rs_data(off, data))
+            conn.link.send_parts(MsgType.RS_DATA, wire.rs_data_head(off), data)
         self.sent_bytes += length
         self.counters.data_bytes += length
         self.progress()

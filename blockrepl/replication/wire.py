@@ -270,7 +270,13 @@ def decode_zero(payload: bytes, size: int) -> Zero:
 
 
 def rs_data(offset: int, data: bytes) -> bytes:
-    return _U64.pack(offset) + data
+    return rs_data_head(offset) + data
+
+
+def rs_data_head(offset: int) -> bytes:
+    """The part of an RS_DATA payload before the data (sent with ``send_parts``, so the
+    data is not copied into a concatenation)."""
+    return _U64.pack(offset)
 
 
 def decode_rs_data(payload: bytes, size: int) -> tuple[int, memoryview]:
@@ -326,7 +332,12 @@ def decode_read_req(payload: bytes, size: int) -> tuple[int, int, int]:
 
 
 def encode_read_reply(req_id: int, err: int, data: bytes = b"") -> bytes:
-    return _READ_REPLY.pack(req_id, err) + data
+    return read_reply_head(req_id, err) + data
+
+
+def read_reply_head(req_id: int, err: int) -> bytes:
+    """The part of a READ_REPLY payload before the data."""
+    return _READ_REPLY.pack(req_id, err)
 
 
 def decode_read_reply(payload: bytes) -> tuple[int, int, memoryview]:

@@ -139,3 +139,57 @@ def test_pools_of_all_connections_share_one_bound() -> None:
     assert share.bytes == DIRECT_MIN
     two.get(DIRECT_MIN)
     assert share.bytes == 0
+
+
+async def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    got = bytearray()
+    while len(got) < n:
+        chunk = await loop.sock_recv(sock, n - len(got))
+        assert chunk, "peer closed early"
+        got += chunk
+    return bytes(got)
+
+
+async def test_replies_arrive_whole_and_in_order_small_corked_big_by_writev() -> None:
+    conn, peer = await _conn_pair()
+    small = [(b"H%03d" % i, os.urandom(4096)) for i in range(20)]
+    big = (b"HBIG", bytearray(os.urandom(4 * 1024 * 1024)))  # more than the socket takes
+    want = b""
+    for head, body in small[:10]:
+        conn.write_reply(head, body)
+        want += head + body
+    conn.write_reply(*big)  # after the corked ones, although they are still queued
+    want += big[0] + bytes(big[1])
+    big[1][:] = bytes(len(big[1]))  # the caller may reuse its buffer at once
+    for head, body in small[10:]:
+        conn.write_reply(head, body)
+        want += head + body
+    assert await _recv_exactly(peer, len(want)) == want
+    await conn.drain()
+    conn.close()
+    peer.close()
+
+
+async def test_a_small_mutable_reply_is_copied_before_it_is_corked() -> None:
+    conn, peer = await _conn_pair()
+    body = bytearray(b"x" * 100)
+    conn.write_reply(b"HEAD", body)
+    body[:] = b"y" * 100  # reused before the cork is flushed
+    assert await _recv_exactly(peer, 104) == b"HEAD" + b"x" * 100
+    conn.close()
+    peer.close()
+
+
+async def test_a_big_reply_behind_queued_bytes_goes_through_the_transport() -> None:
+    conn, peer = await _conn_pair()
+    first = os.urandom(8 * 1024 * 1024)  # fills the socket: the rest waits in the transport
+    conn.write(first)
+    assert conn.transport is not None and conn.transport.get_write_buffer_size()
+    body = bytearray(os.urandom(DIRECT_MIN))
+    conn.write_reply(b"HEAD", body)  # must not be written ahead of what is queued
+    want = first + b"HEAD" + bytes(body)
+    body[:] = bytes(len(body))
+    assert await _recv_exactly(peer, len(want)) == want
+    conn.close()
+    peer.close()
