@@ -22,6 +22,27 @@ DIRECT_MIN = 64 * 1024  # payload remainders at least this big are received in p
 TRANSPORT_COPIES = sys.version_info < (3, 12)
 
 
+def write_through(
+    transport: asyncio.WriteTransport, fd: int, head: bytes, body: bytes | bytearray | memoryview
+) -> None:
+    """`head` then `body` in one ``writev`` on the socket `fd` (-1: TLS, never) when the
+    transport holds nothing to send before them; what the socket does not take goes
+    through the transport. The caller may reuse `body` once this returned."""
+    sent = 0
+    if fd >= 0 and not transport.get_write_buffer_size() and not transport.is_closing():
+        try:
+            sent = os.writev(fd, [head, body])
+        except OSError:  # would block, or broken: the transport's write handles it
+            sent = 0
+    rest = memoryview(body)[max(0, sent - len(head)) :]
+    if rest and not TRANSPORT_COPIES and not isinstance(body, bytes):
+        rest = memoryview(bytes(rest))  # the transport would keep a view of the buffer
+    if sent < len(head):
+        transport.write(head[sent:])
+    if rest:
+        transport.write(rest)
+
+
 class Conn(asyncio.BufferedProtocol):
     """Reader and writer of one connection (the subset of StreamReader/StreamWriter the
     NBD server uses). ``serve`` runs as a task once the connection is made."""
@@ -238,20 +259,7 @@ class Conn(asyncio.BufferedProtocol):
         assert self.transport is not None
         if self._cork:
             self._flush_cork()
-        sent = 0
-        transport = self.transport
-        if self._fd >= 0 and not transport.get_write_buffer_size() and not transport.is_closing():
-            try:
-                sent = os.writev(self._fd, [head, body])
-            except OSError:  # would block, or broken: the transport's write handles it
-                sent = 0
-        rest = memoryview(body)[max(0, sent - len(head)) :]
-        if rest and not TRANSPORT_COPIES and not isinstance(body, bytes):
-            rest = memoryview(bytes(rest))  # the transport would keep a view of our buffer
-        if sent < len(head):
-            transport.write(head[sent:])
-        if rest:
-            transport.write(rest)
+        write_through(self.transport, self._fd, head, body)
 
     def _flush_cork(self) -> None:
         if self._cork and self.transport is not None and not self.transport.is_closing():

@@ -13,18 +13,15 @@ import hashlib
 import hmac
 import os
 import socket
-import sys
 import time
 from typing import cast
 
 from blockrepl.errors import BlockReplError
-from blockrepl.nbd.bufstream import DIRECT_MIN, BufferPool, Conn
+from blockrepl.nbd.bufstream import DIRECT_MIN, BufferPool, Conn, write_through
 from blockrepl.replication import wire
 from blockrepl.replication.wire import MsgType
 
 CORK_MAX = 64 * 1024
-# asyncio < 3.12 copies unsent data into the transport's bytearray; 3.12+ keeps a reference.
-_TRANSPORT_COPIES = sys.version_info < (3, 12)
 SEND_BUFFER = 16 * 1024 * 1024
 
 
@@ -143,20 +140,7 @@ class ReplicationLink:
         """Header and body in one writev when nothing is queued before them: no segment
         holding just the header, and no copy of the body into the transport's buffer
         (asyncio 3.11 copies whatever the socket does not take at once)."""
-        sent = 0
-        transport = self.writer.transport
-        if self._fd >= 0 and not transport.get_write_buffer_size() and not transport.is_closing():
-            try:
-                sent = os.writev(self._fd, [hdr, body])
-            except OSError:  # would block, or broken: the transport's write handles it
-                sent = 0
-        rest = memoryview(body)[max(0, sent - len(hdr)) :]
-        if rest and not _TRANSPORT_COPIES:
-            rest = memoryview(bytes(rest))  # the caller reuses its buffer once acknowledged
-        if sent < len(hdr):
-            self.writer.write(hdr[sent:])
-        if rest:
-            self.writer.write(rest)
+        write_through(self.writer.transport, self._fd, hdr, body)
 
     def flush(self) -> None:
         self._cork_scheduled = False
