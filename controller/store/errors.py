@@ -86,3 +86,14 @@ class LeaseNotFoundError(StoreError):
     def __init__(self, lease_id: int) -> None:
         self.lease_id = lease_id
         super().__init__(f"lease {lease_id:x} not found: it expired or was revoked")
+
+
+class PermissionDeniedError(StoreError):
+    """etcd's auth refused the request: the client certificate's user lacks the role.
+
+    etcd refuses a transaction whole, so nothing was changed.
+    """
+
+    def __init__(self, message: str, cause: str = "") -> None:
+        self.cause = cause or message
+        super().__init__(message)

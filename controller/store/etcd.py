@@ -27,11 +27,13 @@ from controller.store.base import (
     preconditions,
     validate_ops,
 )
+from controller.store.denied import explain_denied
 from controller.store.errors import (
     CompactedError,
     Conflict,
     ConflictError,
     LeaseNotFoundError,
+    PermissionDeniedError,
     StoreError,
     StoreUnavailableError,
 )
@@ -128,8 +130,11 @@ class EtcdStore(Store):
         write: bool = False,
         lease_id: int | None = None,
         timeout: float | None = None,
+        touched: Sequence[str] = (),
     ) -> T:
-        """Run fn(connection) within the timeout, reconnecting (next endpoint) when safe."""
+        """Run fn(connection) within the timeout, reconnecting (next endpoint) when safe.
+
+        touched: the keys the request reads or writes, to name one if etcd refuses it."""
         if self._closed:
             raise StoreError("store is closed")
         deadline = time.monotonic() + (timeout or self.timeout)
@@ -158,9 +163,12 @@ class EtcdStore(Store):
                         self._conn.reset(channel)
                     continue
                 unsure = write and not not_sent(e)
-                raise translate(
+                err = translate(
                     e, self._conn, write=write, lease_id=lease_id, unsure=unsure, timeout=timeout
-                ) from None
+                )
+                if isinstance(err, PermissionDeniedError):
+                    err = await explain_denied(self._conn, err, touched, write=write)
+                raise err from None
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -168,7 +176,9 @@ class EtcdStore(Store):
         check_relative_key(key)
         self.stats.ranges += 1
         req = rpc.RangeRequest(key=self._full(key))
-        resp = await self._call(lambda c: c.kv.Range(req, timeout=self.timeout), idempotent=True)
+        resp = await self._call(
+            lambda c: c.kv.Range(req, timeout=self.timeout), idempotent=True, touched=[key]
+        )
         return self._kv(resp.kvs[0]) if resp.kvs else None
 
     async def list(self, prefix: str) -> tuple[list[KeyValue], int]:
@@ -176,7 +186,9 @@ class EtcdStore(Store):
         self.stats.ranges += 1
         full = self._full(prefix)
         req = rpc.RangeRequest(key=full, range_end=prefix_range_end(full))
-        resp = await self._call(lambda c: c.kv.Range(req, timeout=self.timeout), idempotent=True)
+        resp = await self._call(
+            lambda c: c.kv.Range(req, timeout=self.timeout), idempotent=True, touched=[prefix]
+        )
         return [self._kv(kv) for kv in resp.kvs], int(resp.header.revision)
 
     async def revision(self) -> int:
@@ -225,7 +237,11 @@ class EtcdStore(Store):
         self.stats.txns += 1
         within = timeout or self.timeout
         resp = await self._call(
-            lambda c: c.kv.Txn(req, timeout=within), idempotent=False, write=True, timeout=within
+            lambda c: c.kv.Txn(req, timeout=within),
+            idempotent=False,
+            write=True,
+            timeout=within,
+            touched=[op.key for op in ops if isinstance(op, Put | Delete)],
         )
         if not resp.succeeded:
             actual: dict[str, int | None] = {}
@@ -257,6 +273,7 @@ class EtcdStore(Store):
             idempotent=False,
             write=True,
             lease_id=lease,
+            touched=[key],
         )
         return int(presp.header.revision)
 
@@ -269,7 +286,10 @@ class EtcdStore(Store):
         req = rpc.DeleteRangeRequest(key=self._full(key))
         self.stats.deletes += 1
         dresp = await self._call(
-            lambda c: c.kv.DeleteRange(req, timeout=self.timeout), idempotent=False, write=True
+            lambda c: c.kv.DeleteRange(req, timeout=self.timeout),
+            idempotent=False,
+            write=True,
+            touched=[key],
         )
         return bool(dresp.deleted)
 

@@ -20,6 +20,7 @@ from aetcd import rpc
 from controller.store.errors import (
     CompactedError,
     LeaseNotFoundError,
+    PermissionDeniedError,
     StoreError,
     StoreUnavailableError,
     TxnTooLargeError,
@@ -370,7 +371,13 @@ def translate(
         return LeaseNotFoundError(lease_id or 0)
     if code == c.OUT_OF_RANGE and "compacted" in low:
         return CompactedError(0)
-    if code in (c.UNAUTHENTICATED, c.PERMISSION_DENIED):
+    if code == c.PERMISSION_DENIED or (
+        code == c.FAILED_PRECONDITION and "user name not found" in low
+    ):
+        # etcd's auth: the certificate's CN is no user, or its roles do not cover the
+        # keys (or the call needs root). The store names the user and key (etcd.py).
+        return PermissionDeniedError(f"permission denied: {details}", details)
+    if code == c.UNAUTHENTICATED:
         return StoreError(
             f"etcd refused access: {details}; check the TLS CA / client certificate and key"
         )
