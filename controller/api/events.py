@@ -66,6 +66,11 @@ REASONS: dict[str, str] = {
     "LeaderElected": "a node took the controller lead (message: the previous leader, the term)",
     "JoinTokenCreated": "`ha cluster token create` made a join token (its id, never its secret)",
     "JoinTokenRevoked": "`ha cluster token delete` revoked a join token",
+    # Cluster: control-plane RBAC (etcd auth), written by `ha cluster user|rbac`.
+    "UserAdded": "`ha cluster user add` created a user or changed its role",
+    "UserDeleted": "`ha cluster user delete` deleted a user (its certificate maps to no one)",
+    "RbacEnabled": "`ha cluster rbac enable` turned etcd's auth on",
+    "RbacDisabled": "`ha cluster rbac disable` turned etcd's auth off",
 }
 
 
