@@ -36,6 +36,7 @@ from controller.bootstrap.node_config import (
 )
 from controller.bootstrap.pki import DEFAULT_PKI_DIR
 from controller.bootstrap.token import TokenError, parse_token, split_endpoint
+from controller.cli import rbac_cmd
 from controller.cli.output import err, table
 from controller.store.client_config import ClientConfig, resolve
 from controller.store.etcd_channel import TLSFiles
@@ -351,6 +352,8 @@ def register(
     p = tsub.add_parser("delete", parents=[common], help="revoke a join token")
     p.add_argument("id", metavar="ID")
     p.set_defaults(run=_remote(_token_delete))
+
+    rbac_cmd.register(csub, common)
 
 
 def _join_checked(args: argparse.Namespace) -> int:
