@@ -217,6 +217,9 @@ class VigilLab:
         admin = pki.PKIPaths(self.home / "pki")
         admin.directory.mkdir(parents=True, exist_ok=True)
         pki.write_public(admin.ca_cert, pki.cert_pem(ca.cert))
+        # The administrator's copy of the CA key, as on the node `ha cluster init` ran on:
+        # what `ha cluster user add --pki-dir` issues users' certificates with.
+        pki.write_private(admin.ca_key, pki.key_pem(ca.key))
         pki.issue_local(ca, admin, "admin", ["127.0.0.1"])
         self.client_config.write_text(
             yaml.safe_dump(
