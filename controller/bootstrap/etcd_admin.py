@@ -58,6 +58,10 @@ class EtcdAdmin:
         self.timeout = timeout
         self._conn = EtcdConnection(list(endpoints), timeout, tls)
 
+    @property
+    def endpoints(self) -> list[str]:
+        return list(self._conn.urls)
+
     async def _cluster(self) -> Any:
         channel = await self._conn.ensure(time.monotonic() + self.timeout)
         return rpc.ClusterStub(channel)

@@ -30,6 +30,7 @@ from controller.bootstrap.protocol import (
     read_message,
     write_message,
 )
+from controller.bootstrap.rbac import ensure_agent
 from controller.bootstrap.token import TokenError
 from controller.bootstrap.token_store import verify_token
 from controller.store.base import Store
@@ -91,6 +92,13 @@ class JoinServer:
         self._lock = asyncio.Lock()  # one member add at a time: each changes the quorum
         self.joins = 0
         self._records: set[asyncio.Task[bool]] = set()
+
+    async def _agent_identity(self, node: str) -> bool:
+        """With RBAC set up, make the joining node's agent an etcd root user."""
+        if not isinstance(self.admin, EtcdAdmin):  # a test's stand-in for etcd
+            return False
+        admin = self.admin
+        return await ensure_agent(admin.endpoints, admin.tls, node, admin.timeout)
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0 = any free port); returns the port."""
@@ -160,6 +168,9 @@ class JoinServer:
             what: pki.csr_public_key(str(csrs.get(what, "")).encode(), f"{what} CSR")
             for what in ("server", "client", "admin")
         }
+        # Before the member exists: an agent etcd would refuse must not join.
+        if await self._agent_identity(name):
+            log.info("RBAC is set up: the agent of %s (node:%s) has etcd's root role", name, name)
         async with self._lock:
             member, members = await self._add_member(name, peer_url, say)
             self.joins += 1

@@ -8,6 +8,7 @@ identity that would not be root afterwards (it could not turn auth off again).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,11 +89,18 @@ async def disable(config: ClientConfig) -> None:
     await _record(config, rbac_changed(name, False, me or "?"))
 
 
-async def ensure_agent(config: ClientConfig, node: str) -> None:
-    """Give a (new) node's agent the root role (a node added after RBAC was enabled)."""
-    async with _auth(config) as auth:
+async def ensure_agent(
+    endpoints: Sequence[str], tls: TLSFiles, node: str, timeout: float = 5.0
+) -> bool:
+    """Give a joining node's agent the root role once RBAC has been set up (its roles
+    exist): a node added to the Cluster spec after `rbac enable` would otherwise start
+    an agent etcd refuses. Whether it did anything."""
+    async with EtcdAuth(endpoints, tls, timeout) as auth:
+        if access.ETCD_ROLE["operator"] not in await auth.roles():
+            return False
         await auth.ensure_user(agent_user(node))
         await auth.set_role_root(agent_user(node))
+    return True
 
 
 @dataclass(frozen=True)
