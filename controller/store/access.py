@@ -125,7 +125,13 @@ def denied_message(
     as_role = f" (role {role})" if role else ""
     verb = "write" if write else "read"
     what = key if key else "this part of the store"
-    grant = f"`ha cluster user add {user} --role {needs}`" if user else f"the {needs} role"
+    if user is not None and (user == "admin" or user.startswith("node:")):
+        # A node's own identity (agent or `ha`): not a user `ha cluster user add` makes.
+        grant = "`ha cluster rbac enable` (run again, it makes every node's identity root)"
+    elif user:
+        grant = f"`ha cluster user add {user} --role {needs}`"
+    else:
+        grant = f"the {needs} role"
     return (
         f"permission denied: {who}{as_role} may not {verb} {what}; "
         f"an admin can grant it with {grant}"

@@ -77,6 +77,10 @@ def test_denied_message() -> None:
         "permission denied: user alice (role viewer) may not write specs/ResourceGroup/web; "
         "an admin can grant it with `ha cluster user add alice --role operator`"
     )
+    agent = access.denied_message("node:n2", None, "leader", write=True, needs="admin")
+    assert agent.endswith(
+        "grant it with `ha cluster rbac enable` (run again, it makes every node's identity root)"
+    )
     unknown = access.denied_message(None, None, None, write=False, needs="viewer")
     assert unknown.startswith("permission denied: this client certificate's user may not read")
 
