@@ -411,7 +411,12 @@ class EtcdStore(Store):
                             next_rev = int(resp.header.revision) + 1
                         backoff, down_since = 0.05, None
                     if resp.canceled:
-                        raise _StreamEnded(f"etcd cancelled the watch: {resp.cancel_reason}")
+                        reason = str(resp.cancel_reason)
+                        if "permission denied" in reason.lower():
+                            # Retrying cannot help: the user may not read this prefix.
+                            denied = PermissionDeniedError(reason, reason)
+                            raise await explain_denied(self._conn, denied, [prefix], write=False)
+                        raise _StreamEnded(f"etcd cancelled the watch: {reason}")
                     last = 0
                     for ev in resp.events:
                         rev = int(ev.kv.mod_revision)

@@ -79,6 +79,16 @@ async def test_a_node_joining_under_rbac_gets_an_agent_etcd_accepts() -> None:
         ) as store:  # fmt: skip
             with pytest.raises(PermissionDeniedError, match="user eve \\(role viewer\\) may not"):
                 await store.put("leader-probe", {"by": "eve"})
+        # A watch etcd refuses ends with the refusal instead of being retried for ever.
+        async with EtcdStore(
+            cfg2.etcd.client_urls, "other", ca_cert=p.ca_cert,
+            cert_key=str(root / "eve/eve.key"), cert_cert=str(root / "eve/eve.crt"),
+        ) as store:  # fmt: skip
+            with pytest.raises(
+                PermissionDeniedError, match="user eve \\(role viewer\\) may not read"
+            ):
+                async for _ in store.watch("", 0):
+                    pass
         r = await ha("cluster", "rbac", "disable", *client)
         assert r.code == 0, r.err
     finally:
