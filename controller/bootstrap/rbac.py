@@ -8,7 +8,7 @@ identity that would not be root afterwards (it could not turn auth off again).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,18 +112,25 @@ class AddedUser:
 
 
 async def add_user(
-    config: ClientConfig, pki_paths: pki.PKIPaths, name: str, role: str, out: Path | None
+    config: ClientConfig,
+    pki_paths: Callable[[], pki.PKIPaths],
+    name: str,
+    role: str,
+    out: Path | None,
 ) -> AddedUser:
-    """Create (or re-role) a user; a new user, or one given -o, gets certificate files."""
+    """Create (or re-role) a user; a new user, or one given -o, gets certificate files.
+
+    pki_paths is asked only when a certificate is issued: changing a role needs no CA key.
+    """
     check_user_name(name)
     wanted = check_role(role)
-    ca = pki.load_ca(pki_paths) if out is not None else None
+    ca = pki.load_ca(pki_paths()) if out is not None else None
     cluster, _ = await _cluster(config)
     async with _auth(config) as auth:
         await auth.ensure_roles(config.cluster)
         new = await auth.user_roles(name) is None
         if new and ca is None:
-            ca = pki.load_ca(pki_paths)
+            ca = pki.load_ca(pki_paths())
             out = Path(f"vigil-user-{name}")
         files = None
         if ca is not None and out is not None:

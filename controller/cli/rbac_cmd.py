@@ -39,7 +39,7 @@ async def _user_add(args: argparse.Namespace, config: ClientConfig) -> int:
             "client certificates of the cluster CA; use the config `ha cluster init` wrote"
         )
     out = Path(args.output_dir) if args.output_dir else None
-    added = await rbac.add_user(config, _pki_paths(args), args.name, args.role, out)
+    added = await rbac.add_user(config, lambda: _pki_paths(args), args.name, args.role, out)
     state = "added" if added.new else "updated"
     print(
         f"user {added.name} {state}: role {added.role} (etcd role {access.ETCD_ROLE[added.role]})"

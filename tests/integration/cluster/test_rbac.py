@@ -130,6 +130,12 @@ def test_roles_are_enforced_by_etcd_and_failover_still_works(
     listed = vlab.ha("cluster", "user", "list")
     assert listed.code == 0, listed.err
     assert "vera" in listed.out and "viewer" in listed.out and "node:" in listed.out
+    # The refusal's hint works as given: a role change, no new certificate (no CA needed).
+    regranted = vlab.ha("cluster", "user", "add", "vera", "--role", "operator")
+    assert regranted.code == 0 and "updated: role operator" in regranted.out, regranted.err
+    for command in (["standby", spare], ["unstandby", spare]):
+        done = ha_as(vlab, viewer, *command)
+        assert done.code == 0, (command, done.err)
     assert events(vlab, "UserAdded")
 
     # The agents run as etcd root: a power loss still fails over under auth.
