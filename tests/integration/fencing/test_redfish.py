@@ -34,8 +34,10 @@ async def test_status_off_on_with_late_changes(sushy: SushyEmulator, tmp_path: P
     out = await run_fence_action(dev, "n1", "status")
     assert (out.ok, out.power) == (True, "on"), out
     out = await run_fence_action(dev, "n1", "off")
+    # Verified off: the device read the power back until the fake driver applied it. No
+    # lower bound on the time: the driver applies at int(now) + 1..11 s, which may be a
+    # few milliseconds away (a bound of 0.5 s failed about 1 run in 20).
     assert (out.ok, out.verified, out.power) == (True, True, "off"), out
-    assert out.seconds >= 0.5  # the fake driver's delay was waited for, not skipped
     out = await run_fence_action(dev, "n1", "status")
     assert (out.ok, out.power) == (True, "off"), out
     # By the emulator's name: it redirects to the system's uuid.
