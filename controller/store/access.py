@@ -67,26 +67,17 @@ class Permission:
     range_end: bytes
 
 
-def prefix_end(prefix: bytes) -> bytes:
-    """etcd's range end covering every key that starts with prefix."""
-    b = bytearray(prefix)
-    for i in range(len(b) - 1, -1, -1):
-        if b[i] < 0xFF:
-            b[i] += 1
-            return bytes(b[: i + 1])
-    return b"\0"
-
-
 def permissions(cluster: str, role: Role) -> list[Permission]:
     """The permissions of the etcd role behind a Vigil role; admin (root) needs none."""
     if role == "admin":
         return []
     base = keys.cluster_prefix(cluster).encode()
-    perms = [Permission(READ, base, prefix_end(base))]
+    perms = [Permission(READ, base, keys.prefix_range_end(base))]
     if role == "operator":
         for g in OPERATOR_WRITES:
             full = base + g.key.encode()
-            perms.append(Permission(READWRITE, full, prefix_end(full) if g.prefix else b""))
+            end = keys.prefix_range_end(full) if g.prefix else b""
+            perms.append(Permission(READWRITE, full, end))
     return perms
 
 

@@ -44,10 +44,9 @@ from controller.store.etcd_channel import (
     grpc,
     leaderless,
     not_sent,
-    prefix_range_end,
     translate,
 )
-from controller.store.keys import check_relative_key, cluster_prefix
+from controller.store.keys import check_relative_key, cluster_prefix, prefix_range_end
 
 log = logging.getLogger(__name__)
 

@@ -96,16 +96,6 @@ def parse_endpoint(raw: str, tls: bool) -> EtcdEndpoint:
     return EtcdEndpoint(f"{scheme}://{text}", text, secure)
 
 
-def prefix_range_end(prefix: bytes) -> bytes:
-    """etcd range end covering every key that starts with prefix."""
-    b = bytearray(prefix)
-    for i in range(len(b) - 1, -1, -1):
-        if b[i] < 0xFF:
-            b[i] += 1
-            return bytes(b[: i + 1])
-    return b"\0"
-
-
 def closed_under_call() -> bool:
     """True when a CancelledError came from grpc, not from cancelling this task.
 

@@ -96,3 +96,13 @@ def check_relative_key(key: str, *, prefix: bool = False) -> str:
     if "\x00" in key:
         raise ValueError(f"store {what} {key!r} must not contain NUL bytes")
     return key
+
+
+def prefix_range_end(prefix: bytes) -> bytes:
+    """etcd's range end covering every key that starts with prefix."""
+    b = bytearray(prefix)
+    for i in range(len(b) - 1, -1, -1):
+        if b[i] < 0xFF:
+            b[i] += 1
+            return bytes(b[: i + 1])
+    return b"\0"
